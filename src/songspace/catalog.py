@@ -1,0 +1,205 @@
+"""The catalog: SQLite (WAL) holding tracks, tags, per-track status and embeddings.
+
+It is the source of truth; the vector index and everything else are derived from it. It knows
+nothing about audio. Every write is its own transaction, so a run killed at any moment leaves
+a consistent catalog, and re-running picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .tags import TAG_NAMES
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracks (
+    id           INTEGER PRIMARY KEY,
+    path         TEXT NOT NULL UNIQUE,
+    size         INTEGER,
+    mtime        REAL,
+    content_hash TEXT,
+    duration     REAL,
+    title        TEXT,
+    artist       TEXT,
+    album        TEXT,
+    genre        TEXT,
+    status       TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error        TEXT,
+    updated_at   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL,
+    vector   BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+INSERT OR IGNORE INTO meta VALUES ('generation', '0');
+"""
+
+
+
+@dataclass(frozen=True)
+class Track:
+    id: int
+    path: str
+    size: int | None
+    mtime: float | None
+    content_hash: str | None
+    duration: float | None
+    title: str | None
+    artist: str | None
+    album: str | None
+    genre: str | None
+    status: str
+    error: str | None
+    model_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        """'artist - title' when tagged, else the file name."""
+        if self.artist or self.title:
+            return f"{self.artist or '?'} - {self.title or Path(self.path).stem}"
+        return Path(self.path).name
+
+
+_TRACK_COLUMNS = "t.id, t.path, t.size, t.mtime, t.content_hash, t.duration, t.title, t.artist, t.album, t.genre, t.status, t.error, e.model_id"
+_TRACK_SELECT = f"SELECT {_TRACK_COLUMNS} FROM tracks t LEFT JOIN embeddings e ON e.track_id = t.id"
+
+
+class Catalog:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open transactions ourselves, one per logical write.
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every change to the searchable set; derived indexes compare against it."""
+        return int(self.get_meta("generation", "0"))
+
+    def _bump(self) -> None:
+        self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def _upsert_track(self, path: str, fields: dict) -> int:
+        cols = ["path", *fields, "updated_at"]
+        vals = [path, *fields.values(), time.time()]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+        self.db.execute(
+            f"INSERT INTO tracks ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT(path) DO UPDATE SET {updates}",
+            vals,
+        )
+        return self.db.execute("SELECT id FROM tracks WHERE path = ?", (path,)).fetchone()[0]
+
+    def put_ok(self, path: str, *, size: int, mtime: float, content_hash: str, duration: float,
+               tags: dict, model_id: str, vector: np.ndarray) -> int:
+        """Store a successfully analysed track and its embedding in one transaction."""
+        fields = dict(size=size, mtime=mtime, content_hash=content_hash, duration=duration,
+                      status="ok", error=None, **{t: tags.get(t) for t in TAG_NAMES})
+        with self._transaction():
+            track_id = self._upsert_track(path, fields)
+            self.db.execute(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                (track_id, model_id, np.asarray(vector, dtype=np.float32).tobytes()),
+            )
+            self._bump()
+        return track_id
+
+    def put_failed(self, path: str, reason: str, *, size: int | None = None, mtime: float | None = None) -> int:
+        """Record a failure. A previously stored embedding is kept (nothing stored is lost) but
+        the track leaves search until it analyses cleanly again."""
+        with self._transaction():
+            track_id = self._upsert_track(path, dict(size=size, mtime=mtime, status="failed", error=reason))
+            self._bump()
+        return track_id
+
+    def touch(self, track_id: int, size: int, mtime: float) -> None:
+        """File metadata changed but its content did not: keep the embedding."""
+        self.db.execute("UPDATE tracks SET size = ?, mtime = ? WHERE id = ?", (size, mtime, track_id))
+
+    def remove(self, track_ids: list[int]) -> None:
+        with self._transaction():
+            self.db.executemany("DELETE FROM tracks WHERE id = ?", [(i,) for i in track_ids])
+            self._bump()
+
+    @contextmanager
+    def _transaction(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def tracks(self, where: str = "", params: tuple = ()) -> list[Track]:
+        sql = f"{_TRACK_SELECT} {('WHERE ' + where) if where else ''} ORDER BY t.id"
+        return [Track(*row) for row in self.db.execute(sql, params)]
+
+    def track(self, track_id: int) -> Track | None:
+        found = self.tracks("t.id = ?", (track_id,))
+        return found[0] if found else None
+
+    def by_path(self, path: str) -> Track | None:
+        found = self.tracks("t.path = ?", (path,))
+        return found[0] if found else None
+
+    def search_text(self, text: str) -> list[Track]:
+        """Tracks whose 'artist - title' (or file path) contains `text`, case-insensitively."""
+        like = f"%{text}%"
+        return self.tracks(
+            "(COALESCE(t.artist, '') || ' - ' || COALESCE(t.title, '')) LIKE ? OR t.path LIKE ?", (like, like)
+        )
+
+    def vectors(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the searchable tracks: status ok and embedded by `model_id`."""
+        rows = self.db.execute(
+            "SELECT t.id, e.vector FROM tracks t JOIN embeddings e ON e.track_id = t.id "
+            "WHERE t.status = 'ok' AND e.model_id = ? ORDER BY t.id",
+            (model_id,),
+        ).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        return ids, vecs
+
+    def vector(self, track_id: int) -> tuple[str, np.ndarray] | None:
+        row = self.db.execute("SELECT model_id, vector FROM embeddings WHERE track_id = ?", (track_id,)).fetchone()
+        return (row[0], np.frombuffer(row[1], dtype=np.float32).copy()) if row else None
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM tracks GROUP BY status").fetchall()
+        return {"ok": 0, "failed": 0, **dict(rows)}
+
+    def models(self) -> dict[str, int]:
+        """How many tracks each model embedded."""
+        return dict(self.db.execute("SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id").fetchall())
+

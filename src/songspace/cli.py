@@ -1,0 +1,219 @@
+"""songspace command line: index a music folder, then ask for tracks that sound alike."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .audio import DecodeError
+from .library import LIBRARY_ENV, Library, QueryError, default_library_dir
+
+app = typer.Typer(
+    help="Music similarity from the sound itself. Index a folder, then ask for tracks that sound alike.\n\n"
+    "  songspace index ~/Music\n\n  songspace similar 'artist - title'\n\n  songspace status",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+console = Console(stderr=True)
+out = Console()
+state: dict = {}
+
+
+@app.callback()
+def main(
+    library: Annotated[Optional[Path], typer.Option(
+        "--library", "-L", envvar=LIBRARY_ENV,
+        help=f"Library directory (catalog, vector index, fitted models). Default: {default_library_dir()}")] = None,
+):
+    state["library"] = library
+
+
+def open_library() -> Library:
+    return Library.open(state.get("library"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+# ---------------------------------------------------------------------------------------------
+
+
+class ProgressReport:
+    """Turns Library's report(phase, done, total, note) calls into rich progress bars with ETA."""
+
+    LABELS = {"fit-corpus": "Reading music for fitting", "fit": "Fitting model", "analyse": "Analysing"}
+
+    def __init__(self, progress: Progress):
+        self.progress, self.tasks = progress, {}
+
+    def __call__(self, phase: str, done: float, total: float, note: str) -> None:
+        if phase not in self.LABELS:
+            return
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(self.LABELS[phase], total=total, note="")
+        self.progress.update(self.tasks[phase], completed=done, total=total, note=note)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[note]}", style="dim"),
+        console=console, transient=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def index(
+    folders: Annotated[list[Path], typer.Argument(help="Music folders (or files) to index.")],
+    fit: Annotated[bool, typer.Option("--fit", help="First adapt the model to this music (no labels needed), then embed with it.")] = False,
+    minutes: Annotated[float, typer.Option(help="Time budget for --fit, in minutes.")] = 10.0,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2).")] = None,
+):
+    """Add music to the library. Incremental: only new or changed files are analysed, removed
+    files are dropped, and an interrupted run resumes where it stopped. Exit code 1 if any
+    file could not be analysed (see `songspace status`)."""
+    with open_library() as lib, progress_bar() as progress:
+        try:
+            report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers, report=ProgressReport(progress))
+        except FileNotFoundError as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2)
+    summary = (f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+               f"removed {report.removed}, failed {len(report.failed)}")
+    if report.fitted_model:
+        console.print(f"fitted model: {report.fitted_model}")
+    for path, reason in report.failed:
+        console.print(f"[yellow]failed:[/] {path}: {reason}")
+    if report.interrupted:
+        console.print(f"[yellow]interrupted[/] ({summary}); run the same command again to resume")
+        raise typer.Exit(130)
+    console.print(summary)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def similar(
+    query: Annotated[str, typer.Argument(help="A catalog id, a path in the library, part of 'artist - title', or an audio file outside the library.")],
+    k: Annotated[int, typer.Option("-k", help="How many tracks.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Tracks that sound most like QUERY, best first."""
+    with open_library() as lib:
+        try:
+            target = lib.resolve(query)
+            matches = lib.similar(query, k)
+        except (QueryError, FileNotFoundError, DecodeError) as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2)
+    rows = [{"id": m.track.id, "score": round(m.score, 4), "path": m.track.path, "artist": m.track.artist,
+             "title": m.track.title, "album": m.track.album} for m in matches]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    name = target.label if hasattr(target, "label") else str(target)
+    table = Table(title=f"Sounds like: {name}")
+    for col in ("#", "score", "id", "track", "path"):
+        table.add_column(col, overflow="fold")
+    for i, m in enumerate(matches, 1):
+        table.add_row(str(i), f"{m.score:.3f}", str(m.track.id), m.track.label, m.track.path)
+    out.print(table)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """Counts, the current model, and every failure with its reason."""
+    with open_library() as lib:
+        s = lib.status()
+    if as_json:
+        out.print_json(json.dumps(s))
+        return
+    out.print(f"library:    {s['library']}")
+    out.print(f"model:      {s['model']['id']}  ({s['model']['path']})")
+    out.print(f"tracks:     {s['tracks']}  (ok {s['ok']}, failed {s['failed']}, searchable {s['searchable']})")
+    for model_id, n in s["embeddings_by_model"].items():
+        stale = "" if model_id == s["model"]["id"] else "  (another model: re-embedded by the next `index`)"
+        out.print(f"embedded:   {n} by {model_id}{stale}")
+    for path, reason in s["failures"]:
+        out.print(f"[yellow]failed:[/] {path}: {reason}")
+
+
+@app.command()
+def export(
+    path: Annotated[Path, typer.Argument(help="OUT.npz (ids, paths, vectors) or OUT.parquet (plus tags).")],
+):
+    """Write one row per searchable track: absolute path and L2-normalised float32 vector."""
+    with open_library() as lib:
+        try:
+            lib.export(path)
+        except ValueError as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def train(
+    folders: Annotated[list[Path], typer.Argument(help="Folders of music to learn from (no labels needed).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Model file to write (.safetensors, with a .json config beside it).")],
+    objective: Annotated[str, typer.Option(help="contrastive (two excerpts of a track pulled together) or autoencoder (rebuild patches through a bottleneck).")] = "contrastive",
+    minutes: Annotated[Optional[float], typer.Option(help="Training time budget in minutes (reading the music comes first and is not counted).")] = 5.0,
+    steps: Annotated[Optional[int], typer.Option(help="Train for exactly this many steps instead (deterministic under --seed).")] = None,
+    init: Annotated[Optional[Path], typer.Option(help="Start from this model instead of random weights ('default' for the shipped one).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Tracks per step.")] = 64,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding.")] = None,
+):
+    """Train the encoder self-supervised on folders of music and save it."""
+    from .library import scan
+    from .models.files import DEFAULT_MODEL
+    from .training import TrainConfig
+    from .training import train as run_training
+
+    files, _ = scan(folders)
+    if steps is not None:
+        minutes = None
+    try:
+        cfg = TrainConfig(objective=objective, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size)
+    except ValueError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2)
+    init_model = DEFAULT_MODEL if str(init) == "default" else init
+    with progress_bar() as progress:
+        report = ProgressReport(progress)
+        model, corpus = run_training(files, out_path, cfg, init=init_model, workers=workers,
+                                     on_corpus=lambda d, n: report("fit-corpus", d, n, ""),
+                                     on_step=lambda f, s, loss: report("fit", f, 1.0, f"step {s} loss {loss:.3f}"))
+    for path, reason in corpus.failures:
+        console.print(f"[yellow]skipped:[/] {path}: {reason}")
+    t = model.info["training"]
+    console.print(f"trained {model.model_id}: {t['steps']} steps in {t['seconds']} s on {t['tracks']} tracks "
+                  f"({t['device']}), loss {t['final_loss']:.3f} → {model.path}")
+
+
+@app.command()
+def demo_library(
+    folder: Annotated[Path, typer.Argument(help="Where to write the demo tracks.")],
+    per_style: Annotated[int, typer.Option(help="Tracks per style.")] = 6,
+):
+    """Synthesize a small demo library (a few distinct styles, mixed codecs) to try songspace on."""
+    from .synth import make_demo_library
+
+    paths = make_demo_library(folder, n_per_style=per_style)
+    console.print(f"wrote {len(paths)} tracks to {folder}")
+
+
+if __name__ == "__main__":
+    sys.exit(app())
