@@ -95,7 +95,8 @@ def log_mel(y: np.ndarray | torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     """Log-mel power spectrogram of a mono waveform: (n_mels, n_frames) float32 tensor."""
     y = torch.as_tensor(y, dtype=torch.float32)
     window, filters = _window_and_filters(cfg, y.device)
-    spec = torch.stft(y, cfg.n_fft, cfg.hop_length, window=window, center=True, return_complex=True)
+    spec = torch.stft(y, cfg.n_fft, cfg.hop_length, window=window, center=True,
+                      pad_mode="constant", return_complex=True)
     power = spec.real.square_() + spec.imag.square_()
     return torch.log(filters @ power + cfg.log_offset)
 

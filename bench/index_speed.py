@@ -1,0 +1,468 @@
+"""Indexing speed and memory of `Library.index`, against an MFCC-statistics baseline in the same run.
+
+    .venv/bin/python bench/index_speed.py [--data ../shared/data/ost-dev] [--out bench/out]
+
+Workloads:
+  ost-dev     the ost-dev clips, indexed into a fresh library
+  long-5min   8 tracks of 5 minutes (ost-dev clips joined end to end; built once, cached in --out)
+  long-3h     one 3-hour low-bitrate mp3 (clips joined and repeated; built once by streaming)
+
+Each workload runs in a fresh child process (this script with --child), so its figures are end to
+end: interpreter start-up, imports, worker spawn and model loading are all inside the wall time.
+Training is not (no `fit`). Memory is sampled every ~50 ms from this process over the child's whole
+process tree (child + its workers): "peak RSS" is the largest sum of RSS seen at one instant, and
+"largest process" the largest single RSS. Summed RSS counts shared pages (torch's libraries) once
+per process, so it overstates what the tree really holds; it is the conservative figure.
+
+The baseline is a bliss-like hand-crafted vector (librosa: 20 MFCCs + deltas, spectral centroid,
+contrast, flatness, chroma, zcr, rms; mean and std of each) run with the same parallelism: a spawn
+ProcessPoolExecutor with `--workers` processes, one thread each.
+
+A benchmark, not a test: it prints figures and the issue's targets beside them (PASS/MISS) and
+writes everything to --out/index_speed.json; it never fails on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "ost-dev"
+DEFAULT_OUT = REPO / "bench" / "out"
+
+# Targets stated in the issue.
+TARGET_X_REALTIME = 300.0  # on ost-dev
+TARGET_PEAK_RSS = 1.5 * 2**30  # bytes, every workload including the 3-hour file
+
+AUDIO_EXTENSIONS = {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".aif",
+                    ".aiff", ".wma", ".webm", ".mka"}
+RESULT_MARK = "@@RESULT@@ "
+MiB = 2**20
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory: a sampler over a process tree
+# ---------------------------------------------------------------------------------------------
+
+
+class RssSampler:
+    """Samples RSS of a process and all its descendants every `interval` seconds, in a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak_total = 0  # largest sum over the tree at one instant, bytes
+        self.peak_single = 0  # largest single process, bytes
+        self.max_procs = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def sample(self) -> None:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        rss = []
+        for p in procs:
+            try:
+                rss.append(p.memory_info().rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass  # a worker that exited between listing and reading
+        if rss:
+            self.peak_total = max(self.peak_total, sum(rss))
+            self.peak_single = max(self.peak_single, max(rss))
+            self.max_procs = max(self.max_procs, len(rss))
+            self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+
+def run_measured(child_args: list[str]) -> dict:
+    """Run this script as a child with `child_args`; return its result plus wall and tree memory."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", *child_args]
+    cpu0 = _children_cpu()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with RssSampler(proc.pid) as mem:
+        out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0  # the child and its waited-for workers, user + system
+    lines = [l for l in out.splitlines() if l.startswith(RESULT_MARK)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"child {child_args[0]} failed (rc={proc.returncode}):\n{err[-3000:]}")
+    result = json.loads(lines[-1][len(RESULT_MARK):])
+    result.update(wall_s=wall, peak_rss=mem.peak_total, peak_rss_single=mem.peak_single,
+                  max_procs=mem.max_procs, rss_samples=mem.samples, cpu_s=cpu)
+    result["x_realtime"] = result["audio_seconds"] / wall
+    result["x_realtime_per_cpu"] = result["audio_seconds"] / cpu if cpu else None
+    return result
+
+
+def _children_cpu() -> float:
+    """CPU seconds of all reaped descendants so far. Unlike wall time this barely moves when other
+    work shares the cores, so it is the figure to compare on a busy machine."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+# ---------------------------------------------------------------------------------------------
+# Child: songspace
+# ---------------------------------------------------------------------------------------------
+
+
+def child_songspace(paths: list[str], workers: int) -> dict:
+    """Index `paths` into a fresh library; time to first result and the index call itself."""
+    t0 = time.perf_counter()
+    from songspace.library import Library
+
+    first: list[float] = []
+
+    def on_progress(phase, done, total, note):
+        if phase == "analyse" and done and not first:
+            first.append(time.perf_counter() - t0)
+
+    with tempfile.TemporaryDirectory(prefix="songspace-bench-") as root:
+        lib = Library(root)
+        try:
+            report = lib.index(paths, workers=workers, report=on_progress)
+        finally:
+            lib.close()
+    return dict(tracks=report.added, failed=report.failed, audio_seconds=report.audio_seconds,
+                inner_wall_s=time.perf_counter() - t0, first_result_s=first[0] if first else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Child: the MFCC-statistics baseline
+# ---------------------------------------------------------------------------------------------
+
+BASELINE_SR = 22050
+SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                     "MKL_NUM_THREADS": "1"}
+
+
+def _decode_pyav(path: str, sr: int) -> np.ndarray:
+    """Whole file to mono float32 at `sr`: the baseline's fallback for what libsndfile cannot read
+    (m4a here, with no ffmpeg binary for audioread)."""
+    import av
+
+    chunks = []
+    with av.open(path) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        for frame in container.decode(audio=0):
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+        chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    return np.concatenate(chunks)
+
+
+def mfcc_stats(path: str) -> tuple[str, float, np.ndarray | None, str | None]:
+    """(path, seconds, feature vector, error): a bliss-like hand-crafted vector for one file."""
+    import warnings
+
+    import librosa
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                y, sr = librosa.load(path, sr=BASELINE_SR, mono=True)
+            except Exception:  # librosa's NoBackendError and friends: decode with PyAV instead
+                y, sr = _decode_pyav(path, BASELINE_SR), BASELINE_SR
+        S = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))  # one STFT shared by all features
+        power = S**2
+        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr)),
+                                    n_mfcc=20)
+        feats = [
+            mfcc,
+            librosa.feature.delta(mfcc),
+            librosa.feature.spectral_centroid(S=S, sr=sr),
+            librosa.feature.spectral_contrast(S=S, sr=sr),
+            librosa.feature.spectral_flatness(S=S),
+            librosa.feature.chroma_stft(S=power, sr=sr),
+            librosa.feature.zero_crossing_rate(y),
+            librosa.feature.rms(S=S),
+        ]
+        vec = np.concatenate([np.r_[f.mean(axis=1), f.std(axis=1)] for f in feats]).astype(np.float32)
+        return path, len(y) / sr, vec, None
+    except Exception as e:
+        return path, 0.0, None, f"{type(e).__name__}: {e}"
+
+
+def _init_baseline_worker() -> None:
+    os.environ.update(SINGLE_THREAD_ENV)
+
+
+def child_baseline(paths: list[str], workers: int) -> dict:
+    """MFCC statistics over `paths` with `workers` spawned single-threaded processes."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    t0 = time.perf_counter()
+    os.environ.update(SINGLE_THREAD_ENV)  # before spawning, so the workers' libraries see it
+    files = expand(paths)
+    seconds, failed, first = 0.0, [], None
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                             initializer=_init_baseline_worker) as pool:
+        for fut in as_completed([pool.submit(mfcc_stats, f) for f in files]):
+            path, secs, vec, err = fut.result()
+            first = first or time.perf_counter() - t0
+            if err:
+                failed.append((path, err))
+            seconds += secs
+    return dict(tracks=len(files) - len(failed), failed=failed, audio_seconds=seconds,
+                inner_wall_s=time.perf_counter() - t0, first_result_s=first)
+
+
+def expand(paths: list[str]) -> list[str]:
+    """Audio files under `paths` (files or folders), sorted: what the baseline analyses."""
+    files = []
+    for p in map(Path, paths):
+        if p.is_file():
+            files.append(str(p))
+        else:
+            files.extend(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(files)
+
+
+# ---------------------------------------------------------------------------------------------
+# Test material: long tracks built from the ost-dev clips (once, cached)
+# ---------------------------------------------------------------------------------------------
+
+LONG_SR = 22050
+LONG_TRACKS, LONG_SECONDS = 8, 300.0
+HOURS3_SECONDS, HOURS3_BITRATE = 3 * 3600.0, 48_000
+
+
+def clip_stream(clips: list[str], sr: int):
+    """Yield the clips decoded to mono float32 at `sr`, one after another, cycling for ever."""
+    from songspace.audio import DecodeError, load
+
+    while True:
+        for path in clips:
+            try:
+                yield load(path, sr=sr).y
+            except DecodeError:
+                continue
+
+
+def build_long_set(data: Path, out: Path) -> Path:
+    """`LONG_TRACKS` tracks of `LONG_SECONDS` each (alternating .mp3 and .ogg) from joined clips."""
+    from songspace.synth import write_audio
+
+    folder = out / "long-5min"
+    done = folder / "done.json"
+    spec = dict(tracks=LONG_TRACKS, seconds=LONG_SECONDS, sr=LONG_SR)
+    if done.exists() and json.loads(done.read_text()) == spec:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"building {LONG_TRACKS} x {LONG_SECONDS / 60:.0f} min tracks in {folder} ...", flush=True)
+    clips = clip_stream(expand([str(data)]), LONG_SR)
+    n = int(LONG_SECONDS * LONG_SR)
+    for i in range(LONG_TRACKS):
+        parts, have = [], 0
+        while have < n:
+            y = next(clips)
+            parts.append(y)
+            have += len(y)
+        y = np.concatenate(parts)[:n]
+        write_audio(folder / f"long{i:02d}{'.mp3' if i % 2 == 0 else '.ogg'}", y, LONG_SR)
+    done.write_text(json.dumps(spec))
+    return folder
+
+
+def build_three_hours(data: Path, out: Path) -> Path:
+    """One 3-hour mono mp3 at a low bit rate, encoded chunk by chunk (never held whole)."""
+    import av
+
+    path = out / "long-3h" / "three-hours.mp3"
+    spec = dict(seconds=HOURS3_SECONDS, sr=LONG_SR, bit_rate=HOURS3_BITRATE)
+    done = path.with_suffix(".json")
+    if path.exists() and done.exists() and json.loads(done.read_text()) == spec:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"building a {HOURS3_SECONDS / 3600:.0f}-hour mp3 at {path} ...", flush=True)
+    tmp = path.with_name(path.stem + ".partial.mp3")
+    total = int(HOURS3_SECONDS * LONG_SR)
+    with av.open(str(tmp), "w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=LONG_SR)
+        stream.layout = "mono"
+        stream.bit_rate = HOURS3_BITRATE
+        written = 0
+        for y in clip_stream(expand([str(data)]), LONG_SR):
+            y = np.clip(y[: total - written], -1.0, 1.0)
+            frame = av.AudioFrame.from_ndarray(y[np.newaxis, :], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = LONG_SR, written, Fraction(1, LONG_SR)
+            container.mux(stream.encode(frame))
+            written += len(y)
+            if written >= total:
+                break
+        container.mux(stream.encode(None))
+    tmp.rename(path)
+    done.write_text(json.dumps(spec))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Workloads
+# ---------------------------------------------------------------------------------------------
+
+
+def bench(name: str, paths: list[Path], workers: int, baseline: bool) -> dict:
+    """One workload: songspace, then (optionally) the baseline, each in a fresh child process."""
+    args = ["--workers", str(workers), *map(str, paths)]
+    row = {"workload": name, "songspace": run_measured(["songspace", *args])}
+    show(name, "songspace", row["songspace"])
+    if baseline:
+        row["baseline"] = run_measured(["baseline", *args])
+        show(name, "MFCC-librosa", row["baseline"])
+    return row
+
+
+def bench_ost_dev(data: Path, out: Path, workers: int, baseline: bool) -> dict:
+    return bench("ost-dev", [data], workers, baseline)
+
+
+def bench_long_5min(data: Path, out: Path, workers: int, baseline: bool) -> dict:
+    return bench("long-5min", [build_long_set(data, out)], workers, baseline)
+
+
+def bench_long_3h(data: Path, out: Path, workers: int, baseline: bool) -> dict:
+    # The baseline would decode 3 h whole (~950 MB of float32 at 22 kHz): skipped by design.
+    return bench("long-3h", [build_three_hours(data, out)], workers, baseline=False)
+
+
+WORKLOADS = {"ost-dev": bench_ost_dev, "long-5min": bench_long_5min, "long-3h": bench_long_3h}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------------
+
+
+def mib(n: float) -> str:
+    return f"{n / MiB:,.0f} MiB"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def show(workload: str, engine: str, r: dict) -> None:
+    first = f"{r['first_result_s']:.1f} s" if r.get("first_result_s") is not None else "-"
+    print(f"\n[{workload}] {engine}")
+    print(f"  tracks            {r['tracks']}  ({len(r['failed'])} failed)")
+    print(f"  audio             {r['audio_seconds']:,.0f} s ({r['audio_seconds'] / 3600:.2f} h)")
+    print(f"  wall              {r['wall_s']:.1f} s end to end  ({r['inner_wall_s']:.1f} s in the child "
+          f"after start-up; first result after {first})")
+    line = f"  x real time       {r['x_realtime']:,.0f}x"
+    if engine == "songspace" and workload == "ost-dev":
+        line += f"   target >= {TARGET_X_REALTIME:.0f}x  {verdict(r['x_realtime'] >= TARGET_X_REALTIME)}"
+    print(line)
+    print(f"  CPU time (tree)   {r['cpu_s']:.1f} s = {r['x_realtime_per_cpu']:,.0f} audio s per CPU s")
+    line = f"  peak RSS (tree)   {mib(r['peak_rss'])}  (largest process {mib(r['peak_rss_single'])}, up to {r['max_procs']} processes)"
+    if engine == "songspace":
+        line += f"   target < {mib(TARGET_PEAK_RSS)}  {verdict(r['peak_rss'] < TARGET_PEAK_RSS)}"
+    print(line)
+    for path, reason in r["failed"][:5]:
+        print(f"    failed: {path}: {reason}")
+
+
+def table(rows: list[dict]) -> str:
+    head = ("workload", "songspace x RT", "MFCC-librosa x RT", "ratio", "peak RSS songspace", "peak RSS baseline",
+            "audio s/CPU s (ss | base)")
+    lines = []
+    for row in rows:
+        s, b = row["songspace"], row.get("baseline")
+        lines.append((
+            row["workload"],
+            f"{s['x_realtime']:,.0f}x",
+            f"{b['x_realtime']:,.0f}x" if b else "-",
+            f"{s['x_realtime'] / b['x_realtime']:.2f}" if b else "-",
+            f"{mib(s['peak_rss'])} {verdict(s['peak_rss'] < TARGET_PEAK_RSS)}",
+            mib(b["peak_rss"]) if b else "-",
+            f"{s['x_realtime_per_cpu']:,.0f} | {b['x_realtime_per_cpu']:,.0f}" if b else f"{s['x_realtime_per_cpu']:,.0f} | -",
+        ))
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
+    fmt = lambda cells: " | ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([fmt(head), "-+-".join("-" * w for w in widths), *map(fmt, lines)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Workloads: ost-dev; long-5min and long-3h (built once under --out).")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"folder of clips (default {DEFAULT_DATA})")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help="where built long tracks are cached and index_speed.json goes (default bench/out)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes for both engines (default 2)")
+    p.add_argument("--only", choices=list(WORKLOADS), action="append",
+                   help="run only these workloads (repeatable)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the MFCC-librosa baseline")
+    p.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def child_main(argv: list[str]) -> None:
+    """`--child ENGINE --workers N PATH...`: run one engine and print its result as one JSON line."""
+    engine, _, workers, *paths = argv
+    fn = {"songspace": child_songspace, "baseline": child_baseline}[engine]
+    print(RESULT_MARK + json.dumps(fn(paths, int(workers))), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child is not None:
+        return child_main(args.child)
+    data, out = args.data.resolve(), args.out.resolve()
+    if not data.is_dir():
+        sys.exit(f"{data}: no such folder (see --data)")
+    out.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
+    print(f"songspace indexing benchmark: {psutil.cpu_count()} CPUs, {args.workers} workers, data {data}, "
+          f"load average {load:.2f}")
+    if load > 0.5:
+        print("  note: other work is running; wall-time figures will be low, CPU-time figures less so")
+
+    rows = [fn(data, out, args.workers, not args.no_baseline) for name, fn in WORKLOADS.items()
+            if not args.only or name in args.only]
+    print("\n" + table(rows))
+    print(f"\ntargets: >= {TARGET_X_REALTIME:.0f}x real time on ost-dev; peak RSS (tree) < {mib(TARGET_PEAK_RSS)} "
+          "on every workload. long-3h x RT counts the whole 3 h, of which songspace analyses excerpts.")
+    result = dict(cpus=psutil.cpu_count(), workers=args.workers, load_average_at_start=load, data=str(data), rows=rows,
+                  targets=dict(x_realtime=TARGET_X_REALTIME, peak_rss=TARGET_PEAK_RSS),
+                  when=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    (out / "index_speed.json").write_text(json.dumps(result, indent=2))
+    print(f"wrote {out / 'index_speed.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Shared fixtures: synthesized music written through real codecs, and fresh libraries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from songspace.synth import make_demo_library
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def demo_music(tmp_path_factory) -> Path:
+    """12 short tagged tracks, 4 styles, mixed codecs. Read-only: copy it before changing it."""
+    folder = tmp_path_factory.mktemp("demo-music")
+    make_demo_library(folder, n_per_style=3, seconds=8.0)
+    return folder
+
+
+@pytest.fixture
+def music(demo_music, tmp_path) -> Path:
+    """A private, writable copy of the demo music."""
+    return Path(shutil.copytree(demo_music, tmp_path / "music"))
+
+
+@pytest.fixture
+def library_dir(tmp_path) -> Path:
+    return tmp_path / "library"
+
+
+def run_cli(*args: str, library: Path, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real command line in a subprocess, as a user would."""
+    env = {**os.environ, "SONGSPACE_LIBRARY": str(library), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "songspace", *args], env=env, capture_output=True, text=True,
+                          timeout=600, **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"songspace {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
