@@ -34,11 +34,16 @@ def library_dir(tmp_path) -> Path:
     return tmp_path / "library"
 
 
-def run_cli(*args: str, library: Path, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
-    """Run the real command line in a subprocess, as a user would."""
-    env = {**os.environ, "SONGSPACE_LIBRARY": str(library), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "songspace", *args], env=env, capture_output=True, text=True,
-                          timeout=600, **kwargs)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"songspace {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+@pytest.fixture
+def cli(library_dir):
+    """Run the real command line in a subprocess against `library_dir`, as a user would."""
+
+    def run(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+        env = {**os.environ, "SONGSPACE_LIBRARY": str(library_dir), "COLUMNS": "200"}
+        proc = subprocess.run([sys.executable, "-m", "songspace", *args], env=env, capture_output=True,
+                              text=True, timeout=600, **kwargs)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"songspace {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return run

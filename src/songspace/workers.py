@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -28,6 +29,8 @@ def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
+    # Ctrl-C reaches the whole process group; the parent alone decides what to do about it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_parallel(func: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> Iterator[R]:

@@ -1,0 +1,60 @@
+"""The command line, run for real in subprocesses."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def test_help_teaches_the_commands(cli):
+    text = cli("--help", check=True).stdout
+    for command in ("index", "similar", "status", "export", "train"):
+        assert command in text
+    assert "--fit" in cli("index", "--help", check=True).stdout
+    assert "artist - title" in cli("similar", "--help", check=True).stdout
+
+
+def test_index_similar_status_export(music, cli, library_dir, tmp_path):
+    proc = cli("index", str(music), check=True)
+    assert "added 12" in proc.stderr and "failed 0" in proc.stderr
+    assert (library_dir / "catalog.sqlite").exists()
+
+    rows = json.loads(cli("similar", "1", "-k", "4", "--json", check=True).stdout)
+    assert len(rows) == 4 and all(r["id"] != 1 for r in rows)
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    table = cli("similar", "1", "-k", "3", check=True).stdout
+    assert "Sounds like" in table and rows[0]["path"].split("/")[-1][:10] in table
+
+    status = json.loads(cli("status", "--json", check=True).stdout)
+    assert status["ok"] == 12 and status["failed"] == 0 and status["searchable"] == 12
+    assert status["model"]["id"] in status["embeddings_by_model"]
+
+    cli("export", str(tmp_path / "v.npz"), check=True)
+    assert np.load(tmp_path / "v.npz")["vectors"].shape[0] == 12
+
+
+def test_bad_queries_and_paths_fail_clearly(music, cli, tmp_path):
+    cli("index", str(music), "--workers", "1", check=True)
+    proc = cli("similar", "nothing like this exists")
+    assert proc.returncode == 2 and "no track matches" in proc.stderr
+    fake = tmp_path / "fake.mp3"
+    fake.write_text("not audio")
+    proc = cli("similar", str(fake))
+    assert proc.returncode == 2 and str(fake) in proc.stderr and "not a recognised audio format" in proc.stderr
+    proc = cli("index", str(tmp_path / "missing-folder"))
+    assert proc.returncode == 2 and "no such folder" in proc.stderr
+    proc = cli("export", str(tmp_path / "v.csv"))
+    assert proc.returncode == 2 and ".npz or .parquet" in proc.stderr
+
+
+def test_library_option_overrides_environment(music, cli, tmp_path):
+    other = tmp_path / "elsewhere"
+    cli("--library", str(other), "index", str(music), "--workers", "1", check=True)
+    assert (other / "catalog.sqlite").exists()
+    status = json.loads(cli("status", "--json", check=True).stdout)  # the env library stays empty
+    assert status["tracks"] == 0
+
+
+def test_demo_library_command(cli, tmp_path):
+    cli("demo-library", str(tmp_path / "demo"), "--per-style", "1", check=True)
+    assert len([p for p in Path(tmp_path / "demo").rglob("*") if p.is_file()]) == 4

@@ -1,0 +1,90 @@
+"""Interrupting `songspace index` for real (kill -9, Ctrl-C), then running it again."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from songspace.synth import STYLES, synth_track, write_audio
+
+
+@pytest.fixture(scope="module")
+def many_tracks(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("many")
+    for i in range(48):
+        write_audio(folder / f"t{i:02d}.wav", synth_track(STYLES[i % 4], 20.0, seed=i), 16000)
+    return folder
+
+
+def ok_rows(db_path) -> int:
+    try:
+        with sqlite3.connect(db_path, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM tracks WHERE status = 'ok'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+
+
+def start_index(folder, library_dir, *extra):
+    env = {**os.environ, "SONGSPACE_LIBRARY": str(library_dir), "COLUMNS": "200"}
+    return subprocess.Popen([sys.executable, "-m", "songspace", "index", str(folder), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_rows(proc, db_path, n, timeout=120):
+    deadline = time.monotonic() + timeout
+    while ok_rows(db_path) < n:
+        assert proc.poll() is None, "index finished before it could be interrupted: give it more work"
+        assert time.monotonic() < deadline, "index made no progress"
+        time.sleep(0.02)
+
+
+def snapshot(db_path) -> dict[str, tuple[int, bytes]]:
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return {p: (i, v) for p, i, v in db.execute(
+            "SELECT t.path, t.id, e.vector FROM tracks t JOIN embeddings e ON e.track_id = t.id WHERE t.status = 'ok'")}
+
+
+def resume_and_check(folder, library_dir, before):
+    proc = start_index(folder, library_dir, "--workers", "1")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    after = snapshot(library_dir / "catalog.sqlite")
+    assert len(after) == 48  # every file exactly once: paths are unique and all are there
+    assert f"added {48 - len(before)}," in err  # only the rest was analysed
+    for path, (track_id, vector) in before.items():  # nothing stored before the kill was lost
+        assert after[path] == (track_id, vector)
+
+
+def test_kill_9_then_resume(many_tracks, tmp_path):
+    library_dir = tmp_path / "lib"
+    proc = start_index(many_tracks, library_dir)  # default: 2 worker processes
+    wait_for_rows(proc, library_dir / "catalog.sqlite", 5)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    before = snapshot(library_dir / "catalog.sqlite")
+    assert 5 <= len(before) < 48
+    psutil.wait_procs(children, timeout=30)  # orphaned workers exit on their own
+    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+    resume_and_check(many_tracks, library_dir, before)
+
+
+def test_ctrl_c_then_resume(many_tracks, tmp_path):
+    library_dir = tmp_path / "lib"
+    proc = start_index(many_tracks, library_dir)
+    wait_for_rows(proc, library_dir / "catalog.sqlite", 5)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "run the same command again" in err
+    assert "Traceback" not in err
+    before = snapshot(library_dir / "catalog.sqlite")
+    assert 5 <= len(before) < 48
+    resume_and_check(many_tracks, library_dir, before)
