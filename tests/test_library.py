@@ -142,3 +142,14 @@ def test_a_new_model_reembeds_and_never_mixes(music, library_dir, tmp_path):
         assert report.updated == 12
         assert lib.catalog.models() == {other.model_id: 12}
         assert len(lib.vector_index()) == 12
+
+
+def test_segment_vectors_are_stored_beside_the_track_vector(music, library_dir):
+    with Library.open(library_dir) as lib:
+        index(lib, music)
+        for t in lib.catalog.tracks():
+            starts, segs = lib.catalog.segments(t.id)
+            assert len(starts) == len(segs) == 5  # 8-s tracks: patches at 0, 1.5, 3.1, 4.6 and the end
+            assert starts[-1] + 3.072 == pytest.approx(t.duration, abs=0.05)
+            mean = segs.mean(axis=0)
+            np.testing.assert_allclose(mean / np.linalg.norm(mean), lib.catalog.vector(t.id)[1], atol=3e-3)

@@ -17,19 +17,25 @@ from .tags import read_tags
 @dataclass(frozen=True)
 class Task:
     path: str
-    model_path: str
+    model: str  # a model file, or "mfcc"
     known_hash: str | None = None  # content hash already embedded by this model, if any
 
 
 _embedders: dict = {}  # one per model per worker process: loading weights per file would dominate
 
 
-def _embedder(model_path: str):
-    if model_path not in _embedders:
-        from .embedding import Embedder  # torch is imported in workers only
+def embedder(model: str):
+    """`model` is a model file, or "mfcc" for the hand-crafted baseline."""
+    if model not in _embedders:
+        if model == "mfcc":
+            from .baselines import MfccEmbedder
 
-        _embedders[model_path] = Embedder(model_path)
-    return _embedders[model_path]
+            _embedders[model] = MfccEmbedder()
+        else:
+            from .embedding import Embedder  # torch is imported in workers only
+
+            _embedders[model] = Embedder(model)
+    return _embedders[model]
 
 
 def content_hash(path: str, chunk: int = 1 << 20) -> str:
@@ -55,9 +61,10 @@ def analyse(task: Task) -> dict:
     if digest == task.known_hash:
         return {**result, "status": "unchanged", "content_hash": digest}
     try:
-        emb = _embedder(task.model_path).embed_file(task.path)
+        emb = embedder(task.model).embed_file(task.path)
     except DecodeError as e:
         return {**result, "status": "failed", "error": e.reason}
     return {**result, "status": "ok", "content_hash": digest, "duration": emb.duration,
             "excerpted": emb.excerpted, "tags": read_tags(task.path), "vector": emb.vector,
-            "model_id": _embedder(task.model_path).model_id}
+            "segments": emb.segments, "segment_starts": emb.segment_starts,
+            "model_id": embedder(task.model).model_id}

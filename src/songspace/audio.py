@@ -54,6 +54,16 @@ class Audio:
     sr: int
     duration: float  # duration of the whole track in seconds (not just what was kept)
     excerpted: bool  # True when only windows spread over the track were kept
+    window_starts: tuple[float, ...] = (0.0,)  # where each kept window begins in the track, seconds
+    window_seconds: float | None = None  # length of each kept window; None: one continuous run
+
+    def seconds_at(self, sample: int) -> float:
+        """Where sample `sample` of `y` lies in the original track, in seconds."""
+        if self.window_seconds is None:
+            return sample / self.sr
+        per_window = int(round(self.window_seconds * self.sr))
+        k = min(sample // per_window, len(self.window_starts) - 1)
+        return self.window_starts[k] + (sample - k * per_window) / self.sr
 
 
 # ----------------------------------------------------------------------------------------------
@@ -118,7 +128,8 @@ def _load_open(container, path, sr, max_seconds, window_seconds) -> Audio:
         n = max(1, int(max_seconds // window_seconds))
         starts = _window_starts(duration, n, window_seconds)
         y = _decode_windows(container, stream, path, sr, starts, window_seconds)
-        return Audio(y=y, sr=sr, duration=duration, excerpted=True)
+        return Audio(y=y, sr=sr, duration=duration, excerpted=True, window_starts=tuple(starts),
+                     window_seconds=window_seconds)
 
     # Decode whole. Allow a little past max_seconds for a slightly short declared duration; if
     # the file runs on far beyond what it declared (or declares nothing), stop at max_seconds.

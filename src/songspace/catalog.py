@@ -34,9 +34,11 @@ CREATE TABLE IF NOT EXISTS tracks (
     updated_at   REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS embeddings (
-    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
-    model_id TEXT NOT NULL,
-    vector   BLOB NOT NULL
+    track_id       INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    model_id       TEXT NOT NULL,
+    vector         BLOB NOT NULL,  -- float32, unit length
+    segments       BLOB,           -- float16 (n, dim): one unit vector per few-second patch
+    segment_starts BLOB            -- float32 (n,): where each patch starts in the track, seconds
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 INSERT OR IGNORE INTO meta VALUES ('generation', '0');
@@ -117,15 +119,18 @@ class Catalog:
         return self.db.execute("SELECT id FROM tracks WHERE path = ?", (path,)).fetchone()[0]
 
     def put_ok(self, path: str, *, size: int, mtime: float, content_hash: str, duration: float,
-               tags: dict, model_id: str, vector: np.ndarray) -> int:
+               tags: dict, model_id: str, vector: np.ndarray,
+               segments: np.ndarray | None = None, segment_starts: np.ndarray | None = None) -> int:
         """Store a successfully analysed track and its embedding in one transaction."""
         fields = dict(size=size, mtime=mtime, content_hash=content_hash, duration=duration,
                       status="ok", error=None, **{t: tags.get(t) for t in TAG_NAMES})
         with self._transaction():
             track_id = self._upsert_track(path, fields)
             self.db.execute(
-                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                (track_id, model_id, np.asarray(vector, dtype=np.float32).tobytes()),
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)",
+                (track_id, model_id, np.asarray(vector, dtype=np.float32).tobytes(),
+                 None if segments is None else np.asarray(segments, dtype=np.float16).tobytes(),
+                 None if segment_starts is None else np.asarray(segment_starts, dtype=np.float32).tobytes()),
             )
             self._bump()
         return track_id
@@ -194,6 +199,15 @@ class Catalog:
     def vector(self, track_id: int) -> tuple[str, np.ndarray] | None:
         row = self.db.execute("SELECT model_id, vector FROM embeddings WHERE track_id = ?", (track_id,)).fetchone()
         return (row[0], np.frombuffer(row[1], dtype=np.float32).copy()) if row else None
+
+    def segments(self, track_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(starts in seconds, (n, dim) float32 unit vectors) of a track's patches, if stored."""
+        row = self.db.execute("SELECT segments, segment_starts FROM embeddings WHERE track_id = ?",
+                              (track_id,)).fetchone()
+        if not row or row[0] is None:
+            return None
+        starts = np.frombuffer(row[1], dtype=np.float32).copy()
+        return starts, np.frombuffer(row[0], dtype=np.float16).reshape(len(starts), -1).astype(np.float32)
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM tracks GROUP BY status").fetchall()

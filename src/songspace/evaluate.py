@@ -8,7 +8,10 @@ answered right.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,3 +39,90 @@ def retrieval_scores(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[in
     scores["map"] = float(np.mean(average_precision))
     scores["queries"] = len(average_precision)
     return scores
+
+
+# ---------------------------------------------------------------------------------------------
+# A labelled folder, and the model beside the baselines on it
+# ---------------------------------------------------------------------------------------------
+
+BASELINES = ("mfcc", "random")
+DEFAULT_LABELS = ("album", "artist", "genre")
+
+
+@dataclass
+class LabelledSet:
+    root: Path  # the folder the paths are relative to
+    paths: list[str]  # absolute
+    labels: dict[str, list[str]]  # column → one label per path ("" when missing)
+
+
+def read_labels(source: str | Path) -> LabelledSet:
+    """A labels.csv (a `path` column relative to the csv, then label columns), or a folder whose
+    subfolders name the label of the music inside them (label column "folder")."""
+    source = Path(source).expanduser().resolve()
+    if source.is_dir():
+        from .library import scan
+
+        files, _ = scan([source])
+        return LabelledSet(source, files, {"folder": [Path(f).relative_to(source).parts[0] for f in files]})
+    with open(source, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "path" not in rows[0]:
+        raise ValueError(f"{source}: a labels csv needs a 'path' column and at least one row")
+    columns = [c for c in rows[0] if c != "path"]
+    paths = [str((source.parent / r["path"]).resolve()) for r in rows]
+    return LabelledSet(source.parent, paths, {c: [(r[c] or "").strip() for r in rows] for c in columns})
+
+
+def usable(label: str) -> bool:
+    return bool(label) and not label.lower().startswith("unknown")
+
+
+def _baseline_task(task: tuple[str, str]) -> tuple[str, str, np.ndarray | None]:
+    from .audio import DecodeError
+    from .baselines import mfcc_file, random_embedder
+
+    method, path = task
+    try:
+        vector = mfcc_file(path)[0] if method == "mfcc" else random_embedder().embed_file(path).vector
+    except DecodeError:
+        return method, path, None
+    return method, path, vector
+
+
+def evaluate(lib, source: str | Path, label_columns: Sequence[str] | None = None,
+             baselines: Sequence[str] = BASELINES, workers: int | None = None, report=None) -> dict:
+    """Index what is not indexed yet, then leave-one-out retrieval per label column for the
+    library's model and each baseline, all computed in this run on the same tracks."""
+    from .baselines import standardise
+    from .workers import run_parallel
+
+    data = read_labels(source)
+    columns = list(label_columns or [c for c in DEFAULT_LABELS if c in data.labels] or data.labels)
+    missing = [c for c in columns if c not in data.labels]
+    if missing:
+        raise ValueError(f"{source}: no label column {', '.join(missing)} (columns: {', '.join(data.labels)})")
+    lib.index([data.root], workers=workers, report=report)
+
+    vectors: dict[str, dict[str, np.ndarray]] = {"songspace": lib.searchable_vectors(data.paths)}
+    tasks = [(m, p) for m in baselines for p in data.paths]
+    for done, (method, path, vector) in enumerate(run_parallel(_baseline_task, tasks, workers), 1):
+        if vector is not None:
+            vectors.setdefault(method, {})[path] = vector
+        if report:
+            report("baselines", done, len(tasks), Path(path).name)
+    if "mfcc" in vectors:
+        keys = list(vectors["mfcc"])
+        vectors["mfcc"] = dict(zip(keys, standardise(np.stack([vectors["mfcc"][k] for k in keys]))))
+
+    # The same tracks for every method: those every method could embed.
+    common = [p for p in data.paths if all(p in v for v in vectors.values())]
+    results = {"model": lib.model_id, "tracks": len(common), "labels": {}}
+    for column in columns:
+        label_of = dict(zip(data.paths, data.labels[column]))
+        kept = [p for p in common if usable(label_of[p])]
+        results["labels"][column] = {
+            method: retrieval_scores(np.stack([v[p] for p in kept]), [label_of[p] for p in kept])
+            for method, v in vectors.items()
+        }
+    return results

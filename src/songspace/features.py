@@ -101,17 +101,18 @@ def log_mel(y: np.ndarray | torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     return torch.log(filters @ power + cfg.log_offset)
 
 
-def patches(S: torch.Tensor, patch_frames: int, hop_frames: int) -> torch.Tensor:
-    """Cut a (n_mels, n_frames) spectrogram into (n_patches, n_mels, patch_frames).
-
-    A spectrogram shorter than one patch is tiled to fill it, so even a 1-s jingle gets an
-    embedding; the last patch is aligned to the end so no tail is left out.
-    """
-    n_frames = S.shape[1]
-    if n_frames < patch_frames:
-        S = S.repeat(1, -(-patch_frames // max(n_frames, 1)))[:, :patch_frames]
-        n_frames = patch_frames
-    starts = list(range(0, n_frames - patch_frames + 1, hop_frames))
-    if starts[-1] != n_frames - patch_frames:
+def patch_starts(n_frames: int, patch_frames: int, hop_frames: int) -> list[int]:
+    """First frame of each patch; the last patch is aligned to the end so no tail is left out."""
+    starts = list(range(0, max(n_frames - patch_frames, 0) + 1, hop_frames))
+    if starts[-1] < n_frames - patch_frames:
         starts.append(n_frames - patch_frames)
-    return torch.stack([S[:, s : s + patch_frames] for s in starts])
+    return starts
+
+
+def patches(S: torch.Tensor, patch_frames: int, hop_frames: int) -> torch.Tensor:
+    """Cut a (n_mels, n_frames) spectrogram into (n_patches, n_mels, patch_frames) at
+    `patch_starts`. A spectrogram shorter than one patch is tiled to fill it, so even a 1-s
+    jingle gets an embedding."""
+    if S.shape[1] < patch_frames:
+        S = S.repeat(1, -(-patch_frames // max(S.shape[1], 1)))[:, :patch_frames]
+    return torch.stack([S[:, s : s + patch_frames] for s in patch_starts(S.shape[1], patch_frames, hop_frames)])

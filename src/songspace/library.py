@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from .analysis import Task, analyse
+from .analysis import Task, analyse, embedder
+
+from .baselines import MFCC_METHOD, standardise
 from .audio import AUDIO_EXTENSIONS
 from .catalog import Catalog, Track
 from .models.files import DEFAULT_MODEL, read_config, resolve_model_path
@@ -34,6 +36,7 @@ from .vectors import VectorIndex
 from .workers import run_parallel
 
 LIBRARY_ENV = "SONGSPACE_LIBRARY"
+MFCC = "mfcc"
 
 # report(phase, done, total, note): how long work tells the caller where it is.
 Report = Callable[[str, float, float, str], None]
@@ -125,18 +128,22 @@ class Library:
     # -- the current model ----------------------------------------------------------------------
 
     @property
-    def model_path(self) -> Path:
-        stored = self.catalog.get_meta("model_path")
-        return resolve_model_path(stored) if stored else resolve_model_path(DEFAULT_MODEL)
+    def model(self) -> str:
+        """The embedding method in use: a model file, or "mfcc" for the hand-crafted baseline."""
+        stored = self.catalog.get_meta("model")
+        return stored if stored == MFCC else str(resolve_model_path(stored or DEFAULT_MODEL))
 
     @property
     def model_id(self) -> str:
-        return read_config(self.model_path)["model_id"]
+        return MFCC_METHOD if self.model == MFCC else read_config(self.model)["model_id"]
 
-    def use_model(self, path: str | Path | None) -> None:
-        """Embed with this model from now on (None: the shipped default). Tracks embedded by
-        another model leave search until the next `index` re-embeds them: never mixed."""
-        self.catalog.set_meta("model_path", str(resolve_model_path(path)) if path else "")
+    def use_model(self, model: str | Path | None) -> None:
+        """Embed with this from now on: a model file, "mfcc", or None / "default" for the shipped
+        model. Tracks embedded by another model leave search until the next `index` re-embeds
+        them: never mixed."""
+        if model is None or str(model) == "default":
+            model = DEFAULT_MODEL
+        self.catalog.set_meta("model", MFCC if str(model) == MFCC else str(resolve_model_path(model)))
 
     # -- indexing --------------------------------------------------------------------------------
 
@@ -165,12 +172,12 @@ class Library:
             result.fitted_model = str(self.fit(files, minutes=fit_minutes, workers=workers, report=report))
 
         tasks = self._plan(files, known, result)
-        model_path = str(self.model_path)
+        model = self.model
         total_bytes = sum(t[1] for t in tasks) or 1
         done_bytes = 0
         report("analyse", 0, total_bytes, "")
         try:
-            for r in run_parallel(analyse, [Task(p, model_path, h) for p, _, h in tasks], workers):
+            for r in run_parallel(analyse, [Task(p, model, h) for p, _, h in tasks], workers):
                 self._store(r, known, result)
                 done_bytes += r["size"] or 0
                 report("analyse", done_bytes, total_bytes, Path(r["path"]).name)
@@ -206,7 +213,8 @@ class Library:
             result.failed.append((path, r["error"]))
         else:
             self.catalog.put_ok(path, size=r["size"], mtime=r["mtime"], content_hash=r["content_hash"],
-                                duration=r["duration"], tags=r["tags"], model_id=r["model_id"], vector=r["vector"])
+                                duration=r["duration"], tags=r["tags"], model_id=r["model_id"], vector=r["vector"],
+                                segments=r["segments"], segment_starts=r["segment_starts"])
             if path in known:
                 result.updated += 1
             else:
@@ -225,7 +233,8 @@ class Library:
             files = [t.path for t in self.catalog.tracks("t.status = 'ok'")]
         cfg = TrainConfig(objective=objective, minutes=minutes, seed=seed)
         out = self.root / "models" / f"fit-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
-        model, _ = train(files, out, cfg, init=self.model_path, workers=workers,
+        init = DEFAULT_MODEL if self.model == MFCC else self.model
+        model, _ = train(files, out, cfg, init=init, workers=workers,
                          on_corpus=lambda d, n: report("fit-corpus", d, n, ""),
                          on_step=lambda f, step, loss: report("fit", f, 1.0, f"step {step} loss {loss:.3f}"))
         self.use_model(model.path)
@@ -240,9 +249,24 @@ class Library:
         index = VectorIndex.load(path, stamp)
         if index is None:
             ids, vecs = self.catalog.vectors(stamp["model_id"])
-            index = VectorIndex(ids, vecs, stamp)
+            index = VectorIndex(ids, self._search_space(vecs), stamp)
             index.save(path)
         return index
+
+    def _search_space(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors as searched: model vectors as stored; MFCC statistics standardised over the
+        collection (their dimensions have different units)."""
+        if self.model_id != MFCC_METHOD or len(vectors) == 0:
+            return vectors
+        _, collection = self.catalog.vectors(MFCC_METHOD)
+        return standardise(vectors, collection.mean(axis=0), collection.std(axis=0))
+
+    def searchable_vectors(self, paths: Iterable[str]) -> dict[str, np.ndarray]:
+        """{path: vector as searched} for those of `paths` that the current model embedded."""
+        ids, vecs = self.catalog.vectors(self.model_id)
+        path_of = {t.id: t.path for t in self.catalog.tracks()}
+        by_path = dict(zip((path_of[int(i)] for i in ids), self._search_space(vecs)))
+        return {p: by_path[p] for p in paths if p in by_path}
 
     def resolve(self, query: str | int | Path) -> Track | Path:
         """A catalog id, a path in the library, an audio file outside it, or text matching
@@ -266,16 +290,14 @@ class Library:
 
     def query_vector(self, query: str | int | Path) -> tuple[Track | Path, np.ndarray]:
         target = self.resolve(query)
-        if isinstance(target, Path):
-            from .embedding import Embedder  # an outside file is embedded on the fly, not added
-
-            return target, Embedder(self.model_path).embed_file(target).vector
+        if isinstance(target, Path):  # an outside file is embedded on the fly, not added
+            return target, self._search_space(embedder(self.model).embed_file(target).vector[None])[0]
         stored = self.catalog.vector(target.id)
         if target.status != "ok" or stored is None:
             raise QueryError(f"track {target.id} ({target.path}) has no embedding: {target.error or 'not analysed'}")
         if stored[0] != self.model_id:
             raise QueryError(f"track {target.id} was embedded by another model; run `songspace index` to re-embed")
-        return target, stored[1]
+        return target, self._search_space(stored[1][None])[0]
 
     def similar(self, query: str | int | Path, k: int = 10) -> list[Match]:
         """The k tracks that sound most like the query, best first (the query itself excluded)."""
@@ -292,7 +314,7 @@ class Library:
         model_id = self.model_id
         return {
             "library": str(self.root),
-            "model": {"id": model_id, "path": str(self.model_path)},
+            "model": {"id": model_id, "path": self.model},
             "tracks": counts["ok"] + counts["failed"],
             "ok": counts["ok"],
             "failed": counts["failed"],

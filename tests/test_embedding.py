@@ -1,0 +1,45 @@
+"""Model + features → track vector and per-segment vectors."""
+
+import numpy as np
+import torch
+
+from songspace.audio import Audio
+from songspace.embedding import Embedder, for_inference
+from songspace.models.checkpoint import load_model
+from songspace.synth import synth_track, write_audio
+
+
+def test_folded_batch_norm_gives_the_same_embeddings():
+    encoder = load_model().encoder
+    for m in encoder.modules():  # non-trivial statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    x = torch.randn(3, 96, 192)
+    with torch.inference_mode():
+        torch.testing.assert_close(for_inference(encoder)(x), encoder.eval()(x), atol=1e-5, rtol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in for_inference(encoder).blocks.modules())
+
+
+def test_track_and_segment_vectors(tmp_path):
+    path = write_audio(tmp_path / "t.flac", synth_track("mid_chords", 20.0, seed=1), 16000)
+    e = Embedder(device=torch.device("cpu")).embed_file(path)
+    assert e.vector.dtype == np.float32 and abs(np.linalg.norm(e.vector) - 1) < 1e-5
+    n = len(e.segment_starts)
+    assert e.segments.shape == (n, 128) and n == 13  # 3.07-s patches every 1.54 s over 20 s
+    assert np.all(np.diff(e.segment_starts) > 0) and e.segment_starts[0] == 0
+    assert abs(e.segment_starts[-1] + 3.072 - 20.0) < 0.05  # the last patch ends with the track
+    np.testing.assert_allclose(np.linalg.norm(e.segments.astype(np.float32), axis=1), 1, atol=2e-3)
+    mean = e.segments.astype(np.float32).mean(axis=0)
+    np.testing.assert_allclose(mean / np.linalg.norm(mean), e.vector, atol=2e-3)
+
+
+def test_excerpt_samples_map_back_to_track_time():
+    a = Audio(np.zeros(3 * 30 * 100, np.float32), 100, 3000.0, True, (0.0, 1485.0, 2970.0), 30.0)
+    assert a.seconds_at(0) == 0.0
+    assert a.seconds_at(30 * 100 + 50) == 1485.5
+    assert a.seconds_at(2 * 30 * 100 + 2999) == 2970.0 + 29.99
+    whole = Audio(np.zeros(100, np.float32), 100, 1.0, False)
+    assert whole.seconds_at(50) == 0.5

@@ -1,0 +1,92 @@
+"""Leave-one-out retrieval scoring, labels, baselines, and the MFCC embedding method."""
+
+import json
+
+import numpy as np
+import pytest
+
+from songspace.evaluate import evaluate, read_labels, retrieval_scores
+from songspace.library import Library
+
+
+def test_retrieval_scores_by_hand():
+    # Unit vectors at 0, 10, 100 and 30 degrees, labelled a, a, a, b. Rankings by angle:
+    #   query 0: 1 (a), 3 (b), 2 (a)  → P@1 1, AP (1/1 + 2/3) / 2
+    #   query 1: 0 (a), 3 (b), 2 (a)  → P@1 1, AP (1/1 + 2/3) / 2
+    #   query 2: 3 (b), 1 (a), 0 (a)  → P@1 0, AP (1/2 + 2/3) / 2
+    #   query 3: no other "b", so it is not a query
+    angles = np.radians([0, 10, 100, 30])
+    v = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    s = retrieval_scores(v, ["a", "a", "a", "b"], ks=(1, 2))
+    assert s["queries"] == 3
+    assert s["p@1"] == pytest.approx(2 / 3)
+    assert s["p@2"] == pytest.approx(0.5)
+    assert s["map"] == pytest.approx(((1 + 2 / 3) / 2 * 2 + (1 / 2 + 2 / 3) / 2) / 3)
+
+
+def test_perfect_and_hopeless_rankings():
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((3, 16))
+    labels = [i % 3 for i in range(30)]
+    clustered = centres[labels] + 0.01 * rng.standard_normal((30, 16))
+    assert retrieval_scores(clustered, labels)["map"] == pytest.approx(1.0)
+    assert retrieval_scores(clustered, labels)["p@10"] == pytest.approx(0.9)  # only 9 others share a label
+    shuffled = retrieval_scores(rng.standard_normal((300, 16)), [i % 3 for i in range(300)])
+    assert 0.25 < shuffled["map"] < 0.42
+
+
+def test_read_labels_csv_and_folder(tmp_path, demo_music):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "labels.csv").write_text("path,album,artist\na/x.mp3,A,unknown (someone)\na/y.ogg,B,\n")
+    data = read_labels(tmp_path / "labels.csv")
+    assert data.paths == [str(tmp_path / "a" / "x.mp3"), str(tmp_path / "a" / "y.ogg")]
+    assert data.labels == {"album": ["A", "B"], "artist": ["unknown (someone)", ""]}
+    folders = read_labels(demo_music)
+    assert len(folders.paths) == 12 and set(folders.labels["folder"]) == {"bass_drone", "bright_arpeggio", "noise_beat", "mid_chords"}
+    with pytest.raises(ValueError, match="'path' column"):
+        (tmp_path / "bad.csv").write_text("file,album\nx,A\n")
+        read_labels(tmp_path / "bad.csv")
+
+
+def test_evaluate_puts_model_and_baselines_side_by_side(music, library_dir):
+    with Library.open(library_dir) as lib:
+        results = evaluate(lib, music, workers=1)
+        assert lib.status()["ok"] == 12  # it indexed what was not indexed
+    scores = results["labels"]["folder"]
+    assert set(scores) == {"songspace", "mfcc", "random"}
+    assert all(s["queries"] == 12 for s in scores.values())
+    assert scores["mfcc"]["p@1"] >= 0.75  # four very different synthetic styles
+
+
+def test_unknown_labels_are_left_out(music, library_dir, tmp_path):
+    files = sorted(p for p in music.rglob("*") if p.is_file())
+    rows = ["path,album"] + [f"{p.relative_to(music)},{'unknown' if i < 4 else p.parent.name}" for i, p in enumerate(files)]
+    (music / "labels.csv").write_text("\n".join(rows) + "\n")
+    with Library.open(library_dir) as lib:
+        results = evaluate(lib, music / "labels.csv", baselines=("mfcc",), workers=1)
+    assert results["labels"]["album"]["mfcc"]["queries"] <= 8
+    with Library.open(library_dir) as lib, pytest.raises(ValueError, match="no label column genre"):
+        evaluate(lib, music / "labels.csv", ["genre"], workers=1)
+
+
+def test_mfcc_as_the_library_embedding(music, library_dir, cli):
+    cli("use", "mfcc", check=True)
+    cli("index", str(music), "--workers", "1", check=True)
+    status = json.loads(cli("status", "--json", check=True).stdout)
+    assert status["model"]["id"] == "mfcc-stats-v1" and status["searchable"] == 12
+    rows = json.loads(cli("similar", "1", "-k", "3", "--json", check=True).stdout)
+    assert len(rows) == 3 and all(-1 <= r["score"] <= 1 for r in rows)
+    with Library.open(library_dir) as lib:
+        v = np.stack(list(lib.searchable_vectors([t.path for t in lib.catalog.tracks()]).values()))
+    np.testing.assert_allclose(v.mean(axis=0), 0, atol=0.35)  # standardised over the collection
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    cli("use", "default", check=True)
+    assert json.loads(cli("status", "--json", check=True).stdout)["searchable"] == 0  # never mixed
+
+
+def test_evaluate_cli_json(music, cli):
+    proc = cli("evaluate", str(music), "--json", "--workers", "1", check=True)
+    results = json.loads(proc.stdout)
+    assert results["tracks"] == 12 and set(results["labels"]["folder"]) == {"songspace", "mfcc", "random"}
+    table = cli("evaluate", str(music), "--workers", "1", check=True).stdout
+    assert "mAP" in table and "mfcc" in table
