@@ -91,6 +91,9 @@ def index(
         except FileNotFoundError as e:
             console.print(f"[red]error:[/] {e}")
             raise typer.Exit(2)
+        except KeyboardInterrupt:  # outside the analysis stage (which stops cleanly by itself)
+            console.print("[yellow]interrupted[/]; run the same command again to resume")
+            raise typer.Exit(130)
     summary = (f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
                f"removed {report.removed}, failed {len(report.failed)}")
     if report.fitted_model:
@@ -175,6 +178,7 @@ def train(
     init: Annotated[Optional[Path], typer.Option(help="Start from this model instead of random weights ('default' for the shipped one).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Tracks per step.")] = 64,
+    segments_per_track: Annotated[int, typer.Option(help="Excerpts kept per track to draw training pairs from.")] = 8,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding.")] = None,
 ):
     """Train the encoder self-supervised on folders of music and save it."""
@@ -187,7 +191,8 @@ def train(
     if steps is not None:
         minutes = None
     try:
-        cfg = TrainConfig(objective=objective, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size)
+        cfg = TrainConfig(objective=objective, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size,
+                          segments_per_track=segments_per_track)
     except ValueError as e:
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(2)

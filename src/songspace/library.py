@@ -175,7 +175,8 @@ class Library:
         model = self.model
         total_bytes = sum(t[1] for t in tasks) or 1
         done_bytes = 0
-        report("analyse", 0, total_bytes, "")
+        if tasks:
+            report("analyse", 0, total_bytes, "")
         try:
             for r in run_parallel(analyse, [Task(p, model, h) for p, _, h in tasks], workers):
                 self._store(r, known, result)
@@ -196,8 +197,11 @@ class Library:
                 st = None  # gone already: let the worker record why
             t = known.get(path)
             same_file = t is not None and st is not None and t.size == st.st_size and t.mtime == st.st_mtime
-            if same_file and (t.status == "failed" or t.model_id == model_id):
-                result.unchanged += 1  # failures are retried when the file changes
+            if same_file and t.status == "failed":
+                result.failed.append((path, t.error))  # retried once the file changes
+                continue
+            if same_file and t.model_id == model_id:
+                result.unchanged += 1
                 continue
             known_hash = t.content_hash if t is not None and t.status == "ok" and t.model_id == model_id else None
             tasks.append((path, st.st_size if st else 0, known_hash))
