@@ -58,3 +58,12 @@ def test_library_option_overrides_environment(music, cli, tmp_path):
 def test_demo_library_command(cli, tmp_path):
     cli("demo-library", str(tmp_path / "demo"), "--per-style", "1", check=True)
     assert len([p for p in Path(tmp_path / "demo").rglob("*") if p.is_file()]) == 4
+
+
+def test_train_and_use_refuse_bad_input_clearly(cli, tmp_path):
+    proc = cli("train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m"))
+    assert proc.returncode == 2 and "no such folder" in proc.stderr
+    proc = cli("train", str(tmp_path), "--objective", "magic", "--out", str(tmp_path / "m"))
+    assert proc.returncode == 2 and "objective" in proc.stderr
+    proc = cli("use", str(tmp_path / "missing.safetensors"))
+    assert proc.returncode == 2 and "model file not found" in proc.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,6 +38,17 @@ def main(
     state["library"] = library
 
 
+@contextmanager
+def clear_errors(*kinds: type[BaseException]):
+    """Expected failures (bad query, missing folder, undecodable file) become one red line and
+    exit code 2, not a traceback."""
+    try:
+        yield
+    except kinds as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2)
+
+
 def open_library() -> Library:
     return Library.open(state.get("library"))
 
@@ -46,17 +59,22 @@ def open_library() -> Library:
 
 
 class ProgressReport:
-    """Turns Library's report(phase, done, total, note) calls into rich progress bars with ETA."""
+    """Turns Library's report(phase, done, total, note) calls into rich progress bars with ETA;
+    when stderr is not a terminal (a log file), into a plain line every 30 seconds instead."""
 
     LABELS = {"fit-corpus": "Reading music for training", "fit": "Training", "analyse": "Analysing",
               "baselines": "Baselines"}
 
     def __init__(self, progress: Progress):
         self.progress, self.tasks = progress, {}
+        self.last_line = 0.0
 
     def __call__(self, phase: str, done: float, total: float, note: str) -> None:
         if phase not in self.LABELS:
             return
+        if not console.is_terminal and time.monotonic() - self.last_line > 30:
+            self.last_line = time.monotonic()
+            console.print(f"{time.strftime('%H:%M:%S')} {self.LABELS[phase]}: {100 * done / max(total, 1e-9):.0f}% {note}")
         if phase not in self.tasks:
             self.tasks[phase] = self.progress.add_task(self.LABELS[phase], total=total, note="")
         self.progress.update(self.tasks[phase], completed=done, total=total, note=note)
@@ -85,12 +103,9 @@ def index(
     """Add music to the library. Incremental: only new or changed files are analysed, removed
     files are dropped, and an interrupted run resumes where it stopped. Exit code 1 if any
     file could not be analysed (see `songspace status`)."""
-    with open_library() as lib, progress_bar() as progress:
+    with open_library() as lib, progress_bar() as progress, clear_errors(FileNotFoundError):
         try:
             report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers, report=ProgressReport(progress))
-        except FileNotFoundError as e:
-            console.print(f"[red]error:[/] {e}")
-            raise typer.Exit(2)
         except KeyboardInterrupt:  # outside the analysis stage (which stops cleanly by itself)
             console.print("[yellow]interrupted[/]; run the same command again to resume")
             raise typer.Exit(130)
@@ -115,13 +130,9 @@ def similar(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Tracks that sound most like QUERY, best first."""
-    with open_library() as lib:
-        try:
-            target = lib.resolve(query)
-            matches = lib.similar(query, k)
-        except (QueryError, FileNotFoundError, DecodeError) as e:
-            console.print(f"[red]error:[/] {e}")
-            raise typer.Exit(2)
+    with open_library() as lib, clear_errors(QueryError, FileNotFoundError, DecodeError):
+        target = lib.resolve(query)
+        matches = lib.similar(query, k)
     rows = [{"id": m.track.id, "score": round(m.score, 4), "path": m.track.path, "artist": m.track.artist,
              "title": m.track.title, "album": m.track.album} for m in matches]
     if as_json:
@@ -159,12 +170,8 @@ def export(
     path: Annotated[Path, typer.Argument(help="OUT.npz (ids, paths, vectors) or OUT.parquet (plus tags).")],
 ):
     """Write one row per searchable track: absolute path and L2-normalised float32 vector."""
-    with open_library() as lib:
-        try:
-            lib.export(path)
-        except ValueError as e:
-            console.print(f"[red]error:[/] {e}")
-            raise typer.Exit(2)
+    with open_library() as lib, clear_errors(ValueError):
+        lib.export(path)
     console.print(f"wrote {path}")
 
 
@@ -187,17 +194,13 @@ def train(
     from .training import TrainConfig
     from .training import train as run_training
 
-    files, _ = scan(folders)
     if steps is not None:
         minutes = None
-    try:
+    init_model = DEFAULT_MODEL if str(init) == "default" else init
+    with clear_errors(ValueError, FileNotFoundError), progress_bar() as progress:
         cfg = TrainConfig(objective=objective, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size,
                           segments_per_track=segments_per_track)
-    except ValueError as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2)
-    init_model = DEFAULT_MODEL if str(init) == "default" else init
-    with progress_bar() as progress:
+        files, _ = scan(folders)
         report = ProgressReport(progress)
         model, corpus = run_training(files, out_path, cfg, init=init_model, workers=workers,
                                      on_corpus=lambda d, n: report("fit-corpus", d, n, ""),
@@ -223,12 +226,8 @@ def evaluate(
     mean average precision. Empty or 'unknown…' labels are left out of their column."""
     from .evaluate import evaluate as run_evaluation
 
-    with open_library() as lib, progress_bar() as progress:
-        try:
-            results = run_evaluation(lib, labels, label, workers=workers, report=ProgressReport(progress))
-        except (ValueError, FileNotFoundError) as e:
-            console.print(f"[red]error:[/] {e}")
-            raise typer.Exit(2)
+    with open_library() as lib, progress_bar() as progress, clear_errors(ValueError, FileNotFoundError):
+        results = run_evaluation(lib, labels, label, workers=workers, report=ProgressReport(progress))
     if as_json:
         out.print_json(json.dumps(results))
         return
@@ -250,7 +249,7 @@ def fit(
 ):
     """Adapt the current model to the music already in the library (no labels), starting from
     its weights, and make the result current. Run `songspace index` afterwards to re-embed."""
-    with open_library() as lib, progress_bar() as progress:
+    with open_library() as lib, progress_bar() as progress, clear_errors(ValueError):
         path = lib.fit(minutes=minutes, objective=objective, seed=seed, workers=workers, report=ProgressReport(progress))
         console.print(f"fitted model: {path} ({lib.model_id}); run `songspace index FOLDER` to re-embed")
 
@@ -260,12 +259,8 @@ def use(
     model: Annotated[str, typer.Argument(help="'default' (the shipped model), 'mfcc' (hand-crafted statistics), or a model file.")],
 ):
     """Choose how the library embeds music. Tracks are re-embedded by the next `index`."""
-    with open_library() as lib:
-        try:
-            lib.use_model(model)
-        except FileNotFoundError as e:
-            console.print(f"[red]error:[/] {e}")
-            raise typer.Exit(2)
+    with open_library() as lib, clear_errors(FileNotFoundError):
+        lib.use_model(model)
         console.print(f"now using {lib.model_id}; run `songspace index FOLDER` to re-embed")
 
 
