@@ -14,7 +14,7 @@ process tree (child + its workers): "peak RSS" is the largest sum of RSS seen at
 "largest process" the largest single RSS. Summed RSS counts shared pages (torch's libraries) once
 per process, so it overstates what the tree really holds; it is the conservative figure.
 
-The baseline is a bliss-like hand-crafted vector (librosa: 20 MFCCs + deltas, spectral centroid,
+The baseline is the bliss-like hand-crafted vector of `songspace.baselines` (librosa: 20 MFCCs + deltas, centroid,
 contrast, flatness, chroma, zcr, rms; mean and std of each) run with the same parallelism: a spawn
 ProcessPoolExecutor with `--workers` processes, one thread each.
 
@@ -47,8 +47,6 @@ DEFAULT_OUT = REPO / "bench" / "out"
 TARGET_X_REALTIME = 300.0  # on ost-dev
 TARGET_PEAK_RSS = 1.5 * 2**30  # bytes, every workload including the 3-hour file
 
-AUDIO_EXTENSIONS = {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".aif",
-                    ".aiff", ".wma", ".webm", ".mka"}
 RESULT_MARK = "@@RESULT@@ "
 MiB = 2**20
 
@@ -185,6 +183,8 @@ def mfcc_stats(path: str) -> tuple[str, float, np.ndarray | None, str | None]:
 
     import librosa
 
+    from songspace.baselines import mfcc_statistics
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -192,21 +192,7 @@ def mfcc_stats(path: str) -> tuple[str, float, np.ndarray | None, str | None]:
                 y, sr = librosa.load(path, sr=BASELINE_SR, mono=True)
             except Exception:  # librosa's NoBackendError and friends: decode with PyAV instead
                 y, sr = _decode_pyav(path, BASELINE_SR), BASELINE_SR
-        S = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))  # one STFT shared by all features
-        power = S**2
-        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr)),
-                                    n_mfcc=20)
-        feats = [
-            mfcc,
-            librosa.feature.delta(mfcc),
-            librosa.feature.spectral_centroid(S=S, sr=sr),
-            librosa.feature.spectral_contrast(S=S, sr=sr),
-            librosa.feature.spectral_flatness(S=S),
-            librosa.feature.chroma_stft(S=power, sr=sr),
-            librosa.feature.zero_crossing_rate(y),
-            librosa.feature.rms(S=S),
-        ]
-        vec = np.concatenate([np.r_[f.mean(axis=1), f.std(axis=1)] for f in feats]).astype(np.float32)
+        vec = mfcc_statistics(y, sr)  # the same features as `songspace use mfcc`
         return path, len(y) / sr, vec, None
     except Exception as e:
         return path, 0.0, None, f"{type(e).__name__}: {e}"
@@ -239,13 +225,9 @@ def child_baseline(paths: list[str], workers: int) -> dict:
 
 def expand(paths: list[str]) -> list[str]:
     """Audio files under `paths` (files or folders), sorted: what the baseline analyses."""
-    files = []
-    for p in map(Path, paths):
-        if p.is_file():
-            files.append(str(p))
-        else:
-            files.extend(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-    return sorted(files)
+    from songspace.library import scan
+
+    return scan(paths)[0]
 
 
 # ---------------------------------------------------------------------------------------------
