@@ -1,5 +1,6 @@
 """Indexing, incremental updates, queries and export through the Python API."""
 
+import json
 import os
 import time
 from pathlib import Path
@@ -153,3 +154,18 @@ def test_segment_vectors_are_stored_beside_the_track_vector(music, library_dir):
             assert starts[-1] + 3.072 == pytest.approx(t.duration, abs=0.05)
             mean = segs.mean(axis=0)
             np.testing.assert_allclose(mean / np.linalg.norm(mean), lib.catalog.vector(t.id)[1], atol=3e-3)
+
+
+def test_index_with_fit_trains_then_embeds_with_the_fitted_model(music, library_dir):
+    with Library.open(library_dir) as lib:
+        index(lib, music)
+        shipped = lib.model_id
+        phases = set()
+        report = lib.index([music], fit=True, fit_minutes=0.05, workers=1, report=lambda p, *a: phases.add(p))
+        assert {"fit-corpus", "fit", "analyse"} <= phases
+        assert Path(report.fitted_model).parent == library_dir.resolve() / "models"
+        assert lib.model_id != shipped and lib.model == report.fitted_model
+        assert report.updated == 12  # every track re-embedded by the fitted model
+        assert lib.catalog.models() == {lib.model_id: 12}
+        info = json.loads(Path(report.fitted_model).with_suffix(".json").read_text())["info"]
+        assert info["init"] == shipped  # adapted from the shipped weights, not from scratch

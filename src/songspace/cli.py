@@ -186,6 +186,8 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Tracks per step.")] = 64,
     segments_per_track: Annotated[int, typer.Option(help="Excerpts kept per track to draw training pairs from.")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    cosine: Annotated[bool, typer.Option("--cosine/--constant", help="Anneal the learning rate to 0 over the budget, or keep it constant.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding.")] = None,
 ):
     """Train the encoder self-supervised on folders of music and save it."""
@@ -199,7 +201,7 @@ def train(
     init_model = DEFAULT_MODEL if str(init) == "default" else init
     with clear_errors(ValueError, FileNotFoundError), progress_bar() as progress:
         cfg = TrainConfig(objective=objective, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size,
-                          segments_per_track=segments_per_track)
+                          segments_per_track=segments_per_track, lr=lr, cosine_decay=cosine)
         files, _ = scan(folders)
         report = ProgressReport(progress)
         model, corpus = run_training(files, out_path, cfg, init=init_model, workers=workers,

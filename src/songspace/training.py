@@ -21,6 +21,7 @@ however many steps fit, which depends on the machine.
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ class TrainConfig:
     steps: int | None = None  # or a fixed number of steps (deterministic under `seed`)
     batch_size: int = 64  # tracks per step
     lr: float = 1e-3
+    cosine_decay: bool = False  # anneal lr to 0 over the budget (steps or minutes)
     temperature: float = 0.1  # 0.1 beat 0.5 in the prototype
     seed: int = 0
     segments_per_track: int = 8
@@ -168,6 +170,9 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
         loss = objective.loss(a, b) if cfg.objective == "contrastive" else objective.loss(torch.cat([a, b]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.cosine_decay:
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * fraction_done()))
         optimizer.step()
         step += 1
         losses.append(loss.item())
