@@ -12,8 +12,6 @@ import pytest
 
 from songspace.synth import make_demo_library
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
 def demo_music(tmp_path_factory) -> Path:

@@ -12,7 +12,7 @@ A library is a directory holding `catalog.sqlite` (the truth), `vectors.faiss` (
            arrives, so Ctrl-C or kill -9 loses at most the files in flight, and the next run
            resumes from there with no duplicates
 
-This process never imports torch; the workers do the embedding.
+The indexing process never imports torch (~250 MB); the workers do the embedding.
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ import numpy as np
 import platformdirs
 
 from .analysis import Task, analyse, embedder
-
-from .baselines import MFCC_METHOD, standardise
 from .audio import AUDIO_EXTENSIONS
+from .baselines import MFCC_METHOD, standardise
 from .catalog import Catalog, Track
 from .models.files import DEFAULT_MODEL, read_config, resolve_model_path
 from .vectors import VectorIndex
