@@ -253,13 +253,16 @@ def evaluate(
 def fit(
     minutes: Annotated[float, typer.Option(help="Time budget for training, in minutes.")] = 10.0,
     objective: Annotated[str, typer.Option(help="contrastive or autoencoder.")] = "contrastive",
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    cosine: Annotated[bool, typer.Option("--cosine/--constant", help="Anneal the learning rate to 0 over the budget, or keep it constant.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding.")] = None,
 ):
     """Adapt the current model to the music already in the library (no labels), starting from
     its weights, and make the result current. Run `songspace index` afterwards to re-embed."""
     with open_library() as lib, progress_bar() as progress, clear_errors(ValueError):
-        path = lib.fit(minutes=minutes, objective=objective, seed=seed, workers=workers, report=ProgressReport(progress))
+        path = lib.fit(minutes=minutes, objective=objective, lr=lr, cosine=cosine, seed=seed, workers=workers,
+                       report=ProgressReport(progress))
         console.print(f"fitted model: {path} ({lib.model_id}); run `songspace index FOLDER` to re-embed")
 
 

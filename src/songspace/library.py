@@ -227,14 +227,18 @@ class Library:
     # -- fitting ----------------------------------------------------------------------------------
 
     def fit(self, files: list[str] | None = None, *, minutes: float = 10.0, objective: str = "contrastive",
-            seed: int = 0, workers: int | None = None, report: Report | None = None) -> Path:
-        """Adapt the current model to this library's music (no labels) and make it current."""
+            lr: float = 1e-4, cosine: bool = True, seed: int = 0, workers: int | None = None,
+            report: Report | None = None) -> Path:
+        """Adapt the current model to this library's music (no labels) and make it current.
+
+        A small, annealed learning rate: at the from-scratch rate (1e-3) fitting to a small
+        library overwrote what the shipped model had learnt (docs/results.md)."""
         from .training import TrainConfig, train  # torch only when fitting
 
         report = report or (lambda *a: None)
         if files is None:
             files = [t.path for t in self.catalog.tracks("t.status = 'ok'")]
-        cfg = TrainConfig(objective=objective, minutes=minutes, seed=seed)
+        cfg = TrainConfig(objective=objective, minutes=minutes, lr=lr, cosine_decay=cosine, seed=seed)
         out = self.root / "models" / f"fit-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
         init = DEFAULT_MODEL if self.model == MFCC else self.model
         model, _ = train(files, out, cfg, init=init, workers=workers,
