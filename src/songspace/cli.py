@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -286,7 +285,3 @@ def demo_library(
 
     paths = make_demo_library(folder, n_per_style=per_style)
     console.print(f"wrote {len(paths)} tracks to {folder}")
-
-
-if __name__ == "__main__":
-    sys.exit(app())
