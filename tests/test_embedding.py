@@ -25,10 +25,11 @@ def test_folded_batch_norm_gives_the_same_embeddings():
 
 def test_track_and_segment_vectors(tmp_path):
     path = write_audio(tmp_path / "t.flac", synth_track("mid_chords", 20.0, seed=1), 16000)
-    e = Embedder(device=torch.device("cpu")).embed_file(path)
+    embedder = Embedder(device=torch.device("cpu"))
+    e = embedder.embed_file(path)
     assert e.vector.dtype == np.float32 and abs(np.linalg.norm(e.vector) - 1) < 1e-5
     n = len(e.segment_starts)
-    assert e.segments.shape == (n, 128) and n == 13  # 3.07-s patches every 1.54 s over 20 s
+    assert e.segments.shape == (n, embedder.model.encoder.cfg.embed_dim) and n == 13  # 3.07-s patches every 1.54 s over 20 s
     assert np.all(np.diff(e.segment_starts) > 0) and e.segment_starts[0] == 0
     assert abs(e.segment_starts[-1] + 3.072 - 20.0) < 0.05  # the last patch ends with the track
     np.testing.assert_allclose(np.linalg.norm(e.segments.astype(np.float32), axis=1), 1, atol=2e-3)

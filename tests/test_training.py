@@ -9,7 +9,7 @@ import torch
 from songspace.embedding import Embedder
 from songspace.evaluate import retrieval_scores
 from songspace.features import FeatureConfig
-from songspace.models.checkpoint import Model, load_model
+from songspace.models.checkpoint import Model, load_model, save_model
 from songspace.models.encoder import Encoder
 from songspace.synth import STYLES, synth_track, write_audio
 from songspace.training import TrainConfig, train
@@ -63,7 +63,12 @@ def test_autoencoder_learns_to_reconstruct(styled_tracks, tmp_path):
     paths, _ = styled_tracks
     cfg = TrainConfig(objective="autoencoder", steps=25, minutes=None, batch_size=8)
     losses = []
-    train(paths, tmp_path / "ae.safetensors", cfg, workers=1, on_step=lambda f, step, loss: losses.append(loss))
+
+    def record(stage, done, total, detail):  # detail: "step N loss X"
+        if stage == "fit":
+            losses.append(float(detail.split("loss ")[1]))
+
+    train(paths, tmp_path / "ae.safetensors", cfg, workers=1, report=record)
     assert len(losses) == 25
     assert losses[-1] < 0.8 * losses[0]
 
@@ -99,6 +104,21 @@ def test_fine_tuning_starts_from_the_given_model(styled_tracks, tmp_path):
     before = torch.cat([p.flatten() for p in base.encoder.parameters()])
     after = torch.cat([p.flatten() for p in tuned.encoder.parameters()])
     assert torch.nn.functional.cosine_similarity(before, after, dim=0) > 0.9
+    # The projection head ships with the model and fitting continues from it, not from random.
+    assert base.objective == "contrastive" and "projection.0.weight" in base.objective_state
+    for name, shipped in base.objective_state.items():
+        if shipped.is_floating_point():
+            cos = torch.nn.functional.cosine_similarity(shipped.flatten(), tuned.objective_state[name].flatten(), dim=0)
+            assert cos > 0.9, name
+
+
+def test_objective_state_is_saved_beside_the_encoder_without_changing_its_id(styled_tracks, tmp_path):
+    paths, _ = styled_tracks
+    model, _ = train(paths[:8], tmp_path / "a.safetensors", TrainConfig(steps=2, minutes=None, batch_size=8), workers=1)
+    loaded = load_model(model.path)
+    assert set(loaded.objective_state) == set(model.objective_state) and "projection.2.weight" in loaded.objective_state
+    without_head = save_model(tmp_path / "b.safetensors", loaded.encoder, loaded.features)
+    assert without_head.model_id.split("-")[-1] == loaded.model_id.split("-")[-1]
 
 
 def test_bad_training_requests_are_refused():

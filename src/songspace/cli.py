@@ -138,7 +138,7 @@ def similar(
     """Tracks that sound most like QUERY, best first."""
     with open_library() as lib, clear_errors(QueryError, FileNotFoundError, DecodeError):
         target = lib.resolve(query)
-        matches = lib.similar(query, k)
+        matches = lib.similar(target, k)
     rows = [{"id": m.track.id, "score": round(m.score, 4), "path": m.track.path, "artist": m.track.artist,
              "title": m.track.title, "album": m.track.album} for m in matches]
     if as_json:
@@ -209,10 +209,8 @@ def train(
         cfg = TrainConfig(objective=objective, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size,
                           segments_per_track=segments_per_track, lr=lr, cosine_decay=cosine)
         files, _ = scan(folders)
-        report = ProgressReport(progress)
         model, corpus = run_training(files, out_path, cfg, init=init_model, workers=workers,
-                                     on_corpus=lambda d, n: report("fit-corpus", d, n, ""),
-                                     on_step=lambda f, s, loss: report("fit", f, 1.0, f"step {s} loss {loss:.3f}"))
+                                     report=ProgressReport(progress))
     for path, reason in corpus.failures:
         console.print(f"[yellow]skipped:[/] {path}: {reason}")
     t = model.info["training"]
@@ -252,7 +250,7 @@ def evaluate(
 def fit(
     minutes: Annotated[float, typer.Option(help="Time budget for training, in minutes.")] = 10.0,
     objective: Annotated[str, typer.Option(help="contrastive or autoencoder.")] = "contrastive",
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
     cosine: Annotated[bool, typer.Option("--cosine/--constant", help="Anneal the learning rate to 0 over the budget, or keep it constant.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding.")] = None,

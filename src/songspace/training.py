@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from . import audio
 from .embedding import pick_device
@@ -137,8 +138,9 @@ def sample_pairs(data: np.ndarray, tracks: np.ndarray, patch_frames: int, rng: n
 
 def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, init: Model | None = None,
                     device: torch.device | None = None,
-                    progress: Callable[[float, int, float], None] | None = None) -> tuple[Encoder, dict]:
-    """Optimise the encoder; progress(fraction_done, step, loss). Returns (encoder, stats)."""
+                    progress: Callable[[float, int, float], None] | None = None) -> tuple[nn.Module, dict]:
+    """Optimise the objective; progress(fraction_done, step, loss). Returns (objective, stats):
+    objective.encoder is the trained encoder."""
     if len(corpus) < 2:
         raise ValueError(f"need at least 2 decodable tracks to train, found {len(corpus)}")
     device = device or pick_device()
@@ -149,6 +151,9 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
         objective = Contrastive(encoder, temperature=cfg.temperature)
     else:
         objective = Autoencoder(encoder, features.patch_frames)
+    if init and init.objective == cfg.objective and init.objective_state:
+        # Continue with the model's own projection head (or decoder): see models.checkpoint.
+        objective.load_state_dict({**objective.state_dict(), **init.objective_state})
     # channels_last: 1.7x faster training steps on CPU (measured), same results.
     objective.to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.Adam(objective.parameters(), lr=cfg.lr)
@@ -178,10 +183,10 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
         losses.append(loss.item())
         if progress:
             progress(fraction_done(), step, float(np.mean(losses[-20:])))
-    encoder.eval().cpu()
+    objective.eval().cpu()
     stats = {"steps": step, "seconds": round(time.monotonic() - start, 1), "final_loss": float(np.mean(losses[-20:])),
              "tracks": len(corpus), "device": str(device)}
-    return encoder, stats
+    return objective, stats
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,16 +197,20 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
 def train(paths: Sequence[str | Path], out: str | Path, cfg: TrainConfig = TrainConfig(),
           init: Model | str | Path | None = None, features: FeatureConfig | None = None,
           workers: int | None = None, device: torch.device | None = None,
-          on_corpus: Callable[[int, int], None] | None = None,
-          on_step: Callable[[float, int, float], None] | None = None) -> tuple[Model, Corpus]:
+          report: Callable[[str, float, float, str], None] | None = None) -> tuple[Model, Corpus]:
     """Train on `paths`, save to `out` (.safetensors + .json). `init` continues from a model
-    (e.g. the shipped default, to adapt it to a library); None starts from random weights."""
+    (e.g. the shipped default, to adapt it to a library); None starts from random weights.
+    report(stage, done, total, detail) follows both stages: "fit-corpus" counts tracks read,
+    "fit" the fraction of the training budget spent."""
+    report = report or (lambda *a: None)
     if init is not None and not isinstance(init, Model):
         init = load_model(init)
     features = init.features if init else (features or FeatureConfig())
     with tempfile.TemporaryDirectory(prefix="songspace-train-") as tmp:
-        corpus = Corpus(paths, features, cfg, Path(tmp), workers, on_corpus)
-        encoder, stats = train_on_corpus(corpus, features, cfg, init, device, on_step)
+        corpus = Corpus(paths, features, cfg, Path(tmp), workers, lambda d, n: report("fit-corpus", d, n, ""))
+        objective, stats = train_on_corpus(corpus, features, cfg, init, device,
+                                         lambda f, step, loss: report("fit", f, 1.0, f"step {step} loss {loss:.3f}"))
         del corpus.data  # release the memmap before its file is deleted
     info = {"training": {**asdict(cfg), **stats}, "init": init.model_id if init else None}
-    return save_model(out, encoder, features, info), corpus
+    rest = {k: v for k, v in objective.state_dict().items() if not k.startswith("encoder.")}
+    return save_model(out, objective.encoder, features, info, rest), corpus

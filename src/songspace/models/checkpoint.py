@@ -1,8 +1,12 @@
 """Model files: a plain safetensors state dict of the encoder, with its config in JSON beside it.
 
-`model.safetensors` holds the weights; `model.json` holds the feature and encoder configs and
-how the model was trained. The model id is derived from the weights, so two libraries that
-embedded with the same weights agree on the id, and any change of weights changes it.
+`model.safetensors` holds the encoder's weights, and under `objective.` the rest of the
+training objective (the contrastive projection head, or the autoencoder's decoder), so that
+fitting a model to a library continues with the head it was trained with instead of a random
+one whose first gradients would scramble the encoder. `model.json` holds the feature and
+encoder configs and how the model was trained. The model id is derived from the encoder's
+weights only (they alone make the embeddings), so two libraries that embedded with the same
+weights agree on the id, and any change of them changes it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,12 @@ class Model:
     model_id: str
     path: Path | None = None
     info: dict = field(default_factory=dict)
+    objective_state: dict[str, torch.Tensor] = field(default_factory=dict)  # see the module docstring
+
+    @property
+    def objective(self) -> str | None:
+        """The training objective the model (and its objective_state) came from."""
+        return self.info.get("training", {}).get("objective")
 
 
 def weights_id(state: dict[str, torch.Tensor], name: str) -> str:
@@ -37,14 +47,19 @@ def weights_id(state: dict[str, torch.Tensor], name: str) -> str:
     return f"{name}-{digest.hexdigest()[:12]}"
 
 
-def save_model(path: str | Path, encoder: Encoder, features: FeatureConfig, info: dict | None = None) -> Model:
+OBJECTIVE_PREFIX = "objective."
+
+
+def save_model(path: str | Path, encoder: Encoder, features: FeatureConfig, info: dict | None = None,
+               objective_state: dict[str, torch.Tensor] | None = None) -> Model:
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_name(path.name + ".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     model_id = weights_id(state, path.stem)
-    save_file(state, str(path))
+    objective_state = {k: v.detach().cpu().contiguous() for k, v in (objective_state or {}).items()}
+    save_file({**state, **{OBJECTIVE_PREFIX + k: v for k, v in objective_state.items()}}, str(path))
     config = {
         "model_id": model_id,
         "features": features.to_dict(),
@@ -52,7 +67,7 @@ def save_model(path: str | Path, encoder: Encoder, features: FeatureConfig, info
         "info": info or {},
     }
     config_path(path).write_text(json.dumps(config, indent=2) + "\n")
-    return Model(encoder, features, model_id, path, info or {})
+    return Model(encoder, features, model_id, path, info or {}, objective_state)
 
 
 def load_model(path: str | Path | None = None) -> Model:
@@ -60,6 +75,9 @@ def load_model(path: str | Path | None = None) -> Model:
     path = resolve_model_path(path)
     config = read_config(path)
     encoder = Encoder(EncoderConfig.from_dict(config["encoder"]))
-    encoder.load_state_dict(load_file(str(path)))
+    state = load_file(str(path))
+    objective_state = {k[len(OBJECTIVE_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(OBJECTIVE_PREFIX)}
+    encoder.load_state_dict(state)
     encoder.eval()
-    return Model(encoder, FeatureConfig(**config["features"]), config["model_id"], path, config.get("info", {}))
+    return Model(encoder, FeatureConfig(**config["features"]), config["model_id"], path, config.get("info", {}),
+                 objective_state)

@@ -1,9 +1,15 @@
 """The CNN that turns a log-mel patch into an embedding.
 
 Four convolution → batch-norm → ReLU → max-pool blocks, then average+max pooling over what is
-left of frequency and time, then two fully connected layers to the embedding. Small on
-purpose (~200k parameters): it must run hundreds of times faster than real time on one
+left of frequency and time, then one fully connected layer with a ReLU: the embedding. Small
+on purpose (~170k parameters): it must run hundreds of times faster than real time on one
 laptop core.
+
+Why the embedding stops there: a second linear layer on top, trained as part of the encoder,
+came out worse for retrieval on ost-dev than the layer below it (album mAP 0.539 vs 0.541 and
+P@1 0.723 vs 0.750 for the same weights; docs/results.md). As in SimCLR, the last layers
+before the loss specialise in the training task, so they belong to the contrastive projection
+head, which is not used for search.
 """
 
 from __future__ import annotations
@@ -18,8 +24,7 @@ from torch import nn
 class EncoderConfig:
     n_mels: int = 96
     channels: tuple[int, ...] = (16, 32, 64, 128)
-    hidden_dim: int = 256
-    embed_dim: int = 128
+    embed_dim: int = 256
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,11 +53,7 @@ class Encoder(nn.Module):
         self.input_norm = nn.BatchNorm2d(1)
         chans = (1, *cfg.channels)
         self.blocks = nn.Sequential(*[conv_block(a, b) for a, b in zip(chans[:-1], chans[1:])])
-        self.head = nn.Sequential(
-            nn.Linear(2 * cfg.channels[-1], cfg.hidden_dim),
-            nn.ReLU(inplace=True),
-            nn.Linear(cfg.hidden_dim, cfg.embed_dim),
-        )
+        self.embed = nn.Sequential(nn.Linear(2 * cfg.channels[-1], cfg.embed_dim), nn.ReLU(inplace=True))
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.input_norm(x.unsqueeze(1)))
@@ -61,4 +62,4 @@ class Encoder(nn.Module):
         h = self.feature_map(x)
         # Average says "how much of each pattern", max says "was it there at all": both help.
         pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
-        return self.head(pooled)
+        return self.embed(pooled)
