@@ -3,7 +3,8 @@
 Stages:
   1. corpus: decode every track (bounded memory, see `audio.load`) and keep a few log-mel
      segments spread over it, in a float16 memory-mapped file on disk: RAM stays small however
-     large the library (10,000 tracks x 8 segments is ~4 GB of disk, paged in on demand).
+     large the library (10,000 tracks x 8 segments: 3.7 GiB of disk, paged in on demand, and
+     1.3 GiB of process memory at peak; bench/training_memory.py).
   2. loop: each step takes a batch of tracks and two random crops from two different segments
      of each, and optimises the chosen objective:
        - contrastive: the two excerpts of a track are positives, the other tracks negatives;
@@ -12,7 +13,8 @@ Stages:
      remove tempo from the neighbourhoods) and no pitch-shift (it would remove key and register,
      which are part of how a piece sounds). Crops alone matched crops+gain/noise/masking in the
      prototype at equal steps.
-  3. save: safetensors state dict + JSON config (see `models.checkpoint`).
+  3. save: safetensors state dict (the encoder, and the rest of the objective for later fitting)
+     + JSON config (see `models.checkpoint`).
 
 Training is deterministic under a seed when bounded by `steps`; a `minutes` budget stops after
 however many steps fit, which depends on the machine.

@@ -2,14 +2,14 @@
 
 Four convolution → batch-norm → ReLU → max-pool blocks, then average+max pooling over what is
 left of frequency and time, then one fully connected layer with a ReLU: the embedding. Small
-on purpose (~170k parameters): it must run hundreds of times faster than real time on one
+on purpose (163k parameters): it must run hundreds of times faster than real time on one
 laptop core.
 
-Why the embedding stops there: a second linear layer on top, trained as part of the encoder,
-came out worse for retrieval on ost-dev than the layer below it (album mAP 0.539 vs 0.541 and
-P@1 0.723 vs 0.750 for the same weights; docs/results.md). As in SimCLR, the last layers
+Why the embedding stops there: when a second linear layer sat on top, trained as part of the
+encoder, it came out worse for retrieval on ost-dev than the layer below it, on every model
+measured (docs/results.md, "Which layer is the embedding"). As in SimCLR, the last layers
 before the loss specialise in the training task, so they belong to the contrastive projection
-head, which is not used for search.
+head, which search never uses.
 """
 
 from __future__ import annotations
