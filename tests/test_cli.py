@@ -1,9 +1,12 @@
 """The command line, run for real in subprocesses."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+
+from songspace.models.files import DEFAULT_MODEL, config_path
 
 
 def test_help_teaches_the_commands(cli):
@@ -67,3 +70,10 @@ def test_train_and_use_refuse_bad_input_clearly(cli, tmp_path):
     assert proc.returncode == 2 and "objective" in proc.stderr
     proc = cli("use", str(tmp_path / "missing.safetensors"))
     assert proc.returncode == 2 and "model file not found" in proc.stderr
+    # A model whose config this encoder cannot build (here: an unknown field) is refused up front.
+    config = json.loads(config_path(DEFAULT_MODEL).read_text())
+    config["encoder"]["hidden_dim"] = 256
+    (tmp_path / "odd.json").write_text(json.dumps(config))
+    shutil.copy(DEFAULT_MODEL, tmp_path / "odd.safetensors")
+    proc = cli("use", str(tmp_path / "odd.safetensors"))
+    assert proc.returncode == 2 and "odd.safetensors: not a model this songspace can load" in proc.stderr

@@ -268,7 +268,7 @@ def use(
     model: Annotated[str, typer.Argument(help="'default' (the shipped model), 'mfcc' (hand-crafted statistics), or a model file.")],
 ):
     """Choose how the library embeds music. Tracks are re-embedded by the next `index`."""
-    with open_library() as lib, clear_errors(FileNotFoundError):
+    with open_library() as lib, clear_errors(FileNotFoundError, ValueError):
         lib.use_model(model)
         console.print(f"now using {lib.model_id}; run `songspace index FOLDER` to re-embed")
 

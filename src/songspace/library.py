@@ -142,7 +142,11 @@ class Library:
         them: never mixed."""
         if model is None or str(model) == "default":
             model = DEFAULT_MODEL
-        self.catalog.set_meta("model", MFCC if str(model) == MFCC else str(resolve_model_path(model)))
+        if str(model) != MFCC:
+            from .models.checkpoint import load_model  # torch, once: refuse a file that cannot embed
+
+            model = load_model(model).path
+        self.catalog.set_meta("model", MFCC if str(model) == MFCC else str(model))
 
     # -- indexing --------------------------------------------------------------------------------
 

@@ -74,7 +74,11 @@ def load_model(path: str | Path | None = None) -> Model:
     """Load a model file (default: the one shipped in the package); eval mode, on the CPU."""
     path = resolve_model_path(path)
     config = read_config(path)
-    encoder = Encoder(EncoderConfig.from_dict(config["encoder"]))
+    try:
+        encoder = Encoder(EncoderConfig.from_dict(config["encoder"]))
+    except TypeError as e:  # e.g. a model from before the embedding moved one layer down
+        raise ValueError(f"{path}: not a model this songspace can load ({e}); "
+                         f"`songspace use default` goes back to the shipped model") from e
     state = load_file(str(path))
     objective_state = {k[len(OBJECTIVE_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(OBJECTIVE_PREFIX)}
     encoder.load_state_dict(state)
