@@ -64,6 +64,7 @@ class RssSampler:
         self.interval = interval
         self.peak_total = 0  # largest sum over the tree at one instant, bytes
         self.peak_single = 0  # largest single process, bytes
+        self.peak_anon = 0  # largest sum of anonymous RSS (heap: RSS less file-backed and shared pages)
         self.max_procs = 0
         self.samples = 0
         self._stop = threading.Event()
@@ -82,14 +83,17 @@ class RssSampler:
             procs = [self.root, *self.root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
-        rss = []
+        rss, anon = [], 0
         for p in procs:
             try:
-                rss.append(p.memory_info().rss)
+                m = p.memory_info()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass  # a worker that exited between listing and reading
+                continue  # a worker that exited between listing and reading
+            rss.append(m.rss)
+            anon += m.rss - m.shared
         if rss:
             self.peak_total = max(self.peak_total, sum(rss))
+            self.peak_anon = max(self.peak_anon, anon)
             self.peak_single = max(self.peak_single, max(rss))
             self.max_procs = max(self.max_procs, len(rss))
             self.samples += 1

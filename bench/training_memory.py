@@ -24,33 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
 from index_speed import DEFAULT_OUT, MiB, RssSampler
 
 GiB = 2**30
 TRACK_SECONDS = 8.0
-
-
-class AnonRssSampler(RssSampler):
-    """RssSampler that also records the tree's anonymous memory (RssAnon: heap, not file pages)."""
-
-    peak_anon = 0
-
-    def sample(self) -> None:
-        super().sample()
-        anon = 0
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return
-        for p in procs:
-            try:
-                with open(f"/proc/{p.pid}/status") as f:
-                    anon += next(int(l.split()[1]) * 1024 for l in f if l.startswith("RssAnon:"))
-            except (OSError, StopIteration):
-                pass  # a worker that exited between listing and reading
-        self.peak_anon = max(self.peak_anon, anon)
 
 
 def synthetic_library(folder: Path, n: int) -> list[Path]:
@@ -62,7 +39,8 @@ def synthetic_library(folder: Path, n: int) -> list[Path]:
     for i, path in enumerate(paths):
         if not path.exists():
             y = synth_track(STYLES[i % len(STYLES)], TRACK_SECONDS, sr=16000, seed=i)
-            write_audio(path.with_suffix(".tmp.flac"), y, 16000).rename(path)
+            # Written beside the folder, then moved in: an interrupted run leaves no half file inside.
+            write_audio(folder.with_name(folder.name + ".partial.flac"), y, 16000).rename(path)
         if i % 1000 == 999:
             print(f"  synthetic tracks: {i + 1}/{n} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return paths
@@ -91,7 +69,7 @@ def main() -> None:
            "--steps", str(args.steps), "--segments-per-track", str(args.segments_per_track)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with AnonRssSampler(proc.pid) as mem:
+    with RssSampler(proc.pid) as mem:
         output, _ = proc.communicate()
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
