@@ -146,7 +146,7 @@ class Library:
             from .models.checkpoint import load_model  # torch, once: refuse a file that cannot embed
 
             model = load_model(model).path
-        self.catalog.set_meta("model", MFCC if str(model) == MFCC else str(model))
+        self.catalog.set_meta("model", str(model))
 
     # -- indexing --------------------------------------------------------------------------------
 
