@@ -32,7 +32,7 @@ def add_bad_files(folder: Path) -> dict[str, str]:
 
 def test_bad_files_are_recorded_and_good_ones_kept(music, library_dir):
     with Library.open(library_dir) as lib:
-        assert lib.index([music], workers=1).added == 12
+        assert lib.index([music], workers=0).added == 12
         stored = {t.path: (t.id, lib.catalog.vector(t.id)[1]) for t in lib.catalog.tracks()}
 
         expected = add_bad_files(music)
@@ -44,7 +44,7 @@ def test_bad_files_are_recorded_and_good_ones_kept(music, library_dir):
             if phase == "analyse" and done == 0:
                 Path(doomed).unlink(missing_ok=True)
 
-        report = lib.index([music], workers=1, report=delete_when_analysis_starts)
+        report = lib.index([music], workers=0, report=delete_when_analysis_starts)
         assert report.added == 0 and report.unchanged == 12
         assert {p for p, _ in report.failed} == set(expected)
 
@@ -85,8 +85,8 @@ def test_broken_file_fixed_later_is_indexed(music, library_dir):
     broken = music / "later.mp3"
     broken.write_text("not yet")
     with Library.open(library_dir) as lib:
-        assert len(lib.index([music], workers=1).failed) == 1
+        assert len(lib.index([music], workers=0).failed) == 1
         shutil.copy(good, broken)
-        report = lib.index([music], workers=1)
+        report = lib.index([music], workers=0)
         assert report.failed == [] and report.updated == 1
         assert lib.catalog.by_path(str(broken.resolve())).status == "ok"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from songspace.evaluate import evaluate, read_labels, retrieval_scores
+from songspace.evaluate import evaluate, read_labels, retrieval_scores, searchable_vectors
 from songspace.library import Library
 
 
@@ -50,8 +50,9 @@ def test_read_labels_csv_and_folder(tmp_path, demo_music):
 
 def test_evaluate_puts_model_and_baselines_side_by_side(music, library_dir):
     with Library.open(library_dir) as lib:
-        results = evaluate(lib, music, workers=1)
-        assert lib.status()["ok"] == 12  # it indexed what was not indexed
+        results = evaluate(lib, music, workers=0)
+        assert lib.status()["tracks"] == 0  # the labelled music went to a scratch library, not the user's
+        assert list((library_dir / "scratch").glob("evaluate-*/catalog.sqlite"))
     scores = results["labels"]["folder"]
     assert set(scores) == {"songspace", "mfcc", "random"}
     assert all(s["queries"] == 12 for s in scores.values())
@@ -63,10 +64,10 @@ def test_unknown_labels_are_left_out(music, library_dir, tmp_path):
     rows = ["path,album"] + [f"{p.relative_to(music)},{'unknown' if i < 4 else p.parent.name}" for i, p in enumerate(files)]
     (music / "labels.csv").write_text("\n".join(rows) + "\n")
     with Library.open(library_dir) as lib:
-        results = evaluate(lib, music / "labels.csv", baselines=("mfcc",), workers=1)
+        results = evaluate(lib, music / "labels.csv", baselines=("mfcc",), workers=0)
     assert results["labels"]["album"]["mfcc"]["queries"] <= 8
     with Library.open(library_dir) as lib, pytest.raises(ValueError, match="no label column genre"):
-        evaluate(lib, music / "labels.csv", ["genre"], workers=1)
+        evaluate(lib, music / "labels.csv", ["genre"], workers=0)
 
 
 def test_mfcc_as_the_library_embedding(music, library_dir, cli):
@@ -77,11 +78,13 @@ def test_mfcc_as_the_library_embedding(music, library_dir, cli):
     rows = json.loads(cli("similar", "1", "-k", "3", "--json", check=True).stdout)
     assert len(rows) == 3 and all(-1 <= r["score"] <= 1 for r in rows)
     with Library.open(library_dir) as lib:
-        v = np.stack(list(lib.searchable_vectors([t.path for t in lib.catalog.tracks()]).values()))
+        v = np.stack(list(searchable_vectors(lib, [t.path for t in lib.catalog.tracks()]).values()))
     np.testing.assert_allclose(v.mean(axis=0), 0, atol=0.35)  # standardised over the collection
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
     cli("use", "default", check=True)
-    assert json.loads(cli("status", "--json", check=True).stdout)["searchable"] == 0  # never mixed
+    status = json.loads(cli("status", "--json", check=True).stdout)
+    # Search stays on the MFCC vectors until the shipped model has re-embedded: never mixed, never empty.
+    assert status["searched_model"] == "mfcc-stats-v1" and status["searchable"] == 12
 
 
 def test_evaluate_cli_json(music, cli):

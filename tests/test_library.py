@@ -9,12 +9,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from songspace.library import Library, QueryError
+from songspace import Library, QueryError
 from songspace.synth import synth_track, write_audio
 
 
 def index(lib, folder):
-    return lib.index([folder], workers=1)
+    return lib.index([folder], workers=0)
 
 
 def test_index_then_similar(music, library_dir):
@@ -22,7 +22,7 @@ def test_index_then_similar(music, library_dir):
         report = index(lib, music)
         assert (report.added, report.failed) == (12, [])
         assert report.audio_seconds == pytest.approx(12 * 8.0, rel=0.02)
-        matches = lib.similar(1, k=5)
+        matches = lib.searcher().similar(1, k=5)
         assert len(matches) == 5
         assert 1 not in [m.track.id for m in matches]
         scores = [m.score for m in matches]
@@ -57,7 +57,7 @@ def test_rerun_only_processes_what_changed(music, library_dir):
         np.testing.assert_array_equal(lib.catalog.vector(t.id)[1], before[str(touched.resolve())][1])
         assert lib.catalog.by_path(str(deleted.resolve())) is None
         assert lib.catalog.by_path(str(changed.resolve())).status == "ok"
-        assert len(lib.vector_index()) == 12  # 12 - 2 removed + 2 added
+        assert len(lib.searcher()) == 12  # 12 - 2 removed + 2 added
 
 
 def test_changed_content_is_reembedded(music, library_dir):
@@ -77,33 +77,35 @@ def test_query_forms(music, library_dir, tmp_path):
     with Library.open(library_dir) as lib:
         index(lib, music)
         some = lib.catalog.tracks()[4]
-        assert lib.resolve(str(some.id)).id == some.id
-        assert lib.resolve(some.path).id == some.id
-        assert lib.resolve(f"{some.artist} - {some.title}").id == some.id
+        assert lib.searcher().resolve(str(some.id)).id == some.id
+        assert lib.searcher().resolve(some.path).id == some.id
+        assert lib.searcher().resolve(f"{some.artist} - {some.title}").id == some.id
         with pytest.raises(QueryError, match="tracks match"):
-            lib.resolve("synth")  # ambiguous: lists candidates
+            lib.searcher().resolve("synth")  # ambiguous: lists candidates
         with pytest.raises(QueryError, match="no track matches"):
-            lib.resolve("no such song anywhere")
+            lib.searcher().resolve("no such song anywhere")
 
         outside = write_audio(tmp_path / "outside.ogg", synth_track("mid_chords", 6.0, seed=3), 16000)
-        matches = lib.similar(str(outside), k=3)
+        matches = lib.searcher().similar(str(outside), k=3)
         assert len(matches) == 3
         assert len(lib.catalog.tracks()) == 12  # embedded on the fly, not added
 
         # A query that is itself in the library finds its own copy first when given as an outside file.
         copy = Path(tmp_path / "copy").with_suffix(Path(some.path).suffix)
         copy.write_bytes(Path(some.path).read_bytes())
-        assert lib.similar(str(copy), k=1)[0].track.id == some.id
+        assert lib.searcher().similar(str(copy), k=1)[0].track.id == some.id
 
 
-def test_vector_index_is_derived_and_rebuilt(music, library_dir):
+def test_searcher_follows_catalog_changes(music, library_dir):
     with Library.open(library_dir) as lib:
         index(lib, music)
-        first = [m.track.id for m in lib.similar(2, k=4)]
-        (library_dir / "vectors.faiss").unlink()
-        assert [m.track.id for m in lib.similar(2, k=4)] == first
-        (library_dir / "vectors.faiss").write_bytes(b"garbage")
-        assert [m.track.id for m in lib.similar(2, k=4)] == first
+        searcher = lib.searcher()
+        first = [m.track.id for m in searcher.similar(2, k=4)]
+        assert len(searcher) == 12
+        gone = first[0]
+        lib.catalog.remove([gone])  # the same Searcher sees the change at its next query
+        assert len(searcher) == 11
+        assert [m.track.id for m in searcher.similar(2, k=3)] == first[1:]
 
 
 def test_export_npz_and_parquet(music, library_dir, tmp_path):
@@ -138,11 +140,12 @@ def test_a_new_model_reembeds_and_never_mixes(music, library_dir, tmp_path):
         other = save_model(tmp_path / "other.safetensors", Encoder(), FeatureConfig())
         lib.use_model(other.path)
         assert lib.model_id == other.model_id != old_id
-        assert len(lib.vector_index()) == 0  # old embeddings leave search, never mixed in
+        # Search keeps answering from the old vectors until the new model has caught up.
+        assert lib.searcher().model_id == old_id and len(lib.searcher()) == 12
         report = index(lib, music)
         assert report.updated == 12
         assert lib.catalog.models() == {other.model_id: 12}
-        assert len(lib.vector_index()) == 12
+        assert lib.searcher().model_id == other.model_id and len(lib.searcher()) == 12
 
 
 def test_segment_vectors_are_stored_beside_the_track_vector(music, library_dir):
@@ -161,7 +164,7 @@ def test_index_with_fit_trains_then_embeds_with_the_fitted_model(music, library_
         index(lib, music)
         shipped = lib.model_id
         phases = set()
-        report = lib.index([music], fit=True, fit_minutes=0.05, workers=1, report=lambda p, *a: phases.add(p))
+        report = lib.index([music], fit=True, fit_minutes=0.05, workers=0, report=lambda p, *a: phases.add(p))
         assert {"fit-corpus", "fit", "analyse"} <= phases
         assert Path(report.fitted_model).parent == library_dir.resolve() / "models"
         assert lib.model_id != shipped and lib.model == report.fitted_model

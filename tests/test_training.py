@@ -52,7 +52,7 @@ def test_contrastive_training_separates_styles(styled_tracks, tmp_path):
     paths, labels = styled_tracks
     torch.manual_seed(0)
     untrained = style_scores(Model(Encoder().eval(), FeatureConfig(), "untrained"), paths, labels)
-    model, _ = train(paths, tmp_path / "m.safetensors", TrainConfig(steps=30, minutes=None, batch_size=24), workers=1)
+    model, _ = train(paths, tmp_path / "m.safetensors", TrainConfig(steps=30, minutes=None, batch_size=24), workers=0)
     trained = style_scores(model, paths, labels)
     print(f"style retrieval, untrained: {untrained}\nstyle retrieval, trained:   {trained}")
     assert trained["map"] > untrained["map"] + 0.15
@@ -68,7 +68,7 @@ def test_autoencoder_learns_to_reconstruct(styled_tracks, tmp_path):
         if stage == "fit":
             losses.append(float(detail.split("loss ")[1]))
 
-    train(paths, tmp_path / "ae.safetensors", cfg, workers=1, report=record)
+    train(paths, tmp_path / "ae.safetensors", cfg, workers=0, report=record)
     assert len(losses) == 25
     assert losses[-1] < 0.8 * losses[0]
 
@@ -76,7 +76,7 @@ def test_autoencoder_learns_to_reconstruct(styled_tracks, tmp_path):
 def test_checkpoint_round_trip_and_determinism(styled_tracks, tmp_path):
     paths, _ = styled_tracks
     cfg = TrainConfig(steps=3, minutes=None, batch_size=8, seed=7)
-    a, _ = train(paths[:8], tmp_path / "a.safetensors", cfg, workers=1)
+    a, _ = train(paths[:8], tmp_path / "a.safetensors", cfg, workers=0)
     b, _ = train(paths[:8], tmp_path / "b", cfg, workers=2)
     assert a.model_id.split("-")[-1] == b.model_id.split("-")[-1]  # same seed, same weights
     assert (tmp_path / "b.safetensors").exists() and (tmp_path / "b.json").exists()
@@ -90,7 +90,7 @@ def test_checkpoint_round_trip_and_determinism(styled_tracks, tmp_path):
     with torch.inference_mode():
         torch.testing.assert_close(loaded.encoder(x), a.encoder.eval()(x))
 
-    other, _ = train(paths[:8], tmp_path / "c.safetensors", TrainConfig(steps=3, minutes=None, batch_size=8, seed=8), workers=1)
+    other, _ = train(paths[:8], tmp_path / "c.safetensors", TrainConfig(steps=3, minutes=None, batch_size=8, seed=8), workers=0)
     assert other.model_id.split("-")[-1] != a.model_id.split("-")[-1]
 
 
@@ -98,7 +98,7 @@ def test_fine_tuning_starts_from_the_given_model(styled_tracks, tmp_path):
     paths, _ = styled_tracks
     base = load_model()
     tuned, _ = train(paths[:8], tmp_path / "t.safetensors", TrainConfig(steps=1, minutes=None, batch_size=8),
-                     init=base.path, workers=1)
+                     init=base.path, workers=0)
     assert tuned.info["init"] == base.model_id
     # One small step from the shipped weights stays close to them; a fresh start would not.
     before = torch.cat([p.flatten() for p in base.encoder.parameters()])
@@ -114,7 +114,7 @@ def test_fine_tuning_starts_from_the_given_model(styled_tracks, tmp_path):
 
 def test_objective_state_is_saved_beside_the_encoder_without_changing_its_id(styled_tracks, tmp_path):
     paths, _ = styled_tracks
-    model, _ = train(paths[:8], tmp_path / "a.safetensors", TrainConfig(steps=2, minutes=None, batch_size=8), workers=1)
+    model, _ = train(paths[:8], tmp_path / "a.safetensors", TrainConfig(steps=2, minutes=None, batch_size=8), workers=0)
     loaded = load_model(model.path)
     assert set(loaded.objective_state) == set(model.objective_state) and "projection.2.weight" in loaded.objective_state
     without_head = save_model(tmp_path / "b.safetensors", loaded.encoder, loaded.features)

@@ -29,23 +29,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .errors import DecodeError
+
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".aif", ".aiff",
      ".wma", ".webm", ".mka"}
 )
-
-
-class DecodeError(Exception):
-    """One clear error type for undecodable input; str(e) == f"{path}: {reason}"."""
-
-    def __init__(self, path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):
-        # Worker processes send errors back pickled; the default would call DecodeError(message).
-        return (DecodeError, (self.path, self.reason))
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,16 @@ CREATE TABLE IF NOT EXISTS embeddings (
     segment_starts BLOB            -- float32 (n,): where each patch starts in the track, seconds
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS folders (path TEXT PRIMARY KEY);  -- what `index` was pointed at
+-- Labels songspace predicted (classify): kept apart from the file's own tags, never written to files.
+CREATE TABLE IF NOT EXISTS predictions (
+    track_id   INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,   -- what was predicted: genre, mood, ...
+    label      TEXT NOT NULL,
+    confidence REAL NOT NULL,   -- the classifier's probability for `label`
+    model_id   TEXT NOT NULL,   -- the embedding it was predicted from
+    PRIMARY KEY (track_id, name)
+);
 INSERT OR IGNORE INTO meta VALUES ('generation', '0');
 """
 
@@ -75,8 +85,16 @@ _TRACK_SELECT = f"SELECT {_TRACK_COLUMNS} FROM tracks t LEFT JOIN embeddings e O
 
 
 class Catalog:
-    def __init__(self, path: str | Path):
+    """One connection. A writer (the default) creates the schema; `readonly=True` opens an
+    existing catalog for reading only, as each query thread does (SQLite connections must not be
+    shared between threads, and WAL lets readers run beside the one writer)."""
+
+    def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
+        if readonly:
+            self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                      timeout=30)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we open transactions ourselves, one per logical write.
         self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
@@ -147,6 +165,16 @@ class Catalog:
         """File metadata changed but its content did not: keep the embedding."""
         self.db.execute("UPDATE tracks SET size = ?, mtime = ? WHERE id = ?", (size, mtime, track_id))
 
+    def add_folders(self, folders: list[str]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO folders VALUES (?)", [(f,) for f in folders])
+
+    def put_predictions(self, name: str, model_id: str, rows: list[tuple[int, str, float]]) -> None:
+        """Replace every prediction of `name` with rows of (track id, label, confidence)."""
+        with self._transaction():
+            self.db.execute("DELETE FROM predictions WHERE name = ?", (name,))
+            self.db.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?)",
+                                [(i, name, label, float(c), model_id) for i, label, c in rows])
+
     def remove(self, track_ids: list[int]) -> None:
         with self._transaction():
             self.db.executemany("DELETE FROM tracks WHERE id = ?", [(i,) for i in track_ids])
@@ -171,6 +199,23 @@ class Catalog:
     def track(self, track_id: int) -> Track | None:
         found = self.tracks("t.id = ?", (track_id,))
         return found[0] if found else None
+
+    def tracks_by_id(self, track_ids) -> list[Track | None]:
+        """The tracks with these ids, in that order (None for an unknown id), in few queries."""
+        track_ids = [int(i) for i in track_ids]
+        found: dict[int, Track] = {}
+        for start in range(0, len(track_ids), 900):  # SQLite allows at most 999 parameters
+            chunk = track_ids[start : start + 900]
+            found.update((t.id, t) for t in self.tracks(f"t.id IN ({','.join('?' * len(chunk))})", tuple(chunk)))
+        return [found.get(i) for i in track_ids]
+
+    def folders(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT path FROM folders ORDER BY path")]
+
+    def predictions(self, name: str) -> dict[int, tuple[str, float]]:
+        """{track id: (label, confidence)} of what `classify` predicted for `name`."""
+        rows = self.db.execute("SELECT track_id, label, confidence FROM predictions WHERE name = ?", (name,))
+        return {i: (label, c) for i, label, c in rows}
 
     def by_path(self, path: str) -> Track | None:
         found = self.tracks("t.path = ?", (path,))
@@ -213,7 +258,8 @@ class Catalog:
         rows = self.db.execute("SELECT status, COUNT(*) FROM tracks GROUP BY status").fetchall()
         return {"ok": 0, "failed": 0, **dict(rows)}
 
-    def models(self) -> dict[str, int]:
-        """How many tracks each model embedded."""
-        return dict(self.db.execute("SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id").fetchall())
+    def models(self, searchable_only: bool = False) -> dict[str, int]:
+        """How many tracks each model embedded (only tracks whose status is ok, if asked)."""
+        where = "JOIN tracks t ON t.id = e.track_id WHERE t.status = 'ok'" if searchable_only else ""
+        return dict(self.db.execute(f"SELECT e.model_id, COUNT(*) FROM embeddings e {where} GROUP BY e.model_id"))
 

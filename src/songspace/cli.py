@@ -18,10 +18,11 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.markup import escape
 from rich.table import Table
 
-from .audio import DecodeError
-from .library import LIBRARY_ENV, Library, QueryError, default_library_dir
+from .errors import SongspaceError
+from .library import LIBRARY_ENV, Library, default_library_dir
 
 app = typer.Typer(
     help="Music similarity from the sound itself. Index a folder, then ask for tracks that sound alike.\n\n"
@@ -45,18 +46,48 @@ def main(
 
 
 @contextmanager
-def clear_errors(*kinds: type[BaseException]):
-    """Expected failures (bad query, missing folder, undecodable file) become one red line and
-    exit code 2, not a traceback."""
+def clear_errors():
+    """Expected failures (bad query, missing folder, undecodable file, bad parameter) become one
+    red line and exit code 2, not a traceback."""
     try:
         yield
-    except kinds as e:
-        console.print(f"[red]error:[/] {e}")
+    except SongspaceError as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(2)
 
 
 def open_library() -> Library:
     return Library.open(state.get("library"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lists of tracks: a table, --json, or --m3u8 FILE (every command that returns tracks)
+# ---------------------------------------------------------------------------------------------
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (one object per track).")]
+M3u8Option = Annotated[Optional[Path], typer.Option("--m3u8", help="Also write the list as an M3U8 playlist to this file.")]
+AbsoluteOption = Annotated[bool, typer.Option("--absolute", help="Absolute paths in the M3U8 (default: relative to the playlist file).")]
+
+
+def show_tracks(title: str, rows: list[dict], as_json: bool, m3u8: Path | None, absolute: bool,
+                tracks: list | None = None, columns: tuple[str, ...] = ("score",)) -> None:
+    """Print `rows` (from playlists.track_row) as a table or JSON; write `tracks` as M3U8."""
+    from .playlists import write_m3u8
+
+    if m3u8 is not None:
+        write_m3u8(tracks, m3u8, absolute=absolute)
+        console.print(f"wrote {m3u8} ({len(tracks)} tracks)")
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=title)
+    for col in ("#", *columns, "id", "track", "path"):
+        table.add_column(col, overflow="fold")
+    for i, row in enumerate(rows, 1):
+        cells = [f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
+        name = f"{row['artist'] or '?'} - {row['title']}" if row["artist"] or row["title"] else Path(row["path"]).name
+        table.add_row(str(i), *cells, str(row["id"]), name, row["path"])
+    out.print(table)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,7 +140,7 @@ def index(
     """Add music to the library. Incremental: only new or changed files are analysed, removed
     files are dropped, and an interrupted run resumes where it stopped. Exit code 1 if any
     file could not be analysed (see `songspace status`)."""
-    with open_library() as lib, progress_bar() as progress, clear_errors(FileNotFoundError):
+    with open_library() as lib, progress_bar() as progress, clear_errors():
         try:
             report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers, report=ProgressReport(progress))
         except KeyboardInterrupt:  # outside the analysis stage (which stops cleanly by itself)
@@ -133,24 +164,20 @@ def index(
 def similar(
     query: Annotated[str, typer.Argument(help="A catalog id, a path in the library, part of 'artist - title', or an audio file outside the library.")],
     k: Annotated[int, typer.Option("-k", help="How many tracks.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
+    m3u8: M3u8Option = None,
+    absolute: AbsoluteOption = False,
 ):
     """Tracks that sound most like QUERY, best first."""
-    with open_library() as lib, clear_errors(QueryError, FileNotFoundError, DecodeError):
-        target = lib.resolve(query)
-        matches = lib.similar(target, k)
-    rows = [{"id": m.track.id, "score": round(m.score, 4), "path": m.track.path, "artist": m.track.artist,
-             "title": m.track.title, "album": m.track.album} for m in matches]
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    name = target.label if hasattr(target, "label") else str(target)
-    table = Table(title=f"Sounds like: {name}")
-    for col in ("#", "score", "id", "track", "path"):
-        table.add_column(col, overflow="fold")
-    for i, m in enumerate(matches, 1):
-        table.add_row(str(i), f"{m.score:.3f}", str(m.track.id), m.track.label, m.track.path)
-    out.print(table)
+    from .playlists import track_row
+
+    with open_library() as lib, clear_errors():
+        searcher = lib.searcher()
+        target = searcher.resolve(query)
+        matches = searcher.similar(target, k)
+        name = target.label if hasattr(target, "label") else str(target)
+        show_tracks(f"Sounds like: {name}", [track_row(m.track, m.score) for m in matches], as_json, m3u8, absolute,
+                    [m.track for m in matches])
 
 
 @app.command()
@@ -176,7 +203,7 @@ def export(
     path: Annotated[Path, typer.Argument(help="OUT.npz (ids, paths, vectors) or OUT.parquet (plus tags).")],
 ):
     """Write one row per searchable track: absolute path and L2-normalised float32 vector."""
-    with open_library() as lib, clear_errors(ValueError):
+    with open_library() as lib, clear_errors():
         lib.export(path)
     console.print(f"wrote {path}")
 
@@ -197,7 +224,7 @@ def train(
     workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding.")] = None,
 ):
     """Train the encoder self-supervised on folders of music and save it."""
-    from .library import scan
+    from .scan import scan
     from .models.files import DEFAULT_MODEL
     from .training import TrainConfig
     from .training import train as run_training
@@ -205,7 +232,7 @@ def train(
     if steps is not None:
         minutes = None
     init_model = DEFAULT_MODEL if str(init) == "default" else init
-    with clear_errors(ValueError, FileNotFoundError), progress_bar() as progress:
+    with clear_errors(), progress_bar() as progress:
         cfg = TrainConfig(objective=objective, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size,
                           segments_per_track=segments_per_track, lr=lr, cosine_decay=cosine)
         files, _ = scan(folders)
@@ -232,7 +259,7 @@ def evaluate(
     mean average precision. Empty or 'unknown…' labels are left out of their column."""
     from .evaluate import evaluate as run_evaluation
 
-    with open_library() as lib, progress_bar() as progress, clear_errors(ValueError, FileNotFoundError):
+    with open_library() as lib, progress_bar() as progress, clear_errors():
         results = run_evaluation(lib, labels, label, workers=workers, report=ProgressReport(progress))
     if as_json:
         out.print_json(json.dumps(results))
@@ -257,7 +284,7 @@ def fit(
 ):
     """Adapt the current model to the music already in the library (no labels), starting from
     its weights, and make the result current. Run `songspace index` afterwards to re-embed."""
-    with open_library() as lib, progress_bar() as progress, clear_errors(ValueError):
+    with open_library() as lib, progress_bar() as progress, clear_errors():
         path = lib.fit(minutes=minutes, objective=objective, lr=lr, cosine=cosine, seed=seed, workers=workers,
                        report=ProgressReport(progress))
         console.print(f"fitted model: {path} ({lib.model_id}); run `songspace index FOLDER` to re-embed")
@@ -268,7 +295,7 @@ def use(
     model: Annotated[str, typer.Argument(help="'default' (the shipped model), 'mfcc' (hand-crafted statistics), or a model file.")],
 ):
     """Choose how the library embeds music. Tracks are re-embedded by the next `index`."""
-    with open_library() as lib, clear_errors(FileNotFoundError, ValueError):
+    with open_library() as lib, clear_errors():
         lib.use_model(model)
         console.print(f"now using {lib.model_id}; run `songspace index FOLDER` to re-embed")
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
+
 
 def retrieval_scores(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
     v = np.asarray(vectors, dtype=np.float64)
@@ -60,15 +62,17 @@ def read_labels(source: str | Path) -> LabelledSet:
     """A labels.csv (a `path` column relative to the csv, then label columns), or a folder whose
     subfolders name the label of the music inside them (label column "folder")."""
     source = Path(source).expanduser().resolve()
+    if not source.exists():
+        raise InputError(f"{source}: no such labels file or folder")
     if source.is_dir():
-        from .library import scan
+        from .scan import scan
 
         files, _ = scan([source])
         return LabelledSet(source, files, {"folder": [Path(f).relative_to(source).parts[0] for f in files]})
     with open(source, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or "path" not in rows[0]:
-        raise ValueError(f"{source}: a labels csv needs a 'path' column and at least one row")
+        raise InputError(f"{source}: a labels csv needs a 'path' column and at least one row")
     columns = [c for c in rows[0] if c != "path"]
     paths = [str((source.parent / r["path"]).resolve()) for r in rows]
     return LabelledSet(source.parent, paths, {c: [(r[c] or "").strip() for r in rows] for c in columns})
@@ -90,10 +94,25 @@ def _baseline_task(task: tuple[str, str]) -> tuple[str, str, np.ndarray | None]:
     return method, path, vector
 
 
+def searchable_vectors(lib, paths: Sequence[str]) -> dict[str, np.ndarray]:
+    """{path: vector as searched} for those of `paths` that the library can search."""
+    searcher = lib.searcher()
+    ids, vectors = searcher.all_vectors()
+    by_path = {t.path: v for t, v in zip(searcher.tracks(ids), vectors)}
+    return {p: by_path[p] for p in paths if p in by_path}
+
+
 def evaluate(lib, source: str | Path, label_columns: Sequence[str] | None = None,
-             baselines: Sequence[str] = BASELINES, workers: int | None = None, report=None) -> dict:
-    """Index what is not indexed yet, then leave-one-out retrieval per label column for the
-    library's model and each baseline, all computed in this run on the same tracks."""
+             baselines: Sequence[str] = BASELINES, workers: int | None = None, report=None,
+             in_library: bool = False) -> dict:
+    """Leave-one-out retrieval per label column for the library's model and each baseline, all
+    computed in this run on the same tracks.
+
+    The labelled music is indexed into a scratch library beside the user's (`scratch/`, kept so
+    a second run only analyses what changed), so test tracks never turn up in the user's
+    searches; `in_library=True` indexes it into the library itself."""
+    import hashlib
+
     from .baselines import standardise
     from .workers import run_parallel
 
@@ -101,10 +120,14 @@ def evaluate(lib, source: str | Path, label_columns: Sequence[str] | None = None
     columns = list(label_columns or [c for c in DEFAULT_LABELS if c in data.labels] or data.labels)
     missing = [c for c in columns if c not in data.labels]
     if missing:
-        raise ValueError(f"{source}: no label column {', '.join(missing)} (columns: {', '.join(data.labels)})")
-    lib.index([data.root], workers=workers, report=report)
-
-    vectors: dict[str, dict[str, np.ndarray]] = {"songspace": lib.searchable_vectors(data.paths)}
+        raise InputError(f"{source}: no label column {', '.join(missing)} (columns: {', '.join(data.labels)})")
+    target = lib if in_library else lib.scratch("evaluate-" + hashlib.sha1(str(data.root).encode()).hexdigest()[:10])
+    try:
+        target.index([data.root], workers=workers, report=report)
+        vectors: dict[str, dict[str, np.ndarray]] = {"songspace": searchable_vectors(target, data.paths)}
+    finally:
+        if target is not lib:
+            target.close()
     tasks = [(m, p) for m in baselines for p in data.paths]
     for done, (method, path, vector) in enumerate(run_parallel(_baseline_task, tasks, workers), 1):
         if vector is not None:

@@ -18,6 +18,7 @@ The indexing process never imports torch (~250 MB); the workers do the embedding
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,16 +27,15 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from .analysis import Task, analyse, embedder
-from .audio import AUDIO_EXTENSIONS
-from .baselines import MFCC_METHOD, standardise
+from .analysis import Analysis, Task, analyse
 from .catalog import Catalog, Track
-from .models.files import DEFAULT_MODEL, read_config, resolve_model_path
-from .vectors import VectorIndex
+from .errors import InputError
+from .models.files import DEFAULT_MODEL
+from .query import MFCC, Searcher, current_method, method_id, method_path_key
+from .scan import is_under, scan
 from .workers import run_parallel
 
 LIBRARY_ENV = "SONGSPACE_LIBRARY"
-MFCC = "mfcc"
 
 # report(phase, done, total, note): how long work tells the caller where it is.
 Report = Callable[[str, float, float, str], None]
@@ -44,10 +44,6 @@ Report = Callable[[str, float, float, str], None]
 def default_library_dir() -> Path:
     """$SONGSPACE_LIBRARY, else the per-user data directory (e.g. ~/.local/share/songspace)."""
     return Path(os.environ.get(LIBRARY_ENV) or platformdirs.user_data_dir("songspace"))
-
-
-class QueryError(LookupError):
-    """A query that names no track, or too many."""
 
 
 @dataclass
@@ -62,44 +58,6 @@ class IndexReport:
     interrupted: bool = False
 
 
-@dataclass(frozen=True)
-class Match:
-    track: Track
-    score: float  # cosine similarity, 1.0 = same direction
-
-
-# ---------------------------------------------------------------------------------------------
-# Scan
-# ---------------------------------------------------------------------------------------------
-
-
-def is_audio_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS and not name.startswith("._")
-
-
-def scan(folders: Iterable[str | Path]) -> tuple[list[str], list[tuple[str, str]]]:
-    """(audio file paths, [(path, reason)] for entries that look like audio but are not files)."""
-    files, bad = [], []
-    for folder in folders:
-        folder = Path(folder).resolve()
-        if folder.is_file():
-            files.append(str(folder))
-            continue
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: no such folder")
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            for d in dirnames:
-                if is_audio_name(d):
-                    bad.append((os.path.join(dirpath, d), "is a directory, not an audio file"))
-            files.extend(os.path.join(dirpath, f) for f in sorted(filenames) if is_audio_name(f))
-    return sorted(set(files)), bad
-
-
-def _under(path: str, roots: list[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-
-
 # ---------------------------------------------------------------------------------------------
 # The library
 # ---------------------------------------------------------------------------------------------
@@ -110,13 +68,22 @@ class Library:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.root / "catalog.sqlite")
+        self._searcher: Searcher | None = None
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> "Library":
         return cls(root if root is not None else default_library_dir())
 
     def close(self) -> None:
+        if self._searcher is not None:
+            self._searcher.close()
         self.catalog.close()
+
+    def searcher(self) -> Searcher:
+        """The query layer over this library (one, shared; safe to use from many threads)."""
+        if self._searcher is None:
+            self._searcher = Searcher(self.catalog.path)
+        return self._searcher
 
     def __enter__(self):
         return self
@@ -129,12 +96,11 @@ class Library:
     @property
     def model(self) -> str:
         """The embedding method in use: a model file, or "mfcc" for the hand-crafted baseline."""
-        stored = self.catalog.get_meta("model")
-        return stored if stored == MFCC else str(resolve_model_path(stored or DEFAULT_MODEL))
+        return current_method(self.catalog)
 
     @property
     def model_id(self) -> str:
-        return MFCC_METHOD if self.model == MFCC else read_config(self.model)["model_id"]
+        return method_id(self.model)
 
     def use_model(self, model: str | Path | None) -> None:
         """Embed with this from now on: a model file, "mfcc", or None / "default" for the shipped
@@ -146,7 +112,18 @@ class Library:
             from .models.checkpoint import load_model  # torch, once: refuse a file that cannot embed
 
             model = load_model(model).path
-        self.catalog.set_meta("model", str(model))
+        self._set_method(str(model))
+
+    def _set_method(self, method: str) -> None:
+        self.catalog.set_meta(method_path_key(method_id(method)), method)
+        self.catalog.set_meta("model", method)
+
+    def scratch(self, name: str) -> "Library":
+        """A separate library inside this one (`scratch/NAME`) embedding with the same model:
+        for work on music that must not join the user's library, such as a labelled test set."""
+        scratch = Library(self.root / "scratch" / name)
+        scratch._set_method(self.model)
+        return scratch
 
     # -- indexing --------------------------------------------------------------------------------
 
@@ -155,11 +132,13 @@ class Library:
         """Bring the catalog up to date with `folders`. Re-running only does what changed."""
         report = report or (lambda *a: None)
         result = IndexReport()
-        roots = [str(Path(f).resolve()) for f in folders]
+        roots = [str(Path(f).expanduser().resolve()) for f in folders]
         files, bad = scan(roots)
+        self.catalog.add_folders(roots)
+        self.catalog.set_meta(method_path_key(self.model_id), self.model)
         report("scan", len(files), len(files), f"{len(files)} audio files")
 
-        known = {t.path: t for t in self.catalog.tracks() if _under(t.path, roots)}
+        known = {t.path: t for t in self.catalog.tracks() if is_under(t.path, roots)}
         present = set(files) | {path for path, _ in bad}
         gone = [t.id for p, t in known.items() if p not in present]
         if gone:
@@ -172,7 +151,7 @@ class Library:
             result.failed.append((path, reason))
 
         if fit:
-            result.fitted_model = str(self.fit(files, minutes=fit_minutes, workers=workers, report=report))
+            result.fitted_model = str(self.fit(files, minutes=fit_minutes, workers=workers, report=report, reembed=False))
 
         tasks = self._plan(files, known, result)
         model = self.model
@@ -183,8 +162,8 @@ class Library:
         try:
             for r in run_parallel(analyse, [Task(p, model, h) for p, _, h in tasks], workers):
                 self._store(r, known, result)
-                done_bytes += r["size"] or 0
-                report("analyse", done_bytes, total_bytes, Path(r["path"]).name)
+                done_bytes += r.size or 0
+                report("analyse", done_bytes, total_bytes, Path(r.path).name)
         except KeyboardInterrupt:
             result.interrupted = True
         return result
@@ -210,30 +189,31 @@ class Library:
             tasks.append((path, st.st_size if st else 0, known_hash))
         return tasks
 
-    def _store(self, r: dict, known: dict[str, Track], result: IndexReport) -> None:
-        path, status = r["path"], r["status"]
-        if status == "unchanged":
-            self.catalog.touch(known[path].id, r["size"], r["mtime"])
+    def _store(self, r: Analysis, known: dict[str, Track], result: IndexReport) -> None:
+        if r.status == "unchanged":
+            self.catalog.touch(known[r.path].id, r.size, r.mtime)
             result.unchanged += 1
-        elif status == "failed":
-            self.catalog.put_failed(path, r["error"], size=r["size"], mtime=r["mtime"])
-            result.failed.append((path, r["error"]))
+        elif r.status == "failed":
+            self.catalog.put_failed(r.path, r.error, size=r.size, mtime=r.mtime)
+            result.failed.append((r.path, r.error))
         else:
-            self.catalog.put_ok(path, size=r["size"], mtime=r["mtime"], content_hash=r["content_hash"],
-                                duration=r["duration"], tags=r["tags"], model_id=r["model_id"], vector=r["vector"],
-                                segments=r["segments"], segment_starts=r["segment_starts"])
-            if path in known:
+            self.catalog.put_ok(r.path, size=r.size, mtime=r.mtime, content_hash=r.content_hash, duration=r.duration,
+                                tags=r.tags, model_id=r.model_id, vector=r.vector, segments=r.segments,
+                                segment_starts=r.segment_starts)
+            if r.path in known:
                 result.updated += 1
             else:
                 result.added += 1
-            result.audio_seconds += r["duration"]
+            result.audio_seconds += r.duration
 
     # -- fitting ----------------------------------------------------------------------------------
 
     def fit(self, files: list[str] | None = None, *, minutes: float = 10.0, objective: str = "contrastive",
             lr: float = 3e-4, cosine: bool = True, seed: int = 0, workers: int | None = None,
-            report: Report | None = None) -> Path:
-        """Adapt the current model to this library's music (no labels) and make it current.
+            report: Report | None = None, reembed: bool = True) -> Path:
+        """Adapt the current model to this library's music (no labels), make it current, and
+        re-embed the library's folders with it (`reembed=False` leaves that to the next
+        `index`; search answers from the old vectors until then).
 
         A smaller learning rate than from scratch (3e-4 vs 1e-3), annealed to 0, continuing
         with the model's own projection head: a small library's tracks are soon told apart,
@@ -243,92 +223,32 @@ class Library:
 
         if files is None:
             files = [t.path for t in self.catalog.tracks("t.status = 'ok'")]
+        if len(files) < 2:
+            raise InputError(f"fitting needs at least 2 indexed tracks; the library has {len(files)}")
         cfg = TrainConfig(objective=objective, minutes=minutes, lr=lr, cosine_decay=cosine, seed=seed)
         out = self.root / "models" / f"fit-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
         init = DEFAULT_MODEL if self.model == MFCC else self.model
         model, _ = train(files, out, cfg, init=init, workers=workers, report=report)
         self.use_model(model.path)
+        if reembed:
+            self.index(self.catalog.folders(), workers=workers, report=report)
         return model.path
-
-    # -- search -----------------------------------------------------------------------------------
-
-    def vector_index(self) -> VectorIndex:
-        """The FAISS index of the searchable tracks, rebuilt from the catalog when stale."""
-        stamp = {"generation": self.catalog.generation, "model_id": self.model_id}
-        path = self.root / "vectors.faiss"
-        index = VectorIndex.load(path, stamp)
-        if index is None:
-            ids, vecs = self.catalog.vectors(stamp["model_id"])
-            index = VectorIndex(ids, self._search_space(vecs), stamp)
-            index.save(path)
-        return index
-
-    def _search_space(self, vectors: np.ndarray) -> np.ndarray:
-        """Vectors as searched: model vectors as stored; MFCC statistics standardised over the
-        collection (their dimensions have different units)."""
-        if self.model_id != MFCC_METHOD or len(vectors) == 0:
-            return vectors
-        _, collection = self.catalog.vectors(MFCC_METHOD)
-        return standardise(vectors, collection.mean(axis=0), collection.std(axis=0))
-
-    def searchable_vectors(self, paths: Iterable[str]) -> dict[str, np.ndarray]:
-        """{path: vector as searched} for those of `paths` that the current model embedded."""
-        ids, vecs = self.catalog.vectors(self.model_id)
-        path_of = {t.id: t.path for t in self.catalog.tracks()}
-        by_path = dict(zip((path_of[int(i)] for i in ids), self._search_space(vecs)))
-        return {p: by_path[p] for p in paths if p in by_path}
-
-    def resolve(self, query: str | int | Path) -> Track | Path:
-        """A catalog id, a path in the library, an audio file outside it, or text matching
-        'artist - title' (or the path)."""
-        text = str(query).strip()
-        if text.isdigit() and (t := self.catalog.track(int(text))):
-            return t
-        p = Path(text).expanduser()
-        if p.exists():
-            t = self.catalog.by_path(str(p.resolve()))
-            return t if t is not None else p.resolve()
-        found = self.catalog.search_text(text)
-        exact = [t for t in found if t.label.lower() == text.lower()]
-        if len(exact) == 1 or len(found) == 1:
-            return (exact or found)[0]
-        if not found:
-            raise QueryError(f"no track matches {text!r} (try an id, a path, or part of 'artist - title')")
-        shown = "\n".join(f"  {t.id}: {t.label}" for t in found[:10])
-        more = f"\n  … and {len(found) - 10} more" if len(found) > 10 else ""
-        raise QueryError(f"{len(found)} tracks match {text!r}; be more specific or use an id:\n{shown}{more}")
-
-    def query_vector(self, query: str | int | Path | Track) -> tuple[Track | Path, np.ndarray]:
-        target = query if isinstance(query, Track) else self.resolve(query)
-        if isinstance(target, Path):  # an outside file is embedded on the fly, not added
-            return target, self._search_space(embedder(self.model).embed_file(target).vector[None])[0]
-        stored = self.catalog.vector(target.id)
-        if target.status != "ok" or stored is None:
-            raise QueryError(f"track {target.id} ({target.path}) has no embedding: {target.error or 'not analysed'}")
-        if stored[0] != self.model_id:
-            raise QueryError(f"track {target.id} was embedded by another model; run `songspace index` to re-embed")
-        return target, self._search_space(stored[1][None])[0]
-
-    def similar(self, query: str | int | Path | Track, k: int = 10) -> list[Match]:
-        """The k tracks that sound most like the query, best first (the query itself excluded)."""
-        target, vector = self.query_vector(query)
-        exclude = target.id if isinstance(target, Track) else None
-        hits = self.vector_index().search(vector, k + 1)
-        return [Match(self.catalog.track(i), s) for i, s in hits if i != exclude][:k]
 
     # -- status and export --------------------------------------------------------------------------
 
     def status(self) -> dict:
         counts = self.catalog.counts()
         by_model = self.catalog.models()
-        model_id = self.model_id
+        searcher = self.searcher()
         return {
             "library": str(self.root),
-            "model": {"id": model_id, "path": self.model},
+            "model": {"id": self.model_id, "path": self.model},
+            "searched_model": searcher.model_id,
+            "folders": self.catalog.folders(),
             "tracks": counts["ok"] + counts["failed"],
             "ok": counts["ok"],
             "failed": counts["failed"],
-            "searchable": len(self.vector_index()),
+            "searchable": len(searcher),
             "embeddings_by_model": by_model,
             "failures": [(t.path, t.error) for t in self.catalog.tracks("t.status = 'failed'")],
         }
@@ -336,8 +256,9 @@ class Library:
     def export(self, out: str | Path) -> Path:
         """Write the searchable tracks: .npz (ids, paths, vectors) or .parquet (plus tags)."""
         out = Path(out)
-        ids, vecs = self.catalog.vectors(self.model_id)
-        tracks = [self.catalog.track(int(i)) for i in ids]
+        searcher = self.searcher()
+        ids, vecs = searcher.all_vectors()
+        tracks = searcher.tracks(ids)
         paths = [t.path for t in tracks]
         if out.suffix == ".npz":
             np.savez(out, ids=ids, paths=np.array(paths, dtype=str), vectors=vecs.astype(np.float32))
@@ -355,5 +276,5 @@ class Library:
             }
             pq.write_table(pa.table(columns), out)
         else:
-            raise ValueError(f"{out}: export to .npz or .parquet")
+            raise InputError(f"{out}: export to .npz or .parquet")
         return out

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from . import audio
+from .errors import InputError
 from .embedding import pick_device
 from .features import FeatureConfig, log_mel
 from .models.autoencoder import Autoencoder
@@ -61,9 +62,9 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
+            raise InputError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
         if self.minutes is None and self.steps is None:
-            raise ValueError("give a time budget (minutes) or a number of steps")
+            raise InputError("give a time budget (minutes) or a number of steps")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +145,7 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
     """Optimise the objective; progress(fraction_done, step, loss). Returns (objective, stats):
     objective.encoder is the trained encoder."""
     if len(corpus) < 2:
-        raise ValueError(f"need at least 2 decodable tracks to train, found {len(corpus)}")
+        raise InputError(f"need at least 2 decodable tracks to train, found {len(corpus)}")
     device = device or pick_device()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

@@ -2,7 +2,8 @@
 
 One thread per process: on these 2-core machines a spin-waiting thread pool slows down 4-12x
 whenever the second core is busy elsewhere, while two single-threaded processes keep going.
-With `workers=1` everything runs in this process (no start-up cost, easy to debug).
+`workers=0` runs everything in this process (no start-up cost, easy to debug; it imports torch
+here), `workers=1` in one worker process, so the caller stays free of torch.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def _init_worker() -> None:
 
 def run_parallel(func: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> Iterator[R]:
     """Yield func(item) for every item, in completion order. Ctrl-C stops the workers at once."""
-    workers = workers or default_workers()
-    if workers <= 1:
+    workers = default_workers() if workers is None else workers
+    if workers <= 0:
         _one_thread()  # also in-process: torch's 2-thread pool cost 2.2-2.6x the CPU here
         yield from map(func, items)
         return

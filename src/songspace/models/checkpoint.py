@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import ModelError
 from ..features import FeatureConfig
 from .encoder import Encoder, EncoderConfig
 from .files import config_path, read_config, resolve_model_path
@@ -77,8 +78,8 @@ def load_model(path: str | Path | None = None) -> Model:
     try:
         encoder = Encoder(EncoderConfig.from_dict(config["encoder"]))
     except TypeError as e:  # e.g. a model from before the embedding moved one layer down
-        raise ValueError(f"{path}: not a model this songspace can load ({e}); "
-                         f"`songspace use default` goes back to the shipped model") from e
+        raise ModelError(f"{path}: not a model this songspace can load ({e}); "
+                         "the shipped model ('default') always loads") from e
     state = load_file(str(path))
     objective_state = {k[len(OBJECTIVE_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(OBJECTIVE_PREFIX)}
     encoder.load_state_dict(state)

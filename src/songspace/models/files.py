@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import ModelError
+
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "weights" / "default.safetensors"
 
 
@@ -24,9 +26,9 @@ def resolve_model_path(path: str | Path | None) -> Path:
     if not path.exists() and path.with_name(path.name + ".safetensors").exists():
         path = path.with_name(path.name + ".safetensors")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: model file not found")
+        raise ModelError(f"{path}: model file not found")
     if not config_path(path).exists():
-        raise FileNotFoundError(f"{config_path(path)}: model config missing (expected beside the weights)")
+        raise ModelError(f"{config_path(path)}: model config missing (expected beside the weights)")
     return path
 
 

@@ -1,0 +1,36 @@
+"""One family of errors for everything a user can get wrong or meet in their files.
+
+Messages name the problem (the file, the parameter, the reason), never a command: each face
+(CLI, HTTP server) turns them into its own words and exit or status codes.
+"""
+
+from __future__ import annotations
+
+
+class SongspaceError(Exception):
+    """Base of every expected failure; anything else is a bug."""
+
+
+class QueryError(SongspaceError, LookupError):
+    """A query that names no track, too many, or one that cannot be searched (yet)."""
+
+
+class InputError(SongspaceError, ValueError):
+    """A parameter or input file that cannot be used as given (missing folder, bad CSV, ...)."""
+
+
+class ModelError(SongspaceError):
+    """A model file that is missing or cannot be loaded by this version."""
+
+
+class DecodeError(SongspaceError):
+    """Undecodable audio; str(e) == f"{path}: {reason}"."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):
+        # Worker processes send errors back pickled; the default would call DecodeError(message).
+        return (DecodeError, (self.path, self.reason))

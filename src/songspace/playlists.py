@@ -1,0 +1,52 @@
+"""Lists of tracks as files: M3U8 playlists and JSON rows.
+
+M3U8 is UTF-8 `#EXTM3U` with one `#EXTINF:<seconds>,<artist> - <title>` line before each path;
+paths are relative to the playlist file by default (the playlist keeps working when the music
+and the playlist move together), absolute on request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .catalog import Track
+from .errors import InputError
+
+
+def track_row(track: Track, score: float | None = None, **extra) -> dict:
+    """One track as JSON-ready fields; every list songspace prints as JSON uses these."""
+    row = {"id": track.id}
+    if score is not None:
+        row["score"] = round(float(score), 4)
+    row.update(path=track.path, artist=track.artist, title=track.title, album=track.album, genre=track.genre,
+               duration=None if track.duration is None else round(track.duration, 2))
+    row.update(extra)
+    return row
+
+
+def extinf(track: Track) -> str:
+    seconds = -1 if track.duration is None else int(round(track.duration))
+    name = f"{track.artist} - {track.title}" if track.artist and track.title else track.label
+    return f"#EXTINF:{seconds},{' '.join(name.splitlines())}"
+
+
+def m3u8_text(tracks: Sequence[Track], base: Path | None = None) -> str:
+    """The playlist; paths relative to folder `base` when given, else absolute."""
+    lines = ["#EXTM3U"]
+    for t in tracks:
+        lines.append(extinf(t))
+        lines.append(os.path.relpath(t.path, base) if base is not None else t.path)
+    return "\n".join(lines) + "\n"
+
+
+def write_m3u8(tracks: Sequence[Track], out: str | Path, absolute: bool = False) -> Path:
+    out = Path(out).expanduser()
+    if out.is_dir():
+        raise InputError(f"{out}: is a folder; give a playlist file name such as {out / 'playlist.m3u8'}")
+    if not out.parent.is_dir():
+        raise InputError(f"{out.parent}: no such folder for the playlist")
+    base = None if absolute else out.resolve().parent
+    out.write_text(m3u8_text(tracks, base), encoding="utf-8")
+    return out
