@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from songspace.synth import make_demo_library
+from typer.testing import CliRunner
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +31,41 @@ def music(demo_music, tmp_path) -> Path:
 @pytest.fixture
 def library_dir(tmp_path) -> Path:
     return tmp_path / "library"
+
+
+@pytest.fixture(scope="session")
+def _indexed_demo(demo_music, tmp_path_factory) -> Path:
+    from songspace import Library
+
+    root = tmp_path_factory.mktemp("indexed") / "library"
+    with Library.open(root) as lib:
+        lib.index([demo_music], workers=0)
+    return root
+
+
+@pytest.fixture
+def indexed_library(_indexed_demo, library_dir) -> Path:
+    """`library_dir` holding the demo music already indexed (a private copy: change it freely;
+    the tracks are the read-only `demo_music`)."""
+    return Path(shutil.copytree(_indexed_demo, library_dir))
+
+
+@pytest.fixture
+def songspace(library_dir):
+    """Run the command line in this process (typer's CliRunner) against `library_dir`:
+    songspace("similar", "1", "--json") -> result with .exit_code, .stdout, .stderr."""
+    runner = CliRunner()
+
+    def run(*args: str, check: bool = False):
+        from songspace.cli import app
+
+        result = runner.invoke(app, ["--library", str(library_dir), *map(str, args)], env={"COLUMNS": "200"})
+        if check and result.exit_code != 0:
+            raise AssertionError(f"songspace {' '.join(map(str, args))} exited {result.exit_code}:\n"
+                                 f"{result.stdout}\n{result.stderr}\n{result.exception!r}")
+        return result
+
+    return run
 
 
 @pytest.fixture

@@ -44,3 +44,25 @@ def test_excerpt_samples_map_back_to_track_time():
     assert a.seconds_at(2 * 30 * 100 + 2999) == 2970.0 + 29.99
     whole = Audio(np.zeros(100, np.float32), 100, 1.0, False)
     assert whole.seconds_at(50) == 0.5
+
+
+def test_loudness_does_not_move_the_vector():
+    embedder = Embedder(device=torch.device("cpu"))
+    y = synth_track("noise_beat", 12.0, seed=4)
+    y = 0.9 * y / np.abs(y).max()  # mastered to full scale, as released music is
+    v = embedder.embed_waveform(y)
+    for gain in (0.5, 0.1):  # 6 dB and 20 dB quieter: the same recording
+        assert float(embedder.embed_waveform(gain * y) @ v) > 0.999
+    other = embedder.embed_waveform(synth_track("mid_chords", 12.0, seed=4))
+    assert float(other @ v) < 0.99  # while a different piece stays apart
+
+
+def test_levelling_is_part_of_the_model_id(tmp_path):
+    from dataclasses import replace
+
+    from songspace.models.checkpoint import save_model
+
+    model = load_model()
+    a = save_model(tmp_path / "a.safetensors", model.encoder, replace(model.features, patch_power=None))
+    b = save_model(tmp_path / "b.safetensors", model.encoder, model.features)
+    assert a.model_id.split("-")[1] != b.model_id.split("-")[1]

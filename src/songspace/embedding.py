@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from . import audio
-from .features import log_mel, patch_starts, patches
+from .features import level, log_mel, patch_starts, patches
 from .models.checkpoint import Model, load_model
 from .models.encoder import Encoder
 
@@ -65,7 +65,7 @@ class Embedder:
         """(n_patches, embed_dim) unit vectors for a waveform at the model's sample rate."""
         cfg = self.features
         S = log_mel(torch.from_numpy(y).to(self.device), cfg)
-        P = patches(S, cfg.patch_frames, cfg.patch_frames // 2)
+        P = level(patches(S, cfg.patch_frames, cfg.patch_frames // 2), cfg)
         out = [self.encoder(P[i : i + self.batch_size]) for i in range(0, len(P), self.batch_size)]
         return F.normalize(torch.cat(out), dim=1)
 

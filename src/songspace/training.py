@@ -37,7 +37,7 @@ from torch import nn
 from . import audio
 from .errors import InputError
 from .embedding import pick_device
-from .features import FeatureConfig, log_mel
+from .features import FeatureConfig, level, log_mel
 from .models.autoencoder import Autoencoder
 from .models.checkpoint import Model, load_model, save_model
 from .models.contrastive import Contrastive
@@ -174,7 +174,7 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
             order, cursor = rng.permutation(corpus.rows), 0
         tracks = np.sort(order[cursor : cursor + batch])  # sorted: sequential reads of the memmap
         cursor += batch
-        a, b = (v.to(device) for v in sample_pairs(corpus.data, tracks, features.patch_frames, rng))
+        a, b = (level(v, features).to(device) for v in sample_pairs(corpus.data, tracks, features.patch_frames, rng))
         loss = objective.loss(a, b) if cfg.objective == "contrastive" else objective.loss(torch.cat([a, b]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

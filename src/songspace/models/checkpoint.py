@@ -5,7 +5,7 @@ training objective (the contrastive projection head, or the autoencoder's decode
 fitting a model to a library continues with the head it was trained with instead of a random
 one whose first gradients would scramble the encoder. `model.json` holds the feature and
 encoder configs and how the model was trained. The model id is derived from the encoder's
-weights only (they alone make the embeddings), so two libraries that embedded with the same
+weights and the feature config (together they make the embeddings), so two libraries that embedded with the same
 weights agree on the id, and any change of them changes it.
 """
 
@@ -40,8 +40,9 @@ class Model:
         return self.info.get("training", {}).get("objective")
 
 
-def weights_id(state: dict[str, torch.Tensor], name: str) -> str:
-    digest = hashlib.sha256()
+def weights_id(state: dict[str, torch.Tensor], name: str, features: FeatureConfig) -> str:
+    """Encoder weights and feature config together make the embeddings, so both make the id."""
+    digest = hashlib.sha256(json.dumps(features.to_dict(), sort_keys=True).encode())
     for key in sorted(state):
         digest.update(key.encode())
         digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
@@ -58,7 +59,7 @@ def save_model(path: str | Path, encoder: Encoder, features: FeatureConfig, info
         path = path.with_name(path.name + ".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    model_id = weights_id(state, path.stem)
+    model_id = weights_id(state, path.stem, features)
     objective_state = {k: v.detach().cpu().contiguous() for k, v in (objective_state or {}).items()}
     save_file({**state, **{OBJECTIVE_PREFIX + k: v for k, v in objective_state.items()}}, str(path))
     config = {
