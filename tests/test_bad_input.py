@@ -60,23 +60,23 @@ def test_bad_files_are_recorded_and_good_ones_kept(music, library_dir):
             np.testing.assert_array_equal(lib.catalog.vector(track_id)[1], vector)
 
 
-def test_cli_exit_code_and_status_list_failures(music, cli):
+def test_cli_exit_code_and_status_list_failures(music, songspace):
     expected = add_bad_files(music)
-    proc = cli("index", str(music), "--workers", "1")
-    assert proc.returncode == 1, proc.stderr
+    proc = songspace("index", str(music), "--workers", "0")
+    assert proc.exit_code == 1, proc.stderr
     assert "failed 5" in proc.stderr
     for path in expected:
         assert Path(path).name in proc.stderr
 
-    status = json.loads(cli("status", "--json", check=True).stdout)
+    status = json.loads(songspace("status", "--json", check=True).stdout)
     assert status["ok"] == 12
     assert {p for p, _ in status["failures"]} == set(expected)
-    text = cli("status", check=True).stdout
+    text = songspace("status", check=True).stdout
     assert "is a directory" in text and "truncated" in text
 
     # A second run analyses nothing again and still reports the failures.
-    again = cli("index", str(music), "--workers", "1")
-    assert again.returncode == 1 and "added 0" in again.stderr
+    again = songspace("index", str(music), "--workers", "0")
+    assert again.exit_code == 1 and "added 0" in again.stderr
     assert "unchanged 12" in again.stderr and "failed 5" in again.stderr
 
 

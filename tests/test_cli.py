@@ -1,4 +1,4 @@
-"""The command line, run for real in subprocesses."""
+"""The command line: one smoke test in a real subprocess, the rest in-process (CliRunner)."""
 
 import json
 import shutil
@@ -9,12 +9,12 @@ import numpy as np
 from songspace.models.files import DEFAULT_MODEL, config_path
 
 
-def test_help_teaches_the_commands(cli):
-    text = cli("--help", check=True).stdout
+def test_help_teaches_the_commands(songspace):
+    text = songspace("--help", check=True).stdout
     for command in ("index", "similar", "status", "export", "train"):
         assert command in text
-    assert "--fit" in cli("index", "--help", check=True).stdout
-    assert "artist - title" in cli("similar", "--help", check=True).stdout
+    assert "--fit" in songspace("index", "--help", check=True).stdout
+    assert "artist - title" in songspace("similar", "--help", check=True).stdout
 
 
 def test_index_similar_status_export(music, cli, library_dir, tmp_path):
@@ -36,18 +36,18 @@ def test_index_similar_status_export(music, cli, library_dir, tmp_path):
     assert np.load(tmp_path / "v.npz")["vectors"].shape[0] == 12
 
 
-def test_bad_queries_and_paths_fail_clearly(music, cli, tmp_path):
-    cli("index", str(music), "--workers", "1", check=True)
-    proc = cli("similar", "nothing like this exists")
-    assert proc.returncode == 2 and "no track matches" in proc.stderr
+def test_bad_queries_and_paths_fail_clearly(music, songspace, tmp_path):
+    songspace("index", str(music), "--workers", "0", check=True)
+    proc = songspace("similar", "nothing like this exists")
+    assert proc.exit_code == 2 and "no track matches" in proc.stderr
     fake = tmp_path / "fake.mp3"
     fake.write_text("not audio")
-    proc = cli("similar", str(fake))
-    assert proc.returncode == 2 and str(fake) in proc.stderr and "not a recognised audio format" in proc.stderr
-    proc = cli("index", str(tmp_path / "missing-folder"))
-    assert proc.returncode == 2 and "no such folder" in proc.stderr
-    proc = cli("export", str(tmp_path / "v.csv"))
-    assert proc.returncode == 2 and ".npz or .parquet" in proc.stderr
+    proc = songspace("similar", str(fake))
+    assert proc.exit_code == 2 and str(fake) in proc.stderr and "not a recognised audio format" in proc.stderr
+    proc = songspace("index", str(tmp_path / "missing-folder"))
+    assert proc.exit_code == 2 and "no such folder" in proc.stderr
+    proc = songspace("export", str(tmp_path / "v.csv"))
+    assert proc.exit_code == 2 and ".npz or .parquet" in proc.stderr
 
 
 def test_library_option_overrides_environment(music, cli, tmp_path):
@@ -58,22 +58,22 @@ def test_library_option_overrides_environment(music, cli, tmp_path):
     assert status["tracks"] == 0
 
 
-def test_demo_library_command(cli, tmp_path):
-    cli("demo-library", str(tmp_path / "demo"), "--per-style", "1", check=True)
+def test_demo_library_command(songspace, tmp_path):
+    songspace("demo-library", str(tmp_path / "demo"), "--per-style", "1", check=True)
     assert len([p for p in Path(tmp_path / "demo").rglob("*") if p.is_file()]) == 4
 
 
-def test_train_and_use_refuse_bad_input_clearly(cli, tmp_path):
-    proc = cli("train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m"))
-    assert proc.returncode == 2 and "no such folder" in proc.stderr
-    proc = cli("train", str(tmp_path), "--objective", "magic", "--out", str(tmp_path / "m"))
-    assert proc.returncode == 2 and "objective" in proc.stderr
-    proc = cli("use", str(tmp_path / "missing.safetensors"))
-    assert proc.returncode == 2 and "model file not found" in proc.stderr
+def test_train_and_use_refuse_bad_input_clearly(songspace, tmp_path):
+    proc = songspace("train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m"))
+    assert proc.exit_code == 2 and "no such folder" in proc.stderr
+    proc = songspace("train", str(tmp_path), "--objective", "magic", "--out", str(tmp_path / "m"))
+    assert proc.exit_code == 2 and "objective" in proc.stderr
+    proc = songspace("use", str(tmp_path / "missing.safetensors"))
+    assert proc.exit_code == 2 and "model file not found" in proc.stderr
     # A model whose config this encoder cannot build (here: an unknown field) is refused up front.
     config = json.loads(config_path(DEFAULT_MODEL).read_text())
     config["encoder"]["hidden_dim"] = 256
     (tmp_path / "odd.json").write_text(json.dumps(config))
     shutil.copy(DEFAULT_MODEL, tmp_path / "odd.safetensors")
-    proc = cli("use", str(tmp_path / "odd.safetensors"))
-    assert proc.returncode == 2 and "odd.safetensors: not a model this songspace can load" in proc.stderr
+    proc = songspace("use", str(tmp_path / "odd.safetensors"))
+    assert proc.exit_code == 2 and "odd.safetensors: not a model this songspace can load" in proc.stderr

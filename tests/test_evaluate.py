@@ -70,26 +70,26 @@ def test_unknown_labels_are_left_out(music, library_dir, tmp_path):
         evaluate(lib, music / "labels.csv", ["genre"], workers=0)
 
 
-def test_mfcc_as_the_library_embedding(music, library_dir, cli):
-    cli("use", "mfcc", check=True)
-    cli("index", str(music), "--workers", "1", check=True)
-    status = json.loads(cli("status", "--json", check=True).stdout)
+def test_mfcc_as_the_library_embedding(music, library_dir, songspace):
+    songspace("use", "mfcc", check=True)
+    songspace("index", str(music), "--workers", "0", check=True)
+    status = json.loads(songspace("status", "--json", check=True).stdout)
     assert status["model"]["id"] == "mfcc-stats-v1" and status["searchable"] == 12
-    rows = json.loads(cli("similar", "1", "-k", "3", "--json", check=True).stdout)
+    rows = json.loads(songspace("similar", "1", "-k", "3", "--json", check=True).stdout)
     assert len(rows) == 3 and all(-1 <= r["score"] <= 1 for r in rows)
     with Library.open(library_dir) as lib:
         v = np.stack(list(searchable_vectors(lib, [t.path for t in lib.catalog.tracks()]).values()))
     np.testing.assert_allclose(v.mean(axis=0), 0, atol=0.35)  # standardised over the collection
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
-    cli("use", "default", check=True)
-    status = json.loads(cli("status", "--json", check=True).stdout)
+    songspace("use", "default", check=True)
+    status = json.loads(songspace("status", "--json", check=True).stdout)
     # Search stays on the MFCC vectors until the shipped model has re-embedded: never mixed, never empty.
     assert status["searched_model"] == "mfcc-stats-v1" and status["searchable"] == 12
 
 
-def test_evaluate_cli_json(music, cli):
-    proc = cli("evaluate", str(music), "--json", "--workers", "1", check=True)
+def test_evaluate_cli_json(music, songspace):
+    proc = songspace("evaluate", str(music), "--json", "--workers", "0", check=True)
     results = json.loads(proc.stdout)
     assert results["tracks"] == 12 and set(results["labels"]["folder"]) == {"songspace", "mfcc", "random"}
-    table = cli("evaluate", str(music), "--workers", "1", check=True).stdout
+    table = songspace("evaluate", str(music), "--workers", "0", check=True).stdout
     assert "mAP" in table and "mfcc" in table

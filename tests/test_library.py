@@ -172,3 +172,27 @@ def test_index_with_fit_trains_then_embeds_with_the_fitted_model(music, library_
         assert lib.catalog.models() == {lib.model_id: 12}
         info = json.loads(Path(report.fitted_model).with_suffix(".json").read_text())["info"]
         assert info["init"] == shipped  # adapted from the shipped weights, not from scratch
+
+
+def test_indexing_with_one_worker_keeps_torch_out_of_this_process(music, library_dir):
+    import subprocess
+    import sys
+
+    code = ("import sys; from songspace import Library; "
+            f"r = Library.open({str(library_dir)!r}).index([{str(music)!r}], workers=1); "
+            "print(r.added, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300).stdout
+    assert out.split() == ["12", "False"]
+
+
+def test_fit_reembeds_and_search_never_goes_empty(music, library_dir):
+    with Library.open(library_dir) as lib:
+        index(lib, music)
+        shipped = lib.model_id
+        lib.fit(minutes=0.05, workers=0, reembed=False)
+        searcher = lib.searcher()
+        assert lib.model_id != shipped
+        assert searcher.model_id == shipped and len(searcher) == 12  # the old vectors keep answering
+        assert len(searcher.similar(1, k=3)) == 3
+        lib.fit(minutes=0.05, workers=0)  # the default: re-embed the library's folders at once
+        assert searcher.model_id == lib.model_id and lib.catalog.models() == {lib.model_id: 12}

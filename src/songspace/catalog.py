@@ -217,6 +217,9 @@ class Catalog:
         rows = self.db.execute("SELECT track_id, label, confidence FROM predictions WHERE name = ?", (name,))
         return {i: (label, c) for i, label, c in rows}
 
+    def prediction_names(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT name FROM predictions ORDER BY name")]
+
     def by_path(self, path: str) -> Track | None:
         found = self.tracks("t.path = ?", (path,))
         return found[0] if found else None
@@ -247,12 +250,23 @@ class Catalog:
 
     def segments(self, track_id: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(starts in seconds, (n, dim) float32 unit vectors) of a track's patches, if stored."""
-        row = self.db.execute("SELECT segments, segment_starts FROM embeddings WHERE track_id = ?",
-                              (track_id,)).fetchone()
-        if not row or row[0] is None:
-            return None
-        starts = np.frombuffer(row[1], dtype=np.float32).copy()
-        return starts, np.frombuffer(row[0], dtype=np.float16).reshape(len(starts), -1).astype(np.float32)
+        return self.segments_of([track_id]).get(track_id)
+
+    def segments_of(self, track_ids, model_id: str | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{track id: (starts, vectors)} for those of `track_ids` with stored segments (made by
+        `model_id`, if given), read in few queries."""
+        track_ids = [int(i) for i in track_ids]
+        found = {}
+        for start in range(0, len(track_ids), 900):  # SQLite allows at most 999 parameters
+            chunk = track_ids[start : start + 900]
+            rows = self.db.execute(
+                f"SELECT track_id, model_id, segments, segment_starts FROM embeddings "
+                f"WHERE track_id IN ({','.join('?' * len(chunk))}) AND segments IS NOT NULL", chunk)
+            for track_id, made_by, segments, starts in rows:
+                starts = np.frombuffer(starts, dtype=np.float32).copy()
+                if len(starts) and (model_id is None or made_by == model_id):  # MFCC stores none
+                    found[track_id] = starts, np.frombuffer(segments, np.float16).reshape(len(starts), -1).astype(np.float32)
+        return found
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM tracks GROUP BY status").fetchall()

@@ -135,7 +135,7 @@ def index(
     folders: Annotated[list[Path], typer.Argument(help="Music folders (or files) to index.")],
     fit: Annotated[bool, typer.Option("--fit", help="First adapt the model to this music (no labels needed), then embed with it.")] = False,
     minutes: Annotated[float, typer.Option(help="Time budget for --fit, in minutes.")] = 10.0,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2; 0 analyses in this process).")] = None,
 ):
     """Add music to the library. Incremental: only new or changed files are analysed, removed
     files are dropped, and an interrupted run resumes where it stopped. Exit code 1 if any
@@ -164,20 +164,29 @@ def index(
 def similar(
     query: Annotated[str, typer.Argument(help="A catalog id, a path in the library, part of 'artist - title', or an audio file outside the library.")],
     k: Annotated[int, typer.Option("-k", help="How many tracks.")] = 10,
+    other_artists: Annotated[bool, typer.Option("--other-artists", help="Nothing by the query's artist.")] = False,
+    other_albums: Annotated[bool, typer.Option("--other-albums", help="Nothing from the query's album.")] = False,
+    min_duration: Annotated[Optional[float], typer.Option(help="Only tracks at least this long (seconds).")] = None,
+    max_duration: Annotated[Optional[float], typer.Option(help="Only tracks at most this long (seconds).")] = None,
+    keep_copies: Annotated[bool, typer.Option("--keep-copies", help="List every file of a recording (default: copies shown once).")] = False,
     as_json: JsonOption = False,
     m3u8: M3u8Option = None,
     absolute: AbsoluteOption = False,
 ):
-    """Tracks that sound most like QUERY, best first."""
+    """Tracks that sound most like QUERY, best first. Other files of the same recording (another
+    codec, a trimmed or quieter copy) are folded into one entry: `copies` in --json."""
     from .playlists import track_row
+    from .recommend.similar import Manners
+    from .recommend.similar import similar as find_similar
 
+    manners = Manners(other_artists, other_albums, min_duration, max_duration, collapse_copies=not keep_copies)
     with open_library() as lib, clear_errors():
         searcher = lib.searcher()
         target = searcher.resolve(query)
-        matches = searcher.similar(target, k)
+        found = find_similar(searcher, target, k, manners)
         name = target.label if hasattr(target, "label") else str(target)
-        show_tracks(f"Sounds like: {name}", [track_row(m.track, m.score) for m in matches], as_json, m3u8, absolute,
-                    [m.track for m in matches])
+        rows = [track_row(m.track, m.score, copy_of_query=m.copy_of_query, copies=list(m.copies)) for m in found]
+        show_tracks(f"Sounds like: {name}", rows, as_json, m3u8, absolute, [m.track for m in found])
 
 
 @app.command()
@@ -190,6 +199,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         return
     out.print(f"library:    {s['library']}")
     out.print(f"model:      {s['model']['id']}  ({s['model']['path']})")
+    if s["searched_model"] != s["model"]["id"]:
+        out.print(f"searching:  {s['searched_model']} until the model above has re-embedded the library")
+    out.print(f"folders:    {', '.join(s['folders']) or '(none yet)'}")
     out.print(f"tracks:     {s['tracks']}  (ok {s['ok']}, failed {s['failed']}, searchable {s['searchable']})")
     for model_id, n in s["embeddings_by_model"].items():
         stale = "" if model_id == s["model"]["id"] else "  (another model: re-embedded by the next `index`)"
@@ -221,7 +233,7 @@ def train(
     segments_per_track: Annotated[int, typer.Option(help="Excerpts kept per track to draw training pairs from.")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     cosine: Annotated[bool, typer.Option("--cosine/--constant", help="Anneal the learning rate to 0 over the budget, or keep it constant.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding (0: in this process).")] = None,
 ):
     """Train the encoder self-supervised on folders of music and save it."""
     from .scan import scan
@@ -250,7 +262,7 @@ def evaluate(
     labels: Annotated[Path, typer.Argument(help="labels.csv (a 'path' column relative to it, then label columns such as album, artist, genre), or a folder whose subfolders are the labels.")],
     label: Annotated[Optional[list[str]], typer.Option("--label", help="Label column to score (repeatable). Default: album, artist, genre where present.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2; 0 analyses in this process).")] = None,
 ):
     """Leave-one-out retrieval quality of the library's model on labelled music, beside the
     baselines computed in the same run: `mfcc` (hand-crafted statistics) and `random` (the
@@ -280,21 +292,23 @@ def fit(
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
     cosine: Annotated[bool, typer.Option("--cosine/--constant", help="Anneal the learning rate to 0 over the budget, or keep it constant.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding (0: in this process).")] = None,
 ):
     """Adapt the current model to the music already in the library (no labels), starting from
-    its weights, and make the result current. Run `songspace index` afterwards to re-embed."""
+    its weights, make the result current, and re-embed the library's folders with it. Until
+    that is done (or if it is interrupted), searches answer from the previous vectors."""
     with open_library() as lib, progress_bar() as progress, clear_errors():
         path = lib.fit(minutes=minutes, objective=objective, lr=lr, cosine=cosine, seed=seed, workers=workers,
                        report=ProgressReport(progress))
-        console.print(f"fitted model: {path} ({lib.model_id}); run `songspace index FOLDER` to re-embed")
+        console.print(f"fitted model: {path} ({lib.model_id}); the library is re-embedded with it")
 
 
 @app.command()
 def use(
     model: Annotated[str, typer.Argument(help="'default' (the shipped model), 'mfcc' (hand-crafted statistics), or a model file.")],
 ):
-    """Choose how the library embeds music. Tracks are re-embedded by the next `index`."""
+    """Choose how the library embeds music. Tracks are re-embedded by the next `index`; until
+    then searches answer from the previous vectors."""
     with open_library() as lib, clear_errors():
         lib.use_model(model)
         console.print(f"now using {lib.model_id}; run `songspace index FOLDER` to re-embed")
@@ -310,3 +324,235 @@ def demo_library(
 
     paths = make_demo_library(folder, n_per_style=per_style)
     console.print(f"wrote {len(paths)} tracks to {folder}")
+
+
+# --- classify, clusters ---
+
+
+@app.command("classify")
+def classify_command(
+    column: Annotated[str, typer.Option("--column", help="The label to learn: a tag (genre, artist, album) or a column of --labels.")],
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV with a 'path' column (relative to the CSV, or absolute) and the label column; default: the tracks' own tags.")] = None,
+    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="Skip the MFCC baseline (faster: it reads every labelled file again).")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes for the baseline (default: up to 2).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, every prediction included.")] = False,
+):
+    """Learn a label from the tracks that have it and predict it, with a confidence, for every
+    other track. Predictions are stored in the library's catalog, apart from the tracks' own
+    tags; audio files are never changed. Cross-validated accuracy is shown beside the same
+    model on MFCC statistics and beside always guessing the commonest label."""
+    from dataclasses import asdict
+
+    from .playlists import track_row
+    from .recommend.classify import classify, save_predictions
+
+    with open_library() as lib, progress_bar() as progress, clear_errors():
+        searcher = lib.searcher()
+        result = classify(searcher, column, labels, baseline=not no_baseline, workers=workers,
+                          report=ProgressReport(progress))
+        save_predictions(lib.catalog, result)
+        best = sorted(result.predictions, key=lambda p: -p.confidence)
+        tracks = searcher.tracks([p.track_id for p in best])
+    rows = [track_row(t, label=p.label, confidence=round(p.confidence, 4)) for t, p in zip(tracks, best)]
+    if as_json:
+        out.print_json(json.dumps({**asdict(result), "predictions": rows}))
+        return
+    source = "tags" if labels is None else f"{labels} ({result.csv_matched} of {result.csv_rows} rows in the library)"
+    out.print(f"learned {column!r} from {result.labelled} tracks' {source}: {len(result.classes)} labels, "
+              f"{result.folds}-fold cross-validated accuracy")
+    out.print(f"  songspace  {result.accuracy:.3f}  ({result.model_id})")
+    if result.baseline is not None:
+        out.print(f"  mfcc       {result.baseline:.3f}  ({result.baseline_tracks} tracks)")
+    out.print(f"  majority   {result.majority:.3f}  (always {result.majority_label!r})")
+    if result.dropped:
+        out.print(f"left out (fewer than 2 tracks each): {', '.join(map(repr, result.dropped))}")
+    out.print(f"predicted {column!r} for {len(rows)} tracks (stored in the catalog; files untouched)")
+    if rows:
+        show_tracks(f"Predicted {column} (most confident first; all with --json)", rows[:10], False, None, False,
+                    columns=("label", "confidence"))
+
+
+@app.command("clusters")
+def clusters_command(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the playlists (made if missing).")],
+    k: Annotated[Optional[int], typer.Option("-k", help="How many playlists (default: about sqrt(tracks/2)).")] = None,
+    auto: Annotated[bool, typer.Option("--auto", help="Find the number of groups from the music (HDBSCAN); tracks in no group go to 'unclustered'.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same playlists).")] = 0,
+    absolute: AbsoluteOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: every playlist with its tracks.")] = False,
+):
+    """Group the library into playlists by sound, each named from its tracks' dominant tags,
+    written as M3U8 files into OUT_DIR."""
+    from .playlists import track_row
+    from .recommend.clusters import cluster_library, write_playlists
+
+    with open_library() as lib, clear_errors():
+        searcher = lib.searcher()
+        groups = cluster_library(searcher, k, auto, seed)
+        files = write_playlists(searcher, groups, out_dir, absolute)
+        found = [(g, f, searcher.tracks(g.track_ids)) for g, f in zip(groups, files)]
+    if as_json:
+        out.print_json(json.dumps([{"name": g.name, "file": str(f), "noise": g.noise,
+                                    "tracks": [track_row(t) for t in tracks]} for g, f, tracks in found]))
+        return
+    table = Table(title=f"{len(groups)} playlists in {out_dir}")
+    for col in ("playlist", "tracks", "file"):
+        table.add_column(col, overflow="fold")
+    for g, f, tracks in found:
+        table.add_row(g.name, str(len(tracks)), f.name)
+    out.print(table)
+
+
+# --- radio, path ---
+
+
+@app.command("radio")
+def radio_command(
+    seeds: Annotated[list[str], typer.Argument(metavar="SEED", help="Liked tracks: catalog ids, paths in the library, or parts of 'artist - title'.")],
+    avoid: Annotated[Optional[list[str]], typer.Option("--avoid", metavar="TRACK", help="A disliked track (repeatable): neither it nor anything close to it is played.")] = None,
+    n: Annotated[int, typer.Option("-n", help="How many tracks.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same playlist; another seed, another mix).")] = 0,
+    artist_window: Annotated[int, typer.Option("--artist-window", help="No artist twice among this many consecutive tracks.")] = 3,
+    as_json: JsonOption = False,
+    m3u8: M3u8Option = None,
+    absolute: AbsoluteOption = False,
+):
+    """A playlist around SEED tracks: close to them, varied, never drifting away."""
+    from .playlists import track_row
+    from .recommend.radio import radio
+
+    with open_library() as lib, clear_errors():
+        matches = radio(lib.searcher(), seeds, avoid or (), n=n, seed=seed, artist_window=artist_window)
+        if len(matches) < n:
+            console.print(f"[yellow]only {len(matches)} tracks qualify[/] (asked for {n}): the others are seeds, "
+                          f"close to an avoided track, far from the seeds, or would break the artist window")
+        show_tracks(f"Radio from {len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
+                    [track_row(m.track, m.score) for m in matches], as_json, m3u8, absolute, [m.track for m in matches])
+
+
+@app.command("path")
+def path_command(
+    a: Annotated[str, typer.Argument(metavar="A", help="Where to start: a catalog id, a path in the library, or part of 'artist - title'.")],
+    b: Annotated[str, typer.Argument(metavar="B", help="Where to arrive, as A.")],
+    n: Annotated[int, typer.Option("-n", help="How many tracks at most, A and B included.")] = 12,
+    as_json: JsonOption = False,
+    m3u8: M3u8Option = None,
+    absolute: AbsoluteOption = False,
+):
+    """A journey from A to B in small steps, each track closer to B than the one before."""
+    from .playlists import track_row
+    from .recommend.path import journey
+
+    with open_library() as lib, clear_errors():
+        trip = journey(lib.searcher(), a, b, n=n)
+        first, last = trip.steps[0].track, trip.steps[-1].track
+        console.print(f"largest step {trip.largest_step:.3f}, straight A→B {trip.direct:.3f} "
+                      f"(cosine distance), {len(trip.steps)} tracks")
+        if len(trip.steps) < n:
+            console.print(f"[yellow]only {len(trip.steps)} tracks[/] (asked for {n}): no more tracks lie "
+                          f"between A and B, each closer to B than the one before")
+        show_tracks(f"{first.label} → {last.label}: largest step {trip.largest_step:.3f}, straight {trip.direct:.3f}",
+                    [track_row(s.track, step=round(s.step, 4), to_b=round(s.to_b, 4)) for s in trip.steps],
+                    as_json, m3u8, absolute, trip.tracks, columns=("step", "to_b"))
+
+
+# ---------------------------------------------------------------------------------------------
+# --- duplicates, identify, explain ---
+# ---------------------------------------------------------------------------------------------
+
+
+def clock(seconds: float) -> str:
+    """Seconds as m:ss (or h:mm:ss), as players show a position."""
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def span_text(span: tuple[float, float]) -> str:
+    return f"{clock(span[0])}–{clock(span[1])}"
+
+
+@app.command()
+def duplicates(
+    threshold: Annotated[Optional[float], typer.Option(help="Mean cosine of the aligned segments a pair needs, 0-1 (default: measured on real music).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Files that are the same recording: another codec or bitrate, trimmed, quieter, or an
+    excerpt of a longer file; with which part of each matches."""
+    from .playlists import track_row
+    from .recommend.duplicates import DEFAULT_THRESHOLD, duplicate_groups, find_duplicates
+
+    with open_library() as lib, clear_errors():
+        searcher = lib.searcher()
+        pairs = find_duplicates(searcher, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+        tracks = {t.id: t for t in searcher.tracks(sorted({i for p in pairs for i in (p.a, p.b)}))}
+    groups = duplicate_groups(pairs)
+    group_of = {i: n for n, g in enumerate(groups, 1) for i in g}
+    if as_json:
+        out.print_json(json.dumps({
+            "groups": groups,
+            "pairs": [{"group": group_of[p.a], "similarity": p.similarity, "coverage": p.coverage, "offset": p.offset,
+                       "a": track_row(tracks[p.a]), "a_span": p.a_span, "b": track_row(tracks[p.b]), "b_span": p.b_span}
+                      for p in pairs]}))
+        return
+    table = Table(title=f"{len(pairs)} duplicate pairs in {len(groups)} groups")
+    for col in ("group", "similarity", "coverage", "A", "A part", "B", "B part"):
+        table.add_column(col, overflow="fold")
+    for p in pairs:
+        table.add_row(str(group_of[p.a]), f"{p.similarity:.3f}", f"{p.coverage:.2f}",
+                      f"{p.a}: {tracks[p.a].label}", span_text(p.a_span), f"{p.b}: {tracks[p.b].label}", span_text(p.b_span))
+    out.print(table)
+
+
+@app.command()
+def identify(
+    file: Annotated[Path, typer.Argument(help="An audio excerpt (at least one segment, ~3 s).")],
+    k: Annotated[int, typer.Option("-k", help="How many candidate tracks.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Which library track an excerpt comes from, and where in it it starts."""
+    from .playlists import track_row
+    from .recommend.identify import identify as run_identify
+
+    with open_library() as lib, clear_errors():
+        found = run_identify(lib.searcher(), file, k=k)
+    if as_json:
+        out.print_json(json.dumps([track_row(m.track, offset=m.offset, confidence=m.confidence,
+                                             similarity=m.similarity, coverage=m.coverage) for m in found]))
+        return
+    best = found[0]
+    out.print(f"{escape(str(file))} matches {escape(repr(best.track.label))} from {clock(best.offset)} "
+              f"(confidence {best.confidence:.3f})")
+    table = Table(title="Candidates")
+    for col in ("#", "confidence", "from", "id", "track", "path"):
+        table.add_column(col, overflow="fold")
+    for i, m in enumerate(found, 1):
+        table.add_row(str(i), f"{m.confidence:.3f}", clock(m.offset), str(m.track.id), m.track.label, m.track.path)
+    out.print(table)
+
+
+@app.command()
+def explain(
+    a: Annotated[str, typer.Argument(help="Track A: a catalog id, a path in the library, or part of 'artist - title'.")],
+    b: Annotated[str, typer.Argument(help="Track B, named the same ways.")],
+    top: Annotated[int, typer.Option("--top", help="How many segment pairs.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """The moments of A and B that sound most alike: time ranges in each, with their similarity."""
+    from .playlists import track_row
+    from .recommend.explain import explain as run_explain
+
+    with open_library() as lib, clear_errors():
+        searcher = lib.searcher()
+        track_a, track_b = searcher.resolve_track(a), searcher.resolve_track(b)
+        found = run_explain(searcher, track_a.id, track_b.id, top=top)
+    if as_json:
+        out.print_json(json.dumps({"a": track_row(track_a), "b": track_row(track_b),
+                                   "pairs": [{"a_span": m.a_span, "b_span": m.b_span, "similarity": m.similarity}
+                                             for m in found]}))
+        return
+    table = Table(title=f"Why {track_a.label} sounds like {track_b.label}")
+    for col in ("#", "similarity", f"A ({track_a.id})", f"B ({track_b.id})"):
+        table.add_column(col, overflow="fold")
+    for i, m in enumerate(found, 1):
+        table.add_row(str(i), f"{m.similarity:.3f}", span_text(m.a_span), span_text(m.b_span))
+    out.print(table)

@@ -1,7 +1,9 @@
-"""The library: scan → analyse → store, incremental and resumable; and queries over it.
+"""The library: scan → analyse → store, incremental and resumable. Queries go through the
+`Searcher` it hands out (query.py).
 
-A library is a directory holding `catalog.sqlite` (the truth), `vectors.faiss` (derived) and
-`models/` (models fitted to this library). Indexing runs in stages:
+A library is a directory holding `catalog.sqlite` (the truth), `models/` (models fitted to this
+library) and `scratch/` (separate libraries for music that must not join it, such as the
+labelled sets `evaluate` scores). Indexing runs in stages:
 
   scan     walk the folders; list audio files by extension, and entries that only look like
            audio (a directory named `x.flac`) as failures
@@ -12,13 +14,13 @@ A library is a directory holding `catalog.sqlite` (the truth), `vectors.faiss` (
            arrives, so Ctrl-C or kill -9 loses at most the files in flight, and the next run
            resumes from there with no duplicates
 
-The indexing process never imports torch (~250 MB); the workers do the embedding.
+With worker processes (workers >= 1) the indexing process never imports torch (~250 MB); the
+workers do the embedding.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field

@@ -192,11 +192,17 @@ class Searcher:
 
     def segments(self, track_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(starts in seconds, (n, dim) unit vectors) of a searchable track's few-second patches."""
-        self.space().rows(np.array([track_id]))  # searchable, by the model searched
-        found = self.catalog.segments(track_id)
-        if found is None or len(found[0]) == 0:
+        found = self.segments_of([track_id])
+        if track_id not in found:
             raise QueryError(f"track {track_id} has no segment vectors (embedded by {self.model_id})")
-        return found
+        return found[track_id]
+
+    def segments_of(self, track_ids) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{track id: (starts, vectors)} of those searchable `track_ids` that have segments,
+        fetched in bulk; QueryError names an id that is not searchable."""
+        space = self.space()
+        space.rows(np.asarray(track_ids, dtype=np.int64))
+        return self.catalog.segments_of(track_ids, space.model_id)
 
     def search_text(self, text: str) -> list[Track]:
         return self.catalog.search_text(text)

@@ -1,0 +1,94 @@
+"""How long one `similar`, `radio -n 30` and `path -n 12` take on ost-dev.
+
+    .venv/bin/python bench/query_speed.py [--data ../shared/data/ost-dev] [--repeat 20]
+
+Indexes ost-dev into a fresh library (not timed), then times each query three ways:
+  warm      through one Searcher kept in memory, as a server answers (median of --repeat runs
+            over different queries)
+  cold      a fresh Searcher each time, which reads the vectors from the catalog first: what one
+            CLI command pays inside its process
+  command   the whole `songspace ...` command in a new process, beside `songspace --help` in the
+            same run (the baseline: interpreter start-up and imports alone)
+A benchmark, not a test: it prints figures and never fails on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from songspace import Library  # noqa: E402
+from songspace.query import Searcher  # noqa: E402
+from songspace.recommend.path import journey  # noqa: E402
+from songspace.recommend.radio import radio  # noqa: E402
+from songspace.recommend.similar import similar  # noqa: E402
+
+
+def median_ms(run, args_list) -> float:
+    times = []
+    for args in args_list:
+        start = time.perf_counter()
+        run(*args)
+        times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def command_ms(library: Path, args: list[str], repeat: int = 3) -> float:
+    env = {**os.environ, "SONGSPACE_LIBRARY": str(library)}
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "songspace", *args], env=env, check=True, capture_output=True)
+        times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ost-dev")
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"{args.data}: not here (the ost-dev folder)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        library = Path(tmp) / "library"
+        with Library.open(library) as lib:
+            lib.index([args.data])
+            searcher = lib.searcher()
+            ids = [int(i) for i in searcher.ids()]
+            r = args.repeat
+            queries = [(ids[(7 * i) % len(ids)],) for i in range(r)]
+            seeds = [([ids[(7 * i) % len(ids)], ids[(7 * i + 31) % len(ids)]],) for i in range(r)]
+            pairs = [(ids[(7 * i) % len(ids)], ids[(7 * i + 53) % len(ids)]) for i in range(r)]
+            catalog = lib.catalog.path
+
+            def cold(run):
+                return lambda *a: run(Searcher(catalog), *a)
+
+            cases = {
+                "similar -k 10": (lambda s, q: similar(s, q, 10), queries, ["similar", "1"]),
+                "radio -n 30": (lambda s, q: radio(s, q, n=30), seeds, ["radio", "1", "32", "-n", "30"]),
+                "path -n 12": (lambda s, a, b: journey(s, a, b, n=12), pairs, ["path", "1", "54", "-n", "12"]),
+            }
+            print(f"ost-dev: {len(ids)} tracks, {os.cpu_count()} CPUs; median of {r} queries (warm, cold), "
+                  f"of 3 runs (command)")
+            print(f"{'query':<15}{'warm ms':>10}{'cold ms':>10}{'command ms':>13}")
+            for name, (run, inputs, command) in cases.items():
+                warm = median_ms(lambda *a: run(searcher, *a), inputs)
+                cold_ms = median_ms(cold(run), inputs)
+                print(f"{name:<15}{warm:>10.2f}{cold_ms:>10.1f}{command_ms(library, command):>13.0f}")
+            print(f"{'--help':<15}{'':>10}{'':>10}{command_ms(library, ['--help']):>13.0f}  (baseline: start-up only)")
+
+
+if __name__ == "__main__":
+    main()

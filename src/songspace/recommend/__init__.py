@@ -1,0 +1,1 @@
+"""Recommenders: pure functions over the query layer (vectors in, track ids out)."""

@@ -1,0 +1,165 @@
+"""Similar tracks, with manners: other artists or albums only, a duration range, and copies of
+the same recording shown once.
+
+Copies are told as `duplicates` tells them, from the stored segment vectors: two tracks whose
+vectors are at least `CANDIDATE_COSINE` alike are aligned segment by segment, and are one
+recording when they match along one time offset over most of the shorter file
+(`duplicates.DEFAULT_THRESHOLD`, `MIN_COVERAGE`). Track vectors alone cannot say it: on ost-dev
+a 64 kbit/s copy of a track can sit at a cosine of 0.89 while two different renderings of one
+tune sit at 0.99. Without segments (the MFCC baseline) a cosine of `COPY_COSINE` decides.
+Unlike `duplicates`, nothing is re-checked from the audio: a list must come back at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..catalog import Track
+from ..errors import QueryError
+from ..query import Searcher
+from .align import align
+from .duplicates import DEFAULT_THRESHOLD, MIN_COVERAGE
+
+CANDIDATE_COSINE = 0.85  # below it no copy was seen on ost-dev (lowest: 0.887, 64 kbit/s mp3)
+COPY_COSINE = 0.985  # without segments only
+
+
+@dataclass(frozen=True)
+class Manners:
+    other_artists: bool = False  # nothing by the query's artist
+    other_albums: bool = False  # nothing from the query's album
+    min_duration: float | None = None  # seconds
+    max_duration: float | None = None
+    collapse_copies: bool = True  # copies of one recording shown once
+
+    def check(self) -> None:
+        lo, hi = self.min_duration, self.max_duration
+        if (lo is not None and lo < 0) or (hi is not None and hi < 0):
+            raise QueryError("a duration bound cannot be negative")
+        if lo is not None and hi is not None and lo > hi:
+            raise QueryError(f"the shortest duration ({lo:g} s) is above the longest ({hi:g} s)")
+
+
+@dataclass(frozen=True)
+class SimilarTrack:
+    track: Track
+    score: float  # cosine similarity to the query
+    copy_of_query: bool = False  # the same recording as the query (another file of it)
+    copies: tuple[int, ...] = field(default=())  # ids of other files of this recording, folded in
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and a.strip().lower() == b.strip().lower()
+
+
+def _allowed(t: Track, query: Track | None, manners: Manners) -> bool:
+    if manners.min_duration is not None and (t.duration or 0) < manners.min_duration:
+        return False
+    if manners.max_duration is not None and (t.duration is None or t.duration > manners.max_duration):
+        return False
+    if query is not None and manners.other_artists and _same(t.artist, query.artist):
+        return False
+    if query is not None and manners.other_albums and _same(t.album, query.album):
+        return False
+    return True
+
+
+def similar(searcher: Searcher, query: str | int | Path | Track, k: int = 10,
+            manners: Manners = Manners()) -> list[SimilarTrack]:
+    """The k tracks that sound most like the query, best first, minding `manners`."""
+    if k < 1:
+        raise QueryError(f"k must be at least 1, not {k}")
+    manners.check()
+    target = searcher.resolve(query)
+    if isinstance(target, Track):
+        query_track, vector = target, searcher.vector(target)
+        query_segments = _segments(searcher, target.id)
+    else:  # an outside file: embedded, not added
+        query_track, emb = None, searcher.embed_file(target)
+        vector = emb.vector
+        query_segments = (emb.segment_starts, emb.segments.astype(np.float32)) if len(emb.segment_starts) else None
+    exclude = {query_track.id} if query_track else set()
+    copies = _Copies(searcher, vector, query_segments)
+    total = len(searcher)
+
+    fetch = min(total, 4 * k + 8)
+    while True:  # filters drop hits: widen the search until k are left or the library is exhausted
+        hits = searcher.search(vector, fetch, exclude)[0]
+        picked = _pick(searcher, hits, query_track, copies, k, manners)
+        if len(picked) >= k or fetch >= total:
+            return picked
+        fetch = min(total, fetch * 4)
+
+
+def _segments(searcher: Searcher, track_id: int):
+    try:
+        return searcher.segments(track_id)
+    except QueryError:  # the MFCC baseline, or embedded before segments were stored
+        return None
+
+
+class _Copies:
+    """Is this track another file of the query's recording, or of a track already listed?"""
+
+    def __init__(self, searcher: Searcher, query_vector: np.ndarray, query_segments):
+        self.searcher, self.query_vector, self.query_segments = searcher, query_vector, query_segments
+        self.segments: dict[int, object] = {}
+
+    def _same(self, vector_a, segments_a, vector_b, segments_b) -> bool:
+        cosine = float(vector_a @ vector_b)
+        if segments_a is None or segments_b is None:
+            return cosine >= COPY_COSINE
+        if cosine < CANDIDATE_COSINE:
+            return False
+        m = align(*segments_a, *segments_b)
+        return m.similarity >= DEFAULT_THRESHOLD and m.coverage >= MIN_COVERAGE
+
+    def _of(self, track_id: int):
+        if track_id not in self.segments:
+            self.segments[track_id] = _segments(self.searcher, track_id)
+        return self.segments[track_id]
+
+    def of_query(self, t: Track, vector: np.ndarray) -> bool:
+        return self._same(self.query_vector, self.query_segments, vector, self._of(t.id))
+
+    def of_track(self, t: Track, vector: np.ndarray, other: Track, other_vector: np.ndarray) -> bool:
+        return self._same(other_vector, self._of(other.id), vector, self._of(t.id))
+
+
+def _pick(searcher: Searcher, hits: list[tuple[int, float]], query: Track | None, copies: _Copies,
+          k: int, manners: Manners) -> list[SimilarTrack]:
+    tracks = searcher.tracks([i for i, _ in hits])
+    kept = [(t, s) for t, (_, s) in zip(tracks, hits) if _allowed(t, query, manners)]
+    if not manners.collapse_copies:
+        return [SimilarTrack(t, s) for t, s in kept[:k]]
+    vectors = searcher.vectors([t.id for t, _ in kept]) if kept else np.zeros((0, 1), np.float32)
+    picked: list[SimilarTrack] = []
+    picked_rows: list[int] = []
+    query_copy_at = None  # where the (one) entry for the query's own copies sits
+    for row, (t, s) in enumerate(kept):
+        if copies.of_query(t, vectors[row]):  # every other file of the query's recording: one entry
+            if query_copy_at is None:
+                query_copy_at = len(picked)
+                picked.append(SimilarTrack(t, s, copy_of_query=True))
+                picked_rows.append(row)
+            else:
+                first = picked[query_copy_at]
+                picked[query_copy_at] = SimilarTrack(first.track, first.score, True, (*first.copies, t.id))
+            continue
+        folded = False
+        for j, r in enumerate(picked_rows):  # a copy of a track already listed: fold it in
+            if copies.of_track(t, vectors[row], picked[j].track, vectors[r]):
+                first = picked[j]
+                picked[j] = SimilarTrack(first.track, first.score, first.copy_of_query, (*first.copies, t.id))
+                folded = True
+                break
+        if folded:
+            continue
+        if len(picked) >= k:
+            break
+        picked.append(SimilarTrack(t, s))
+        picked_rows.append(row)
+    return picked[:k]
