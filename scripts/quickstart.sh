@@ -17,5 +17,5 @@ if [ -z "$folder" ]; then
 fi
 # Exit code 1 only means some files could not be analysed; they are listed, and the rest is indexed.
 .venv/bin/songspace index "$folder" || [ $? -eq 1 ]
-first=$(.venv/bin/python -c 'import sys; from songspace.library import scan; print(scan(sys.argv[1:])[0][0])' "$folder")
+first=$(.venv/bin/python -c 'import sys; from songspace.scan import scan; print(scan(sys.argv[1:])[0][0])' "$folder")
 .venv/bin/songspace similar "$first" -k 10
