@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS predictions (
     model_id   TEXT NOT NULL,   -- the embedding it was predicted from
     PRIMARY KEY (track_id, name)
 );
+-- The library map (map.py): 2-D coordinates derived from the searched vectors, a cache; meta 'map'
+-- holds the stamp (model id and generation) they were computed for.
+CREATE TABLE IF NOT EXISTS map_points (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    x        REAL NOT NULL,
+    y        REAL NOT NULL
+);
 INSERT OR IGNORE INTO meta VALUES ('generation', '0');
 """
 
@@ -175,6 +182,13 @@ class Catalog:
             self.db.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?)",
                                 [(i, name, label, float(c), model_id) for i, label, c in rows])
 
+    def put_map(self, stamp: str, rows: list[tuple[int, float, float]]) -> None:
+        """Replace the cached library map with rows of (track id, x, y) computed for `stamp`."""
+        with self._transaction():
+            self.db.execute("DELETE FROM map_points")
+            self.db.executemany("INSERT INTO map_points VALUES (?, ?, ?)", [(int(i), float(x), float(y)) for i, x, y in rows])
+            self.set_meta("map", stamp)
+
     def remove(self, track_ids: list[int]) -> None:
         with self._transaction():
             self.db.executemany("DELETE FROM tracks WHERE id = ?", [(i,) for i in track_ids])
@@ -216,6 +230,14 @@ class Catalog:
         """{track id: (label, confidence)} of what `classify` predicted for `name`."""
         rows = self.db.execute("SELECT track_id, label, confidence FROM predictions WHERE name = ?", (name,))
         return {i: (label, c) for i, label, c in rows}
+
+    def map_points(self) -> tuple[str | None, dict[int, tuple[float, float]]]:
+        """(stamp, {track id: (x, y)}) of the cached library map; (None, {}) when there is none."""
+        try:
+            rows = self.db.execute("SELECT track_id, x, y FROM map_points").fetchall()
+        except sqlite3.OperationalError:  # a catalog older than the map, opened read-only
+            return None, {}
+        return self.get_meta("map"), {i: (x, y) for i, x, y in rows}
 
     def prediction_names(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT name FROM predictions ORDER BY name")]

@@ -227,6 +227,8 @@ class Searcher:
         exact = [t for t in found if t.label.lower() == text.lower()]
         if len(exact) == 1 or len(found) == 1:
             return (exact or found)[0]
+        if not found and text.isdigit():
+            raise QueryError(f"no track with id {text} in the library (and no track's name contains {text!r})")
         if not found:
             raise QueryError(f"no track matches {text!r} (give an id, a path, or part of 'artist - title')")
         shown = "\n".join(f"  {t.id}: {t.label}" for t in found[:10])

@@ -8,9 +8,9 @@ How: the candidates are a corridor around the straight line, the nearest tracks 
 interpolated along A→B (`_corridor`). Between them, a step u→v is allowed when v is strictly
 closer to B than u, so the steps form a directed acyclic graph ordered by distance to B and
 "no repeats" holds by itself. On that graph:
-1. the smallest largest step τ of any journey of at most n tracks (a bottleneck shortest path:
-   binary search on τ over the step lengths, each test a breadth-first search by hop count);
-2. the most tracks, up to n, a journey can have without a step longer than τ;
+1. the most tracks, up to n, a journey can have (a listener asking for 12 tracks wants 12);
+2. the smallest largest step τ of a journey with that many tracks (a bottleneck path: binary
+   search on τ over the step lengths, each test a breadth-first search by hop count);
 3. of those journeys, the smoothest: least sum of squared steps (dynamic programming by hops).
 Measured against the simpler way, the track nearest to each of n points interpolated along
 A→B (kept only when closer to B than the last): on 300 tracks spread over a patch of the
@@ -79,8 +79,9 @@ def _hops_within(allowed: np.ndarray, max_hops: int) -> np.ndarray:
 
 
 def journey(searcher: Searcher, a: int | str | Track, b: int | str | Track, n: int = 12) -> Journey:
-    """At most `n` tracks from `a` to `b` (both included) in the smallest steps the library
-    allows, each strictly closer to `b` than the one before. a, b: ids, Tracks or anything
+    """`n` tracks from `a` to `b` (both included; fewer only if the library holds too few tracks
+    ever closer to `b`), in the smallest steps the library allows, each strictly closer to `b`
+    than the one before. a, b: ids, Tracks or anything
     `Searcher.resolve_track` accepts."""
     size = len(searcher)
     if size == 0:
@@ -110,20 +111,20 @@ def journey(searcher: Searcher, a: int | str | Track, b: int | str | Track, n: i
     forward = to_b[None, :] < to_b[:, None]  # u→v only if v is strictly closer to B
     last, max_hops = len(ids) - 1, n - 1
 
-    # 1. The smallest bottleneck τ reachable in at most n - 1 steps.
+    # 1. As many tracks as asked for, if the library holds that many ever closer to B.
+    hops = int(np.flatnonzero(_hops_within(forward, max_hops)[:, last]).max())
+    # 2. The smallest bottleneck τ of a journey with that many steps.
     lengths = np.unique(dist[forward])
-    lengths = lengths[lengths <= dist[0, last]]  # A→B itself is always a journey
     lo, hi = 0, len(lengths) - 1
     while lo < hi:
         mid = (lo + hi) // 2
-        if _hops_within(forward & (dist <= lengths[mid]), max_hops)[:, last].any():
+        if _hops_within(forward & (dist <= lengths[mid]), hops)[hops, last]:
             hi = mid
         else:
             lo = mid + 1
     allowed = forward & (dist <= lengths[lo])
 
-    # 2. As many steps as possible under τ; 3. the smoothest such journey (least Σ step²).
-    hops = int(np.flatnonzero(_hops_within(allowed, max_hops)[:, last]).max())
+    # 3. Of those journeys, the smoothest (least Σ step²).
     cost = np.where(allowed, dist**2, np.inf)
     best = np.full(len(ids), np.inf)
     best[0] = 0.0
