@@ -147,7 +147,7 @@ def test_bad_input_is_refused(space):
         journey(searcher, a, b, n=1)
     with pytest.raises(InputError, match="more than the 300 searchable tracks"):
         journey(searcher, a, b, n=301)
-    with pytest.raises(QueryError, match="no track matches '9999'"):
+    with pytest.raises(QueryError, match="no track with id 9999"):
         journey(searcher, a, 9999)
 
 
@@ -162,7 +162,7 @@ def cli_space(library_dir):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["A", "9999"], "no track matches '9999'"),
+    (["A", "9999"], "no track with id 9999"),
     (["A", "301"], "track 301 (/music/broken.mp3) has no embedding: not a recognised audio format"),
     (["A", "A"], "a journey needs two different tracks"),
     (["A", "B", "-n", "1"], "at least 2 tracks (A and B), not n=1"),

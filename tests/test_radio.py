@@ -181,7 +181,7 @@ def test_bad_input_is_refused_clearly(library):
         radio(searcher, [1], n=241)
     with pytest.raises(InputError, match="at least one seed"):
         radio(searcher, [])
-    with pytest.raises(QueryError, match="no track matches '9999'"):
+    with pytest.raises(QueryError, match="no track with id 9999"):
         radio(searcher, [9999])
 
 
@@ -196,7 +196,7 @@ def cli_library(library_dir):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["9999"], "no track matches '9999'"),
+    (["9999"], "no track with id 9999"),
     (["241"], "track 241 (/music/broken.mp3) has no embedding: not a recognised audio format"),
     (["1", "2", "--avoid", "2"], "track 2 is both a seed and avoided"),
     (["1", "-n", "0"], "at least 1 track, not n=0"),
