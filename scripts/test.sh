@@ -1,6 +1,16 @@
 #!/usr/bin/env bash
 # Set up and run the tests: scripts/test.sh [pytest args]
+# Installs what the tests use when missing: the Python packages into .venv, and Debian's
+# Chromium (the browser tests drive the system binary; no browser is ever downloaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 exec .venv/bin/python -m pytest -q "$@"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import CatalogError
 from .tags import TAG_NAMES
 
 SCHEMA = """
@@ -58,6 +59,38 @@ CREATE TABLE IF NOT EXISTS map_points (
     x        REAL NOT NULL,
     y        REAL NOT NULL
 );
+-- The change log: one row per change to a track's searchable state, written in the same
+-- transaction as the change, so derived indexes (vectors.py) apply only what is newer than them.
+CREATE TABLE IF NOT EXISTS changes (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    track_id INTEGER NOT NULL,   -- no foreign key: a removed track's row stays
+    op       TEXT NOT NULL       -- 'put' (stored or re-embedded), 'failed', 'removed'
+);
+-- The Subsonic face (server/subsonic.py). Users keep their plain password, as Subsonic's token
+-- auth (md5(password + salt)) needs it: the file is made private (0600) when a user is added.
+CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, password TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS playlists (
+    id      INTEGER PRIMARY KEY,
+    owner   TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    comment TEXT,
+    public  INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    changed REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS playlist_entries (
+    playlist_id INTEGER NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    track_id    INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    PRIMARY KEY (playlist_id, position)
+);
+CREATE TABLE IF NOT EXISTS stars (user TEXT NOT NULL, item TEXT NOT NULL, starred REAL NOT NULL, PRIMARY KEY (user, item));
+CREATE TABLE IF NOT EXISTS plays (  -- scrobbles: may feed radio later
+    id        INTEGER PRIMARY KEY,
+    user      TEXT NOT NULL,
+    track_id  INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    played_at REAL NOT NULL
+);
 INSERT OR IGNORE INTO meta VALUES ('generation', '0');
 """
 
@@ -93,22 +126,43 @@ _TRACK_SELECT = f"SELECT {_TRACK_COLUMNS} FROM tracks t LEFT JOIN embeddings e O
 
 class Catalog:
     """One connection. A writer (the default) creates the schema; `readonly=True` opens an
-    existing catalog for reading only, as each query thread does (SQLite connections must not be
-    shared between threads, and WAL lets readers run beside the one writer)."""
+    existing catalog for reading only, as each query thread does (WAL lets readers run beside
+    the one writer). A connection is used by one thread at a time; check_same_thread=False only
+    lets another thread close it, as a server does at shutdown."""
 
     def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
+        try:
+            self._open(readonly)
+        except sqlite3.OperationalError:
+            raise  # locked, no permission: not damage
+        except sqlite3.DatabaseError as e:
+            raise CatalogError(f"{self.path}: not a songspace catalog or damaged ({e}); move it aside and index "
+                               f"the music again to rebuild it, or restore it from a backup") from None
+
+    def _open(self, readonly: bool) -> None:
         if readonly:
             self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                                      timeout=30)
+                                      timeout=30, check_same_thread=False)
+            self.db.execute("PRAGMA schema_version").fetchone()  # a file that is not a database fails here
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we open transactions ourselves, one per logical write.
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
+        # The writer checks the file's structure once per open (a few seconds at a million tracks):
+        # damage found now is an error naming the file, not a traceback halfway through a run.
+        problems = self.integrity(quick=True)
+        if problems:
+            raise sqlite3.DatabaseError("; ".join(problems[:3]))
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+
+    def integrity(self, quick: bool = False) -> list[str]:
+        """What SQLite's integrity check finds wrong with the file ([] when sound)."""
+        rows = self.db.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check").fetchall()
+        return [r[0] for r in rows if r[0] != "ok"]
 
     def close(self) -> None:
         self.db.close()
@@ -129,6 +183,9 @@ class Catalog:
 
     def _bump(self) -> None:
         self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    def _log(self, track_ids, op: str) -> None:
+        self.db.executemany("INSERT INTO changes (track_id, op) VALUES (?, ?)", [(int(i), op) for i in track_ids])
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -157,6 +214,7 @@ class Catalog:
                  None if segments is None else np.asarray(segments, dtype=np.float16).tobytes(),
                  None if segment_starts is None else np.asarray(segment_starts, dtype=np.float32).tobytes()),
             )
+            self._log([track_id], "put")
             self._bump()
         return track_id
 
@@ -165,6 +223,7 @@ class Catalog:
         the track leaves search until it analyses cleanly again."""
         with self._transaction():
             track_id = self._upsert_track(path, dict(size=size, mtime=mtime, status="failed", error=reason))
+            self._log([track_id], "failed")
             self._bump()
         return track_id
 
@@ -192,6 +251,7 @@ class Catalog:
     def remove(self, track_ids: list[int]) -> None:
         with self._transaction():
             self.db.executemany("DELETE FROM tracks WHERE id = ?", [(i,) for i in track_ids])
+            self._log(track_ids, "removed")
             self._bump()
 
     @contextmanager
@@ -266,6 +326,41 @@ class Catalog:
         vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
         return ids, vecs
 
+    def last_change(self) -> int:
+        """The seq of the newest change-log row (0 when none, or a catalog older than the log)."""
+        try:
+            return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+    def changes_since(self, seq: int) -> tuple[int, list[int]] | None:
+        """(newest seq, ids of the tracks changed after `seq`), or None when the log cannot say
+        (a catalog older than the log)."""
+        try:
+            rows = self.db.execute("SELECT seq, track_id FROM changes WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+        except sqlite3.OperationalError:
+            return None
+        return (rows[-1][0] if rows else seq), sorted({r[1] for r in rows})
+
+    def vectors_of(self, track_ids, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of those of `track_ids` that are searchable with `model_id`."""
+        ids, vecs = [], []
+        track_ids = [int(i) for i in track_ids]
+        for start in range(0, len(track_ids), 900):  # SQLite allows at most 999 parameters
+            chunk = track_ids[start : start + 900]
+            for i, v in self.db.execute(
+                    f"SELECT t.id, e.vector FROM tracks t JOIN embeddings e ON e.track_id = t.id WHERE t.status = 'ok' "
+                    f"AND e.model_id = ? AND t.id IN ({','.join('?' * len(chunk))})", (model_id, *chunk)):
+                ids.append(i)
+                vecs.append(np.frombuffer(v, dtype=np.float32))
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        return np.array(ids, dtype=np.int64), np.stack(vecs)
+
+    def searchable_count(self, model_id: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM tracks t JOIN embeddings e ON e.track_id = t.id "
+                               "WHERE t.status = 'ok' AND e.model_id = ?", (model_id,)).fetchone()[0]
+
     def vector(self, track_id: int) -> tuple[str, np.ndarray] | None:
         row = self.db.execute("SELECT model_id, vector FROM embeddings WHERE track_id = ?", (track_id,)).fetchone()
         return (row[0], np.frombuffer(row[1], dtype=np.float32).copy()) if row else None
@@ -299,3 +394,78 @@ class Catalog:
         where = "JOIN tracks t ON t.id = e.track_id WHERE t.status = 'ok'" if searchable_only else ""
         return dict(self.db.execute(f"SELECT e.model_id, COUNT(*) FROM embeddings e {where} GROUP BY e.model_id"))
 
+    # -- users, playlists, stars, plays (the Subsonic face) --------------------------------------
+
+    def add_user(self, name: str, password: str) -> None:
+        """Add a user or change their password; the file becomes readable by its owner only,
+        since it now holds a password."""
+        self.db.execute("INSERT INTO users VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET password = excluded.password",
+                        (name, password, time.time()))
+        for suffix in ("", "-wal", "-shm"):
+            f = Path(f"{self.path}{suffix}")
+            if f.exists():
+                f.chmod(0o600)
+
+    def remove_user(self, name: str) -> bool:
+        return self.db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+
+    def users(self) -> list[tuple[str, float]]:
+        """(name, created) of every user."""
+        return self.db.execute("SELECT name, created FROM users ORDER BY name").fetchall()
+
+    def user_password(self, name: str) -> str | None:
+        row = self.db.execute("SELECT password FROM users WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def playlists(self) -> list[dict]:
+        """Every playlist: id, owner, name, comment, public, created, changed, track_ids."""
+        rows = self.db.execute("SELECT id, owner, name, comment, public, created, changed FROM playlists ORDER BY id")
+        found = [dict(zip(("id", "owner", "name", "comment", "public", "created", "changed"), r)) for r in rows]
+        for p in found:
+            p["public"] = bool(p["public"])
+            p["track_ids"] = [r[0] for r in self.db.execute(
+                "SELECT track_id FROM playlist_entries WHERE playlist_id = ? ORDER BY position", (p["id"],))]
+        return found
+
+    def playlist(self, playlist_id: int) -> dict | None:
+        return next((p for p in self.playlists() if p["id"] == playlist_id), None)
+
+    def save_playlist(self, playlist_id: int | None, owner: str, name: str, track_ids: list[int],
+                      comment: str | None = None, public: bool = False) -> int:
+        """Create a playlist (playlist_id None) or replace one's name, comment and tracks; its id."""
+        now = time.time()
+        with self._transaction():
+            if playlist_id is None:
+                playlist_id = self.db.execute("INSERT INTO playlists (owner, name, comment, public, created, changed) "
+                                              "VALUES (?, ?, ?, ?, ?, ?)", (owner, name, comment, int(public), now, now)).lastrowid
+            else:
+                self.db.execute("UPDATE playlists SET name = ?, comment = ?, public = ?, changed = ? WHERE id = ?",
+                                (name, comment, int(public), now, playlist_id))
+                self.db.execute("DELETE FROM playlist_entries WHERE playlist_id = ?", (playlist_id,))
+            self.db.executemany("INSERT INTO playlist_entries VALUES (?, ?, ?)",
+                                [(playlist_id, i, int(t)) for i, t in enumerate(track_ids)])
+        return playlist_id
+
+    def delete_playlist(self, playlist_id: int) -> None:
+        self.db.execute("DELETE FROM playlists WHERE id = ?", (playlist_id,))
+
+    def star(self, user: str, items: list[str], starred: bool = True) -> None:
+        """Star (or unstar) items, named by the face's ids (songs, albums, artists)."""
+        if starred:
+            self.db.executemany("INSERT OR IGNORE INTO stars VALUES (?, ?, ?)", [(user, i, time.time()) for i in items])
+        else:
+            self.db.executemany("DELETE FROM stars WHERE user = ? AND item = ?", [(user, i) for i in items])
+
+    def stars(self, user: str) -> dict[str, float]:
+        """{item: when starred} of one user."""
+        return dict(self.db.execute("SELECT item, starred FROM stars WHERE user = ?", (user,)))
+
+    def add_plays(self, user: str, plays: list[tuple[int, float]]) -> None:
+        """Record (track id, when) plays."""
+        self.db.executemany("INSERT INTO plays (user, track_id, played_at) VALUES (?, ?, ?)",
+                            [(user, int(t), float(when)) for t, when in plays])
+
+    def play_counts(self) -> dict[int, tuple[int, float]]:
+        """{track id: (plays, last played)} over every user."""
+        rows = self.db.execute("SELECT track_id, COUNT(*), MAX(played_at) FROM plays GROUP BY track_id")
+        return {t: (n, last) for t, n, last in rows}

@@ -57,7 +57,8 @@ def clear_errors():
 
 
 def open_library() -> Library:
-    return Library.open(state.get("library"))
+    with clear_errors():  # a catalog that is not a database: one line naming the file, exit 2
+        return Library.open(state.get("library"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,9 +407,13 @@ def clusters_command(
 # --- radio, path ---
 
 
+MpdOption = Annotated[Optional[str], typer.Option("--mpd", metavar="HOST:PORT", help="Also queue the list in this running MPD, after its current song (HOST:PORT, or its socket path).")]
+MpdMusicDirOption = Annotated[Optional[Path], typer.Option("--mpd-music-dir", help="MPD's music directory (default: asked of MPD, or read from its config file).")]
+
+
 @app.command("radio")
 def radio_command(
-    seeds: Annotated[list[str], typer.Argument(metavar="SEED", help="Liked tracks: catalog ids, paths in the library, or parts of 'artist - title'.")],
+    seeds: Annotated[Optional[list[str]], typer.Argument(metavar="SEED", help="Liked tracks: catalog ids, paths in the library, or parts of 'artist - title' (none with --mpd-current).")] = None,
     avoid: Annotated[Optional[list[str]], typer.Option("--avoid", metavar="TRACK", help="A disliked track (repeatable): neither it nor anything close to it is played.")] = None,
     n: Annotated[int, typer.Option("-n", help="How many tracks.")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same playlist; another seed, another mix).")] = 0,
@@ -416,18 +421,28 @@ def radio_command(
     as_json: JsonOption = False,
     m3u8: M3u8Option = None,
     absolute: AbsoluteOption = False,
+    mpd: MpdOption = None,
+    mpd_music_dir: MpdMusicDirOption = None,
+    mpd_current: Annotated[bool, typer.Option("--mpd-current", help="Seed from the song MPD is playing (at --mpd, or $MPD_HOST, or localhost:6600), and queue the radio there.")] = False,
 ):
     """A playlist around SEED tracks: close to them, varied, never drifting away."""
     from .playlists import track_row
     from .recommend.radio import radio
 
     with open_library() as lib, clear_errors():
+        seeds = list(seeds or [])
+        if mpd_current:
+            from .mpd import current_path
+
+            seeds.append(str(current_path(mpd, mpd_music_dir)))
         matches = radio(lib.searcher(), seeds, avoid or (), n=n, seed=seed, artist_window=artist_window)
         if len(matches) < n:
             console.print(f"[yellow]only {len(matches)} tracks qualify[/] (asked for {n}): the others are seeds, "
                           f"close to an avoided track, far from the seeds, or would break the artist window")
         show_tracks(f"Radio from {len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
                     [track_row(m.track, m.score) for m in matches], as_json, m3u8, absolute, [m.track for m in matches])
+        if mpd is not None or mpd_current:
+            queue_in_mpd([m.track for m in matches], mpd, mpd_music_dir)
 
 
 @app.command("path")
@@ -438,6 +453,8 @@ def path_command(
     as_json: JsonOption = False,
     m3u8: M3u8Option = None,
     absolute: AbsoluteOption = False,
+    mpd: MpdOption = None,
+    mpd_music_dir: MpdMusicDirOption = None,
 ):
     """A journey from A to B in small steps, each track closer to B than the one before."""
     from .playlists import track_row
@@ -454,6 +471,8 @@ def path_command(
         show_tracks(f"{first.label} → {last.label}: largest step {trip.largest_step:.3f}, straight {trip.direct:.3f}",
                     [track_row(s.track, step=round(s.step, 4), to_b=round(s.to_b, 4)) for s in trip.steps],
                     as_json, m3u8, absolute, trip.tracks, columns=("step", "to_b"))
+        if mpd is not None:
+            queue_in_mpd(trip.tracks, mpd, mpd_music_dir)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -556,3 +575,100 @@ def explain(
     for i, m in enumerate(found, 1):
         table.add_row(str(i), f"{m.similarity:.3f}", span_text(m.a_span), span_text(m.b_span))
     out.print(table)
+
+
+# --- serve ---
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    token: Annotated[Optional[str], typer.Option(envvar="SONGSPACE_TOKEN", help="Every request must carry it (Authorization: Bearer, or the page's login form).")] = None,
+):
+    """The web page and the JSON API (OpenAPI docs at /docs), in this one process."""
+    from .server.auth import is_loopback_host
+
+    if not token and not is_loopback_host(host):
+        console.print(f"[red]error:[/] listening on {escape(host)} lets other machines in: give a token "
+                      f"(--token or $SONGSPACE_TOKEN), or listen on 127.0.0.1")
+        raise typer.Exit(2)
+    import uvicorn
+
+    from .server import create_app
+
+    with clear_errors():
+        server_app = create_app(state.get("library") or default_library_dir(), token=token or None)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"songspace at http://{shown}:{port}/  (API docs: /docs; Ctrl-C stops)")
+    uvicorn.run(server_app, host=host, port=port, log_level="warning")
+
+
+# --- check ---
+
+
+@app.command()
+def check():
+    """Verify the library: the catalog (SQLite integrity check) and the vector index (rebuilt
+    from the catalog when it does not match). Exit 2 when the catalog itself is damaged."""
+    with open_library() as lib, clear_errors():
+        problems = lib.catalog.integrity()
+        if problems:
+            console.print(f"[red]error:[/] {escape(str(lib.catalog.path))} is damaged: {escape('; '.join(problems[:5]))}. "
+                          f"Move it aside and index the music again to rebuild it, or restore it from a backup.")
+            raise typer.Exit(2)
+        counts = lib.catalog.counts()
+        out.print(f"catalog   ok: {lib.catalog.path} ({counts['ok']} tracks ok, {counts['failed']} failed)")
+        sound, note = lib.searcher().check_index()
+        out.print(f"index     {'ok' if sound else 'rebuilt'}: {escape(note)}")
+        out.print("segments  in the catalog: checked with it (no sidecar yet)")
+
+
+# --- users, mpd ---
+
+user_app = typer.Typer(help="Users of the Subsonic API (/rest/ of `songspace serve`).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="User name, as typed in the Subsonic app.")],
+    password: Annotated[Optional[str], typer.Option("--password", help="The password (asked, hidden, when not given).")] = None,
+):
+    """Add a user (or change their password). Subsonic's token auth needs the plain password on
+    the server: it is kept in the catalog, which becomes readable by its owner only. Use a
+    password made for this, not one used anywhere else."""
+    if password is None:
+        password = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+    if not name.strip() or not password:
+        console.print("[red]error:[/] a user needs a name and a non-empty password")
+        raise typer.Exit(2)
+    with open_library() as lib, clear_errors():
+        lib.catalog.add_user(name, password)
+        console.print(f"user {escape(name)} can sign in at /rest/ ({lib.catalog.path} is now private: mode 600)")
+
+
+@user_app.command("list")
+def user_list():
+    """The users of the Subsonic API."""
+    with open_library() as lib:
+        for name, created in lib.catalog.users():
+            out.print(f"{escape(name)}\tadded {time.strftime('%Y-%m-%d %H:%M', time.localtime(created))}")
+
+
+@user_app.command("remove")
+def user_remove(name: Annotated[str, typer.Argument(help="User name.")]):
+    """Remove a user (their playlists, stars and plays stay in the catalog)."""
+    with open_library() as lib:
+        if not lib.catalog.remove_user(name):
+            console.print(f"[red]error:[/] no user {escape(name)!r}")
+            raise typer.Exit(2)
+        console.print(f"removed user {escape(name)}")
+
+
+def queue_in_mpd(tracks: list, address: str | None, music_dir: Path | None) -> None:
+    """Queue `tracks` in MPD after its current song (MpdError: exit 2 through clear_errors)."""
+    from .mpd import play_list
+
+    n = play_list([t.path for t in tracks], address, music_dir)
+    console.print(f"queued {n} tracks in MPD after the current song")

@@ -34,3 +34,15 @@ class DecodeError(SongspaceError):
     def __reduce__(self):
         # Worker processes send errors back pickled; the default would call DecodeError(message).
         return (DecodeError, (self.path, self.reason))
+
+
+class CatalogError(SongspaceError):
+    """A catalog file that is not a database, or is damaged."""
+
+
+class LibraryBusy(SongspaceError):
+    """Another process is writing to this library (indexing or fitting)."""
+
+
+class MpdError(SongspaceError):
+    """MPD cannot be reached, or cannot be given a track (outside its music directory, unknown to it)."""

@@ -20,9 +20,11 @@ workers do the embedding.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +33,7 @@ import platformdirs
 
 from .analysis import Analysis, Task, analyse
 from .catalog import Catalog, Track
-from .errors import InputError
+from .errors import InputError, LibraryBusy
 from .models.files import DEFAULT_MODEL
 from .query import MFCC, Searcher, current_method, method_id, method_path_key
 from .scan import is_under, scan
@@ -71,6 +73,39 @@ class Library:
         self.root.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.root / "catalog.sqlite")
         self._searcher: Searcher | None = None
+        self._writing = 0  # depth of `writer()`: fit re-enters it through index
+
+    @contextmanager
+    def writer(self):
+        """Hold the library's writer lock (`writer.lock`, fcntl.flock) while indexing or fitting:
+        one writer per library, whatever the process. The kernel releases it when the process
+        dies, so a killed run never leaves the library locked."""
+        if self._writing:
+            self._writing += 1
+            try:
+                yield
+            finally:
+                self._writing -= 1
+            return
+        f = open(self.root / "writer.lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip()
+            f.close()
+            raise LibraryBusy(f"library {self.root} is being indexed or fitted by another process"
+                              f"{f' (pid {holder})' if holder else ''}; wait for it to finish") from None
+        try:
+            f.truncate(0)
+            f.write(str(os.getpid()))
+            f.flush()
+            self._writing = 1
+            yield
+        finally:
+            self._writing = 0
+            f.truncate(0)
+            f.close()  # closing releases the lock
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> "Library":
@@ -131,7 +166,12 @@ class Library:
 
     def index(self, folders: Iterable[str | Path], *, fit: bool = False, fit_minutes: float = 10.0,
               workers: int | None = None, report: Report | None = None) -> IndexReport:
-        """Bring the catalog up to date with `folders`. Re-running only does what changed."""
+        """Bring the catalog up to date with `folders`. Re-running only does what changed.
+        Raises LibraryBusy while another process writes to this library."""
+        with self.writer():
+            return self._index(folders, fit=fit, fit_minutes=fit_minutes, workers=workers, report=report)
+
+    def _index(self, folders, *, fit, fit_minutes, workers, report) -> IndexReport:
         report = report or (lambda *a: None)
         result = IndexReport()
         roots = [str(Path(f).expanduser().resolve()) for f in folders]
@@ -221,6 +261,11 @@ class Library:
         with the model's own projection head: a small library's tracks are soon told apart,
         and past that point a large rate overwrites what the shipped model learnt
         (docs/results.md)."""
+        with self.writer():
+            return self._fit(files, minutes=minutes, objective=objective, lr=lr, cosine=cosine, seed=seed,
+                             workers=workers, report=report, reembed=reembed)
+
+    def _fit(self, files, *, minutes, objective, lr, cosine, seed, workers, report, reembed) -> Path:
         from .training import TrainConfig, train  # torch only when fitting
 
         if files is None:
@@ -239,20 +284,23 @@ class Library:
     # -- status and export --------------------------------------------------------------------------
 
     def status(self) -> dict:
-        counts = self.catalog.counts()
-        by_model = self.catalog.models()
+        """Counts, models, folders and failures. Reads through the Searcher's connection of the
+        calling thread, so any thread may ask (a server's do)."""
         searcher = self.searcher()
+        catalog = searcher.catalog
+        counts = catalog.counts()
+        model = current_method(catalog)
         return {
             "library": str(self.root),
-            "model": {"id": self.model_id, "path": self.model},
+            "model": {"id": method_id(model), "path": model},
             "searched_model": searcher.model_id,
-            "folders": self.catalog.folders(),
+            "folders": catalog.folders(),
             "tracks": counts["ok"] + counts["failed"],
             "ok": counts["ok"],
             "failed": counts["failed"],
             "searchable": len(searcher),
-            "embeddings_by_model": by_model,
-            "failures": [(t.path, t.error) for t in self.catalog.tracks("t.status = 'failed'")],
+            "embeddings_by_model": catalog.models(),
+            "failures": [(t.path, t.error) for t in catalog.tracks("t.status = 'failed'")],
         }
 
     def export(self, out: str | Path) -> Path:

@@ -1,11 +1,14 @@
 """The query layer: everything that asks the library a question reads through a `Searcher`.
 
-A `Searcher` holds the searchable vectors in memory (one FAISS index), loaded once and rebuilt
-only when the catalog changed (its generation or its current model). It searches a batch of
-query vectors at once, takes a set of track ids to leave out, returns stored vectors by id and
-fetches tracks in bulk. It is safe to share between threads, as a server does: each thread reads
-the catalog through its own read-only SQLite connection, and the in-memory index is an
-immutable snapshot swapped whole under a lock.
+A `Searcher` holds the searchable vectors in memory (a `VectorIndex`, vectors.py: exact when
+small, approximate when large), loaded from the saved index beside the catalog or built from the
+catalog, and brought up to date from the catalog's change log when the catalog changed (its
+generation or its current model): a few changed tracks are applied in place, never a rebuild; a
+model switch is a new index. It searches a batch of query vectors at once, takes a set of track
+ids to leave out, returns stored vectors by id and fetches tracks in bulk. It is safe to share
+between threads, as a server does: each thread reads the catalog through its own read-only SQLite
+connection, snapshots (`_Space`) are swapped whole under a lock, and the index they share takes
+its own lock for every search and change.
 
 Which vectors are searched: those of the library's current model once it has embedded at least
 as many tracks as any other model, else those of the model that embedded the most. So after
@@ -15,8 +18,10 @@ never an empty library, never two models mixed.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,9 @@ from .baselines import MFCC_METHOD, standardise
 from .catalog import Catalog, Track
 from .errors import QueryError
 from .models.files import DEFAULT_MODEL, read_config, resolve_model_path
+from .vectors import EXACT_LIMIT, VectorIndex
+
+log = logging.getLogger("songspace")
 
 MFCC = "mfcc"  # the embedding method name users type; MFCC_METHOD is the id its vectors carry
 
@@ -53,35 +61,42 @@ def method_path_key(model_id: str) -> str:
 
 @dataclass(frozen=True)
 class _Space:
-    """An immutable snapshot of the searchable vectors."""
+    """A snapshot of what is searched: which model, the live ids at the time, and the index."""
 
     stamp: tuple
     method: str  # the model file (or "mfcc") that made these vectors
     model_id: str
-    ids: np.ndarray  # (n,) int64, ascending
-    vectors: np.ndarray  # (n, dim) float32 unit vectors, as searched
-    index: object  # faiss.IndexFlatIP over `vectors`, row i = ids[i]
+    index: VectorIndex
+    ids: np.ndarray  # (n,) int64, ascending: the searchable ids when the snapshot was taken
     mfcc_stats: tuple[np.ndarray, np.ndarray] | None  # mean, std: MFCC vectors are standardised
 
-    def rows(self, track_ids) -> np.ndarray:
-        rows = np.searchsorted(self.ids, track_ids)
-        rows = np.minimum(rows, max(len(self.ids) - 1, 0))
-        ok = len(self.ids) > 0 and np.all(self.ids[rows] == track_ids)
-        if not ok:
-            missing = [int(i) for i in np.atleast_1d(track_ids) if int(i) not in set(self.ids.tolist())]
-            raise QueryError(f"track {', '.join(map(str, missing))} is not searchable (not indexed, failed, "
-                             f"or not yet embedded by model {self.model_id})")
-        return rows
+    @cached_property
+    def vectors(self) -> np.ndarray:
+        """(n, dim) float32 unit vectors, as searched, row i = ids[i] (reconstructed on first use)."""
+        return self.lookup(self.ids)
+
+    def lookup(self, track_ids) -> np.ndarray:
+        track_ids = np.asarray(track_ids, dtype=np.int64)
+        try:
+            return self.index.reconstruct(track_ids)
+        except KeyError as e:
+            missing = ", ".join(map(str, e.args[0]))
+            raise QueryError(f"track {missing} is not searchable (not indexed, failed, "
+                             f"or not yet embedded by model {self.model_id})") from None
 
 
 class Searcher:
-    def __init__(self, catalog_path: str | Path):
+    def __init__(self, catalog_path: str | Path, exact_limit: int = EXACT_LIMIT, save: bool = True):
+        """`exact_limit`: how many vectors are searched exactly before an approximate index takes
+        over; `save`: keep the index beside the catalog (vectors.faiss) for the next process."""
         self.catalog_path = Path(catalog_path)
+        self.exact_limit = exact_limit
+        self.save = save
         if not self.catalog_path.exists():
             raise QueryError(f"{self.catalog_path}: no catalog here (nothing indexed yet)")
         self._local = threading.local()
         self._connections: list[Catalog] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._space: _Space | None = None
 
     def close(self) -> None:
@@ -115,25 +130,115 @@ class Searcher:
                 space = self._space
         return space
 
-    def _build(self, cat: Catalog, stamp: tuple) -> _Space:
-        import faiss
-
+    def _choose(self, cat: Catalog) -> tuple[str, str]:
+        """(method, model id) searched: the current model once it has caught up, else the one
+        that embedded the most."""
         current = current_method(cat)
         model_id = method_id(current)
         counts = cat.models(searchable_only=True)
         if counts and counts.get(model_id, 0) < max(counts.values()):
             model_id = max(counts, key=lambda m: (counts[m], m))
             current = cat.get_meta(method_path_key(model_id)) or current
+        return current, model_id
+
+    def _build(self, cat: Catalog, stamp: tuple) -> _Space:
+        current, model_id = self._choose(cat)
+        old = self._space
+        if model_id == MFCC_METHOD:
+            # Standardised over the collection: every change moves every vector. Exact, rebuilt.
+            seq = cat.last_change()
+            ids, vectors = cat.vectors(model_id)
+            mfcc_stats = None
+            if len(vectors):
+                mfcc_stats = vectors.mean(axis=0), vectors.std(axis=0)
+                vectors = standardise(vectors, *mfcc_stats)
+            index = VectorIndex.build(ids, vectors, model_id, seq, exact_limit=len(ids) + 1)
+            return _Space(stamp, current, model_id, index, index.ids, mfcc_stats)
+        if old is not None and old.model_id == model_id and old.mfcc_stats is None:
+            index = self._catch_up(cat, old.index)
+        else:
+            index = self._open_index(cat, model_id)
+        if self.save and index.unsaved > max(1000, len(index) // 20):
+            self._save(index)
+        return _Space(stamp, current, model_id, index, index.ids, None)
+
+    def _open_index(self, cat: Catalog, model_id: str) -> VectorIndex:
+        """The saved index when it can be trusted (brought up to date from the change log and
+        counted against the catalog), else one built from the catalog and saved."""
+        folder = self.catalog_path.parent
+        try:
+            index = VectorIndex.load(folder, model_id)
+            if index.seq > cat.last_change():
+                raise ValueError("it is newer than the catalog (a catalog restored from a backup?)")
+            index = self._catch_up(cat, index, rebuild=False)
+            expected = cat.searchable_count(model_id)
+            if len(index) != expected:
+                raise ValueError(f"it holds {len(index)} tracks where the catalog has {expected}")
+            if index.outgrown(self.exact_limit):  # saved by a Searcher with another exact limit
+                index = index.rebuilt(self.exact_limit)
+                if self.save:
+                    self._save(index)
+            return index
+        except ValueError as e:
+            if str(e) != "no saved index":
+                log.warning("songspace: the vector index in %s cannot be trusted: %s; rebuilding it from the catalog",
+                            folder, e)
+        return self.rebuild(cat, model_id)
+
+    def rebuild(self, cat: Catalog, model_id: str) -> VectorIndex:
+        """A new index of `model_id`'s vectors, built from the catalog (and saved)."""
+        seq = cat.last_change()  # first: a change landing during the read is applied again later
         ids, vectors = cat.vectors(model_id)
-        mfcc_stats = None
-        if model_id == MFCC_METHOD and len(vectors):
-            mfcc_stats = vectors.mean(axis=0), vectors.std(axis=0)
-            vectors = standardise(vectors, *mfcc_stats)
-        dim = vectors.shape[1] if len(vectors) else 1
-        index = faiss.IndexFlatIP(dim)
-        if len(vectors):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return _Space(stamp, current, model_id, ids, vectors, index, mfcc_stats)
+        index = VectorIndex.build(ids, vectors, model_id, seq, self.exact_limit)
+        if self.save:
+            self._save(index)
+        return index
+
+    def _catch_up(self, cat: Catalog, index: VectorIndex, rebuild: bool = True) -> VectorIndex:
+        """`index` with the catalog's changes after its seq applied in place."""
+        found = cat.changes_since(index.seq)
+        if found is None:  # a catalog older than the change log: only a rebuild can tell
+            if not rebuild:
+                raise ValueError("the catalog keeps no change log")
+            return self.rebuild(cat, index.model_id)
+        seq, changed = found
+        if not changed:
+            return index
+        ids, vectors = cat.vectors_of(changed, index.model_id)
+        return index.update(changed, ids, vectors, seq, self.exact_limit)
+
+    def _save(self, index: VectorIndex) -> None:
+        try:
+            index.save(self.catalog_path.parent)
+        except OSError as e:  # a read-only library still answers; it just rebuilds next time
+            log.warning("songspace: could not save the vector index in %s: %s", self.catalog_path.parent, e)
+
+    def check_index(self) -> tuple[bool, str]:
+        """(sound, what was found): whether the saved index matches the catalog exactly, id by
+        id and vector by vector; a mismatch is rebuilt from the catalog and saved."""
+        with self._lock:
+            cat = self.catalog
+            _, model_id = self._choose(cat)
+            if model_id == MFCC_METHOD:
+                return True, "MFCC vectors are searched exactly and rebuilt on change (nothing saved)"
+            problem = None
+            try:
+                index = VectorIndex.load(self.catalog_path.parent, model_id)
+                index = self._catch_up(cat, index, rebuild=False)
+                ids, vectors = cat.vectors(model_id)
+                if not np.array_equal(index.ids, ids):
+                    problem = f"it holds {len(index)} tracks, the catalog {len(ids)} (or other ones)"
+                elif len(ids) and not np.allclose(index.reconstruct(ids), vectors, atol=1e-6):
+                    problem = "its vectors differ from the catalog's"
+            except ValueError as e:
+                problem = str(e)
+            if problem is None:
+                if index.unsaved:
+                    self._save(index)
+                return True, f"{len(index)} vectors of model {model_id} ({index.kind})"
+            index = self.rebuild(cat, model_id)
+            self._space = None
+            return False, f"{problem}; rebuilt {len(index)} vectors of model {model_id} ({index.kind})"
 
     @property
     def model_id(self) -> str:
@@ -141,16 +246,15 @@ class Searcher:
         return self.space().model_id
 
     def __len__(self) -> int:
-        return len(self.space().ids)
+        return len(self.space().index)
 
     def ids(self) -> np.ndarray:
         """Ids of every searchable track, ascending."""
-        return self.space().ids
+        return self.space().index.ids
 
     def vectors(self, track_ids) -> np.ndarray:
         """(len(track_ids), dim) vectors as searched; QueryError names any id not searchable."""
-        space = self.space()
-        return space.vectors[space.rows(np.asarray(track_ids, dtype=np.int64))]
+        return self.space().lookup(track_ids)
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every searchable track."""
@@ -162,16 +266,9 @@ class Searcher:
         first, none of them in `exclude`."""
         space = self.space()
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        n = len(space.ids)
-        if n == 0 or k <= 0:
+        if len(space.index) == 0 or k <= 0:
             return [[] for _ in queries]
-        fetch = min(n, k + len(exclude))  # enough to fill k after leaving out the excluded
-        scores, rows = space.index.search(queries, fetch)
-        results = []
-        for srow, rrow in zip(scores, rows):
-            hits = [(int(space.ids[r]), float(s)) for r, s in zip(rrow, srow) if r >= 0]
-            results.append([(i, s) for i, s in hits if i not in exclude][:k])
-        return results
+        return space.index.search(queries, k, exclude)
 
     # -- tracks ------------------------------------------------------------------------------------
 
@@ -201,7 +298,11 @@ class Searcher:
         """{track id: (starts, vectors)} of those searchable `track_ids` that have segments,
         fetched in bulk; QueryError names an id that is not searchable."""
         space = self.space()
-        space.rows(np.asarray(track_ids, dtype=np.int64))
+        track_ids = np.asarray(track_ids, dtype=np.int64)
+        missing = track_ids[~space.index.contains(track_ids)]
+        if len(missing):
+            raise QueryError(f"track {', '.join(map(str, missing.tolist()))} is not searchable (not indexed, failed, "
+                             f"or not yet embedded by model {space.model_id})")
         return self.catalog.segments_of(track_ids, space.model_id)
 
     def search_text(self, text: str) -> list[Track]:

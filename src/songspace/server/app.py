@@ -1,0 +1,96 @@
+"""The FastAPI app: one Library and one shared Searcher per app, the JSON API under /api, the
+page at / and its files under /static, OpenAPI docs at /docs.
+
+    uvicorn --factory ...  or  `songspace serve` (which calls create_app)
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ..errors import ModelError, SongspaceError
+from ..library import Library
+from . import api, auth, subsonic
+from .jobs import IndexJob
+
+STATIC = Path(__file__).parent / "static"
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: {"detail": message} with a 4xx, never a 500 for something the user can fix
+# ---------------------------------------------------------------------------------------------
+
+
+def songspace_error(request: Request, e: SongspaceError) -> JSONResponse:
+    # A missing or unloadable model is the server's problem, not the request's.
+    return JSONResponse({"detail": str(e)}, status_code=503 if isinstance(e, ModelError) else 400)
+
+
+async def limit_body(request: Request, call_next):
+    """Refuse a declared body over the upload cap before anything reads it (the identify
+    route checks again while copying, for bodies sent without a length)."""
+    if int(request.headers.get("content-length") or 0) > api.MAX_UPLOAD + 64 * 1024:
+        return JSONResponse({"detail": f"request too large: at most {api.MAX_UPLOAD // 2**20} MB"}, status_code=413)
+    return await call_next(request)
+
+
+def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
+    """FastAPI's list of problems, as one readable message ("query k: ...; body n: ...")."""
+    parts = []
+    for err in e.errors():
+        where = " ".join(str(x) for x in err.get("loc", ()))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------
+
+
+def create_app(library_dir: str | Path, token: str | None = None, *, index_workers: int | None = None) -> FastAPI:
+    """The app over the library in `library_dir`. With `token`, every request must carry it
+    (see auth.py); without, the app answers loopback requests only. `index_workers`: worker
+    processes for index runs started from the API (None: the library's default)."""
+    library = Library(library_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.index_job.join()
+        library.close()
+
+    app = FastAPI(title="songspace", version="0.1.0", lifespan=lifespan,
+                  description="Music similarity from the sound itself: search, similar, radio, journeys, "
+                              "duplicates, identify, explain, the map, and the audio. Tracks are named by catalog id.")
+    # Routes run in a thread pool: they read through the Searcher (one read-only connection per
+    # thread); the Library's own writer connection is never used by a route (index runs open
+    # their own Library, the map its own writer).
+    app.state.library = library
+    app.state.searcher = library.searcher()
+    app.state.index_job = IndexJob(library.root, workers=index_workers)
+
+    app.add_exception_handler(SongspaceError, songspace_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.middleware("http")(limit_body)
+    app.middleware("http")(auth.guard(token))  # added last: runs first
+    app.include_router(auth.login_router(token))
+    app.include_router(api.router)
+    app.include_router(subsonic.router)  # /rest/: the OpenSubsonic API, with its own user auth
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        index = STATIC / "index.html"
+        if not index.is_file():
+            return JSONResponse({"detail": "the page is not installed; the API is at /api and /docs"}, status_code=404)
+        return FileResponse(index)
+
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,75 @@
+"""The library map: a 2-D layout of the searched vectors, cached in the catalog per stamp."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from songspace import Library
+from songspace import map as songmap
+
+
+def test_map_is_computed_once_and_cached_in_the_catalog(indexed_library, monkeypatch):
+    with Library.open(indexed_library) as lib:
+        first = songmap.library_map(lib)
+        assert first["count"] == 12 and first["method"] == "pca"  # 12 tracks: too few for UMAP
+        xy = np.array([(p["x"], p["y"]) for p in first["points"]])
+        assert xy.min() >= 0 and xy.max() <= 1 and len({p["id"] for p in first["points"]}) == 12
+        assert first["stamp"] == f"{lib.searcher().model_id}@{lib.catalog.generation}"
+        assert lib.catalog.get_meta("map") == first["stamp"]
+        assert {"artist", "album", "genre", "title", "predicted"} <= set(first["points"][0])
+
+    def no_layout(*a, **k):
+        raise AssertionError("the map was computed again")
+
+    monkeypatch.setattr(songmap, "layout", no_layout)
+    with Library.open(indexed_library) as lib:  # a new process would see the same: it is in the catalog
+        assert songmap.library_map(lib) == first
+
+
+def test_map_is_recomputed_when_the_catalog_changes(indexed_library):
+    with Library.open(indexed_library) as lib:
+        before = songmap.library_map(lib)
+        gone = before["points"][0]["id"]
+        lib.catalog.remove([gone])
+        after = songmap.library_map(lib)
+        assert after["stamp"] != before["stamp"] and after["count"] == 11
+        assert gone not in {p["id"] for p in after["points"]}
+        stamp, points = lib.catalog.map_points()
+        assert stamp == after["stamp"] and len(points) == 11
+
+
+def test_predicted_labels_join_the_map_without_a_new_layout(indexed_library, monkeypatch):
+    with Library.open(indexed_library) as lib:
+        before = songmap.library_map(lib)
+        ids = [p["id"] for p in before["points"]]
+        lib.catalog.put_predictions("mood", lib.model_id, [(i, "calm" if i % 2 else "busy", 0.9) for i in ids])
+        monkeypatch.setattr(songmap, "layout", lambda *a, **k: pytest.fail("predictions changed no vector"))
+        after = songmap.library_map(lib)
+    assert after["predicted_names"] == ["mood"]
+    assert {p["id"]: p["predicted"]["mood"] for p in after["points"]} == {i: "calm" if i % 2 else "busy" for i in ids}
+    assert [(p["x"], p["y"]) for p in after["points"]] == [(p["x"], p["y"]) for p in before["points"]]
+
+
+def test_tiny_libraries_still_draw():
+    assert songmap.layout(np.zeros((0, 8))).shape == (0, 2)
+    assert songmap.layout(np.ones((1, 8))).tolist() == [[0.5, 0.5]]
+    two = songmap.layout(np.eye(8)[:2])
+    assert two.shape == (2, 2) and np.all((two >= 0) & (two <= 1)) and not np.allclose(two[0], two[1])
+
+
+def test_umap_keeps_groups_apart():
+    """Above MIN_UMAP tracks the layout is UMAP (cosine): three groups of similar vectors land
+    as three separate clouds, and the same input draws the same map."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 32))
+    vectors = np.concatenate([c + 0.15 * rng.normal(size=(20, 32)) for c in centres]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    groups = np.repeat(np.arange(3), 20)
+    assert songmap.layout_method(len(vectors)) == "umap"
+    xy = songmap.layout(vectors)
+    assert np.all((xy >= 0) & (xy <= 1))
+    middles = np.stack([xy[groups == g].mean(axis=0) for g in range(3)])
+    nearest = np.argmin(((xy[:, None, :] - middles[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == groups).mean() == 1.0
+    np.testing.assert_allclose(songmap.layout(vectors), xy)
