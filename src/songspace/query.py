@@ -94,6 +94,11 @@ class Searcher:
         self.save = save
         if not self.catalog_path.exists():
             raise QueryError(f"{self.catalog_path}: no catalog here (nothing indexed yet)")
+        import faiss
+
+        # FAISS's OpenMP threads spin-wait: with a server's threads each asking one query, they
+        # made `similar` 2.5x slower here (35 vs 88 queries/s on 2 cores). One thread per query.
+        faiss.omp_set_num_threads(1)
         self._local = threading.local()
         self._connections: list[Catalog] = []
         self._lock = threading.RLock()

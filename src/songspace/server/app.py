@@ -70,8 +70,9 @@ def create_app(library_dir: str | Path, token: str | None = None, *, index_worke
                   description="Music similarity from the sound itself: search, similar, radio, journeys, "
                               "duplicates, identify, explain, the map, and the audio. Tracks are named by catalog id.")
     # Routes run in a thread pool: they read through the Searcher (one read-only connection per
-    # thread); the Library's own writer connection is never used by a route (index runs open
-    # their own Library, the map its own writer).
+    # thread). The Library's writer connection serves only the Subsonic routes' small writes
+    # (plays, stars, playlists), one at a time under a lock; index runs open their own Library,
+    # the map its own writer.
     app.state.library = library
     app.state.searcher = library.searcher()
     app.state.index_job = IndexJob(library.root, workers=index_workers)
