@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import segment_store
 from .errors import CatalogError
 from .tags import TAG_NAMES
 
@@ -91,6 +93,18 @@ CREATE TABLE IF NOT EXISTS plays (  -- scrobbles: may feed radio later
     track_id  INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
     played_at REAL NOT NULL
 );
+-- The segment sidecar (segment_store.py): where each track's segment vectors lie in the file that
+-- meta 'segments_file' names (the embeddings.segments BLOBs of older catalogs move there on open).
+CREATE TABLE IF NOT EXISTS segment_records (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL,
+    offset   INTEGER NOT NULL,  -- bytes into the sidecar
+    nbytes   INTEGER NOT NULL,
+    n        INTEGER NOT NULL,  -- segments
+    codec    INTEGER NOT NULL   -- segment_store.F16 (full) or I8 (projected)
+);
+-- The projection each model's segments are stored under: (dims, dim) float32, fitted once.
+CREATE TABLE IF NOT EXISTS segment_projections (model_id TEXT PRIMARY KEY, basis BLOB NOT NULL, dims INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('generation', '0');
 """
 
@@ -132,6 +146,9 @@ class Catalog:
 
     def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
+        self._segment_file: segment_store.SegmentFile | None = None
+        self._projections: dict[str, np.ndarray] = {}  # fitted once per model, so cached for good
+        self._puts = 0
         try:
             self._open(readonly)
         except sqlite3.OperationalError:
@@ -158,6 +175,7 @@ class Catalog:
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        self._migrate_segments()
 
     def integrity(self, quick: bool = False) -> list[str]:
         """What SQLite's integrity check finds wrong with the file ([] when sound)."""
@@ -165,6 +183,8 @@ class Catalog:
         return [r[0] for r in rows if r[0] != "ok"]
 
     def close(self) -> None:
+        if self._segment_file is not None:
+            self._segment_file.close()
         self.db.close()
 
     # -- meta ---------------------------------------------------------------------------------
@@ -203,19 +223,26 @@ class Catalog:
     def put_ok(self, path: str, *, size: int, mtime: float, content_hash: str, duration: float,
                tags: dict, model_id: str, vector: np.ndarray,
                segments: np.ndarray | None = None, segment_starts: np.ndarray | None = None) -> int:
-        """Store a successfully analysed track and its embedding in one transaction."""
+        """Store a successfully analysed track and its embedding in one transaction. Segments go
+        to the sidecar: appended and fsynced inside the transaction, before the row pointing at
+        them commits (a crash in between leaves dead bytes, never a row without bytes)."""
         fields = dict(size=size, mtime=mtime, content_hash=content_hash, duration=duration,
                       status="ok", error=None, **{t: tags.get(t) for t in TAG_NAMES})
+        has_segments = segments is not None and segment_starts is not None and len(segment_starts) > 0
         with self._transaction():
             track_id = self._upsert_track(path, fields)
             self.db.execute(
-                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)",
-                (track_id, model_id, np.asarray(vector, dtype=np.float32).tobytes(),
-                 None if segments is None else np.asarray(segments, dtype=np.float16).tobytes(),
-                 None if segment_starts is None else np.asarray(segment_starts, dtype=np.float32).tobytes()),
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, NULL, NULL)",
+                (track_id, model_id, np.asarray(vector, dtype=np.float32).tobytes()),
             )
+            if has_segments:
+                self._put_segments([(track_id, model_id, segment_starts, segments)])
+            else:  # MFCC stores none: nothing stale may stay behind
+                self.db.execute("DELETE FROM segment_records WHERE track_id = ?", (track_id,))
             self._log([track_id], "put")
             self._bump()
+        if has_segments:
+            self._after_segment_put(model_id)
         return track_id
 
     def put_failed(self, path: str, reason: str, *, size: int | None = None, mtime: float | None = None) -> int:
@@ -371,19 +398,60 @@ class Catalog:
 
     def segments_of(self, track_ids, model_id: str | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """{track id: (starts, vectors)} for those of `track_ids` with stored segments (made by
-        `model_id`, if given), read in few queries."""
+        `model_id`, if given), read in few queries from the sidecar (or, in a catalog not yet
+        migrated and opened read-only, from its BLOBs). Vectors are unit length, in the space
+        `segment_projection` names. A record that does not read back is left out, with a warning."""
         track_ids = [int(i) for i in track_ids]
         found = {}
         for start in range(0, len(track_ids), 900):  # SQLite allows at most 999 parameters
             chunk = track_ids[start : start + 900]
-            rows = self.db.execute(
-                f"SELECT track_id, model_id, segments, segment_starts FROM embeddings "
-                f"WHERE track_id IN ({','.join('?' * len(chunk))}) AND segments IS NOT NULL", chunk)
-            for track_id, made_by, segments, starts in rows:
+            for attempt in range(2):  # a compaction may have renamed the file since: read again
+                name, rows, legacy = self._segment_rows(chunk)
+                bad = []
+                for track_id, made_by, offset, nbytes in rows:
+                    if model_id is None or made_by == model_id:
+                        try:
+                            found[track_id] = self._segments_in(name).read(offset, nbytes, track_id)
+                        except segment_store.SegmentStoreError as e:
+                            bad.append(str(e))
+                if not bad or attempt or self.get_meta("segments_file", segment_store.DEFAULT_FILE) == name:
+                    break
+            for message in bad:
+                warnings.warn(f"{self.path.parent / name}: {message}; the track needs analysing again", stacklevel=2)
+            for track_id, made_by, segments, starts in legacy:
                 starts = np.frombuffer(starts, dtype=np.float32).copy()
                 if len(starts) and (model_id is None or made_by == model_id):  # MFCC stores none
                     found[track_id] = starts, np.frombuffer(segments, np.float16).reshape(len(starts), -1).astype(np.float32)
         return found
+
+    def _segment_rows(self, chunk: list[int]) -> tuple[str, list, list]:
+        """(sidecar file name, its rows, legacy BLOB rows) for these ids, in one snapshot."""
+        marks = ",".join("?" * len(chunk))
+        own = not self.db.in_transaction
+        if own:
+            self.db.execute("BEGIN")
+        try:
+            name = self.get_meta("segments_file", segment_store.DEFAULT_FILE)
+            try:
+                rows = self.db.execute(f"SELECT track_id, model_id, offset, nbytes FROM segment_records "
+                                       f"WHERE track_id IN ({marks})", chunk).fetchall()
+            except sqlite3.OperationalError:  # a catalog older than the sidecar, opened read-only
+                rows = []
+            legacy = self.db.execute(
+                f"SELECT track_id, model_id, segments, segment_starts FROM embeddings "
+                f"WHERE track_id IN ({marks}) AND segments IS NOT NULL", chunk).fetchall()
+        finally:
+            if own:
+                self.db.execute("COMMIT")
+        return name, rows, legacy
+
+    def _segments_in(self, name: str) -> segment_store.SegmentFile:
+        path = self.path.parent / name
+        if self._segment_file is None or self._segment_file.path != path:
+            if self._segment_file is not None:
+                self._segment_file.close()
+            self._segment_file = segment_store.SegmentFile(path)
+        return self._segment_file
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM tracks GROUP BY status").fetchall()
@@ -393,6 +461,151 @@ class Catalog:
         """How many tracks each model embedded (only tracks whose status is ok, if asked)."""
         where = "JOIN tracks t ON t.id = e.track_id WHERE t.status = 'ok'" if searchable_only else ""
         return dict(self.db.execute(f"SELECT e.model_id, COUNT(*) FROM embeddings e {where} GROUP BY e.model_id"))
+
+    # -- segments: the sidecar's rows (the bytes: segment_store.py) --------------------------------
+
+    def segment_projection(self, model_id: str) -> np.ndarray | None:
+        """The (dims, dim) projection `model_id`'s segments are stored under, None while they are
+        stored in full. Fresh segment vectors meet stored ones through `segment_store.project`."""
+        if model_id not in self._projections:
+            try:
+                row = self.db.execute("SELECT basis, dims FROM segment_projections WHERE model_id = ?",
+                                      (model_id,)).fetchone()
+            except sqlite3.OperationalError:  # older than the sidecar, read-only
+                row = None
+            if row is None:
+                return None
+            self._projections[model_id] = np.frombuffer(row[0], dtype=np.float32).reshape(row[1], -1).copy()
+        return self._projections[model_id]
+
+    def _put_segments(self, items, projections: dict | None = None) -> None:
+        """Append [(track id, model id, starts, vectors)] to the sidecar (fsynced) and point their
+        rows at them. Inside a write transaction: the SQLite write lock orders the appends."""
+        projections = projections or {}
+        records, codecs = [], []
+        for track_id, model_id, starts, vectors in items:
+            proj = projections[model_id] if model_id in projections else self.segment_projection(model_id)
+            records.append(segment_store.encode(track_id, starts, vectors, proj))
+            codecs.append(segment_store.F16 if proj is None else segment_store.I8)
+        name = self.get_meta("segments_file", segment_store.DEFAULT_FILE)
+        placed = self._segments_in(name).append(records)
+        self.db.executemany("INSERT OR REPLACE INTO segment_records VALUES (?, ?, ?, ?, ?, ?)",
+                            [(int(t), m, off, size, len(st), codec)
+                             for (t, m, st, _), (off, size), codec in zip(items, placed, codecs)])
+
+    def _after_segment_put(self, model_id: str) -> None:
+        """Fit the model's projection once it has enough segments; compact now and then."""
+        self._puts += 1
+        if self.segment_projection(model_id) is None:
+            stored = self.db.execute("SELECT COALESCE(SUM(n), 0) FROM segment_records WHERE model_id = ? AND codec = ?",
+                                     (model_id, segment_store.F16)).fetchone()[0]
+            if stored >= segment_store.FIT_SEGMENTS:
+                self._fit_segments(model_id)
+        if self._puts % 256 == 0:
+            self.compact_segments()
+
+    def _stored_segments(self, model_id: str, codec: int, every: int = 1):
+        """[(track id, starts, vectors)] of one model's records in one codec (every k-th track)."""
+        name = self.get_meta("segments_file", segment_store.DEFAULT_FILE)
+        rows = self.db.execute("SELECT track_id, offset, nbytes FROM segment_records WHERE model_id = ? AND codec = ? "
+                               "ORDER BY track_id", (model_id, codec)).fetchall()[::every]
+        return [(t, *self._segments_in(name).read(off, size, t)) for t, off, size in rows]
+
+    def _fit_segments(self, model_id: str) -> None:
+        """Fit the model's projection from its full segments and re-encode them under it."""
+        with self._transaction():
+            full = self._stored_segments(model_id, segment_store.F16)
+            proj = segment_store.fit_projection(np.concatenate([v for _, _, v in full]))
+            self.db.execute("INSERT INTO segment_projections VALUES (?, ?, ?)", (model_id, proj.tobytes(), proj.shape[0]))
+            self._put_segments([(t, model_id, s, v) for t, s, v in full], {model_id: proj})
+            self._bump()  # segment caches keyed on the generation reload them
+        self._projections[model_id] = proj
+        self.compact_segments()  # the full records just re-encoded are dead bytes now
+
+    def _migrate_segments(self) -> None:
+        """Move segment BLOBs of an older catalog into the sidecar (projected once a model has
+        enough of them), a few hundred tracks per transaction, so an interrupted migration
+        resumes; nothing is analysed again. VACUUM gives the space back when it is quick."""
+        models = [r[0] for r in self.db.execute("SELECT DISTINCT model_id FROM embeddings WHERE segments IS NOT NULL")]
+        if not models:
+            return
+        for model_id in models:
+            if self.segment_projection(model_id) is None:
+                total = self.db.execute("SELECT COALESCE(SUM(LENGTH(segment_starts)), 0) / 4 FROM embeddings "
+                                        "WHERE model_id = ? AND segments IS NOT NULL", (model_id,)).fetchone()[0]
+                if total >= segment_store.FIT_SEGMENTS:  # fitted from up to ~200k segments spread over the library
+                    every = max(1, int(total // 200_000))
+                    sample = [np.frombuffer(seg, np.float16).reshape(len(st) // 4, -1).astype(np.float32)
+                              for seg, st in self.db.execute(
+                                  "SELECT segments, segment_starts FROM embeddings WHERE model_id = ? AND segments IS NOT NULL "
+                                  "AND LENGTH(segment_starts) > 0 ORDER BY track_id", (model_id,)).fetchall()[::every]]
+                    proj = segment_store.fit_projection(np.concatenate(sample))
+                    self.db.execute("INSERT INTO segment_projections VALUES (?, ?, ?)",
+                                    (model_id, proj.tobytes(), proj.shape[0]))
+        while True:
+            with self._transaction():
+                rows = self.db.execute("SELECT track_id, model_id, segments, segment_starts FROM embeddings "
+                                       "WHERE segments IS NOT NULL LIMIT 256").fetchall()
+                items = []
+                for track_id, model_id, seg, st in rows:
+                    starts = np.frombuffer(st or b"", dtype=np.float32)
+                    if len(starts):  # an empty BLOB (MFCC) has nothing to move
+                        items.append((track_id, model_id, starts,
+                                      np.frombuffer(seg, np.float16).reshape(len(starts), -1).astype(np.float32)))
+                if items:
+                    self._put_segments(items)
+                self.db.executemany("UPDATE embeddings SET segments = NULL, segment_starts = NULL WHERE track_id = ?",
+                                    [(r[0],) for r in rows])
+                if not rows:
+                    self._bump()
+                    break
+        for model_id in models:  # a model with too few segments for a projection may have enough now
+            if self.segment_projection(model_id) is None:
+                self._after_segment_put(model_id)
+        pages, free = (self.db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count"))
+        size = pages * self.db.execute("PRAGMA page_size").fetchone()[0]
+        if size <= 512 * 2**20:
+            self.db.execute("VACUUM")
+        else:
+            warnings.warn(f"{self.path}: segment vectors moved to the sidecar; {free} free pages stay in the file "
+                          f"until it is vacuumed (sqlite3 {self.path} VACUUM, with the library idle)", stacklevel=2)
+
+    def compact_segments(self, force: bool = False) -> tuple[int, int, list[int]]:
+        """Copy the sidecar's live records into a new file when dead bytes (replaced or removed
+        tracks, interrupted appends) exceed half of it, or always with `force`: (bytes before,
+        bytes after, ids of tracks whose records did not read back and were dropped)."""
+        with self._transaction():
+            name = self.get_meta("segments_file", segment_store.DEFAULT_FILE)
+            current = self._segments_in(name)
+            before = current.size()
+            live = self.db.execute("SELECT track_id, offset, nbytes FROM segment_records ORDER BY offset").fetchall()
+            dead = before - len(segment_store.FILE_MAGIC) - sum(r[2] for r in live)
+            if not force and (dead <= before / 2 or before < 2**20):
+                return before, before, []
+            number = int(self.get_meta("segments_number", "0")) + 1
+            new_name = f"segments.{number}.bin"
+            kept = segment_store.compact(current, self.path.parent / new_name, live)
+            dropped = sorted({r[0] for r in live} - {t for t, _, _ in kept})
+            self.db.executemany("UPDATE segment_records SET offset = ? WHERE track_id = ?", [(o, t) for t, o, _ in kept])
+            self.db.executemany("DELETE FROM segment_records WHERE track_id = ?", [(t,) for t in dropped])
+            self.set_meta("segments_file", new_name)
+            self.set_meta("segments_number", str(number))
+            if dropped:
+                self._bump()
+        current.close()
+        current.path.unlink(missing_ok=True)  # readers that mapped it keep their mapping
+        return before, self._segments_in(new_name).size(), dropped
+
+    def check_segments(self) -> tuple[int, list[str]]:
+        """(records checked, problems): every sidecar record read back against its row."""
+        name = self.get_meta("segments_file", segment_store.DEFAULT_FILE)
+        problems, rows = [], self.db.execute("SELECT track_id, offset, nbytes FROM segment_records").fetchall()
+        for track_id, offset, nbytes in rows:
+            try:
+                self._segments_in(name).read(offset, nbytes, track_id)
+            except segment_store.SegmentStoreError as e:
+                problems.append(str(e))
+        return len(rows), problems
 
     # -- users, playlists, stars, plays (the Subsonic face) --------------------------------------
 

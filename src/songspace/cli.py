@@ -621,7 +621,14 @@ def check():
         out.print(f"catalog   ok: {lib.catalog.path} ({counts['ok']} tracks ok, {counts['failed']} failed)")
         sound, note = lib.searcher().check_index()
         out.print(f"index     {'ok' if sound else 'rebuilt'}: {escape(note)}")
-        out.print("segments  in the catalog: checked with it (no sidecar yet)")
+        checked, problems = lib.catalog.check_segments()
+        before, after, dropped = lib.catalog.compact_segments(force=bool(problems))
+        note = f"{checked} tracks' records read back" + (f", compacted {before:,} → {after:,} bytes" if after != before else "")
+        if problems:
+            out.print(f"segments  [yellow]{len(problems)} damaged[/]: {escape(problems[0])}; dropped, tracks {dropped[:10]} "
+                      f"need analysing again ({note})")
+        else:
+            out.print(f"segments  ok: {note}")
 
 
 # --- users, mpd ---

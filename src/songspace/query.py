@@ -310,6 +310,13 @@ class Searcher:
                              f"or not yet embedded by model {space.model_id})")
         return self.catalog.segments_of(track_ids, space.model_id)
 
+    def as_segments(self, vectors: np.ndarray) -> np.ndarray:
+        """Fresh patch vectors of the searched model, (n, dim), put where its stored segments
+        are compared: projected and renormalised as the sidecar stores them (segment_store)."""
+        from .segment_store import project
+
+        return project(vectors, self.catalog.segment_projection(self.space().model_id))
+
     def search_text(self, text: str) -> list[Track]:
         return self.catalog.search_text(text)
 

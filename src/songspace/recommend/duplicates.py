@@ -107,7 +107,8 @@ def _recheck(searcher: Searcher, a: int, b: int, segments: dict, seconds: float)
         shifted = shifted_segments(searcher, searcher.track(short).path, shifts=RECHECK_SHIFTS)
     except DecodeError:
         return None
-    best = max((align(starts, vectors, *segments[long], segment_seconds=seconds) for starts, vectors in shifted),
+    best = max((align(starts, searcher.as_segments(vectors), *segments[long], segment_seconds=seconds)
+                for starts, vectors in shifted),
                key=lambda m: (m.score, m.similarity))
     if short == a:
         return best

@@ -38,7 +38,8 @@ def identify(searcher: Searcher, source, sr: int | None = None, k: int = 5, cand
     where the excerpt begins. `source`: an audio file, or a mono waveform sampled at `sr`."""
     if k < 1:
         raise InputError(f"k must be at least 1, not {k}")
-    shifted = shifted_segments(searcher, source, sr, shifts=SHIFTS)
+    raw = shifted_segments(searcher, source, sr, shifts=SHIFTS)
+    shifted = [(starts, searcher.as_segments(vectors)) for starts, vectors in raw]  # as segments are stored
     index, segments = segment_index(searcher)
     seconds = segment_seconds(searcher)
 
@@ -54,7 +55,7 @@ def identify(searcher: Searcher, source, sr: int | None = None, k: int = 5, cand
     picked = sorted(votes, key=votes.get, reverse=True)[: max(candidates, k)]
     # The excerpt's own segments may fill every hit with neighbours in one track; the nearest
     # track vectors make up the rest, so there are always k candidates to rank.
-    mean = shifted[0][1].mean(axis=0)
+    mean = raw[0][1].mean(axis=0)  # the track vector is the mean of the model's own patch vectors
     nearest = searcher.search(mean / max(float(np.linalg.norm(mean)), 1e-12), max(candidates, k))[0]
     picked += [t for t, _ in nearest if t not in votes and t in segments][: max(candidates, k) - len(picked)]
 

@@ -89,7 +89,8 @@ def _build(segments: dict[int, tuple[np.ndarray, np.ndarray]]) -> SegmentIndex:
 
 def shifted_segments(searcher: Searcher, source, sr: int | None = None, shifts: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
     """Audio embedded by the searched model `shifts` times, trimmed each time by a further
-    1/shifts of a hop: [(starts in the audio, seconds; (n, dim) unit vectors)]. Stored segments
+    1/shifts of a hop: [(starts in the audio, seconds; (n, dim) unit vectors, as the model makes
+    them: `Searcher.as_segments` puts them where stored segments are compared)]. Stored segments
     sit on a fixed grid, so audio cut between two grid points only half-overlaps them; one of
     the trims lines up within hop/shifts. `source`: an audio file, or a mono waveform sampled at `sr`."""
     from .. import audio

@@ -80,7 +80,8 @@ def similar(searcher: Searcher, query: str | int | Path | Track, k: int = 10,
     else:  # an outside file: embedded, not added
         query_track, emb = None, searcher.embed_file(target)
         vector = emb.vector
-        query_segments = (emb.segment_starts, emb.segments.astype(np.float32)) if len(emb.segment_starts) else None
+        query_segments = ((emb.segment_starts, searcher.as_segments(emb.segments.astype(np.float32)))
+                          if len(emb.segment_starts) else None)  # put where stored segments are compared
     exclude = {query_track.id} if query_track else set()
     copies = _Copies(searcher, vector, query_segments)
     total = len(searcher)
