@@ -26,7 +26,9 @@ from .library import LIBRARY_ENV, Library, default_library_dir
 
 app = typer.Typer(
     help="Music similarity from the sound itself. Index a folder, then ask for tracks that sound alike.\n\n"
-    "  songspace index ~/Music\n\n  songspace similar 'artist - title'\n\n  songspace status",
+    "  songspace index ~/Music\n\n  songspace similar 'artist - title'\n\n"
+    "  songspace radio 12 40 -n 30 --m3u8 radio.m3u8\n\n  songspace path 12 40\n\n"
+    "  songspace serve   (the web page: http://127.0.0.1:8765/)\n\n  songspace status",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -327,7 +329,9 @@ def demo_library(
     console.print(f"wrote {len(paths)} tracks to {folder}")
 
 
-# --- classify, clusters ---
+# ---------------------------------------------------------------------------------------------
+# Tags you never typed, and organising: classify, clusters
+# ---------------------------------------------------------------------------------------------
 
 
 @app.command("classify")
@@ -404,7 +408,9 @@ def clusters_command(
     out.print(table)
 
 
-# --- radio, path ---
+# ---------------------------------------------------------------------------------------------
+# Playlists: radio, path (and MPD)
+# ---------------------------------------------------------------------------------------------
 
 
 MpdOption = Annotated[Optional[str], typer.Option("--mpd", metavar="HOST:PORT", help="Also queue the list in this running MPD, after its current song (HOST:PORT, or its socket path).")]
@@ -476,7 +482,7 @@ def path_command(
 
 
 # ---------------------------------------------------------------------------------------------
-# --- duplicates, identify, explain ---
+# Segments: duplicates, identify, explain
 # ---------------------------------------------------------------------------------------------
 
 
@@ -577,7 +583,9 @@ def explain(
     out.print(table)
 
 
-# --- serve ---
+# ---------------------------------------------------------------------------------------------
+# The web page and the HTTP API
+# ---------------------------------------------------------------------------------------------
 
 
 @app.command()
@@ -604,7 +612,9 @@ def serve(
     uvicorn.run(server_app, host=host, port=port, log_level="warning")
 
 
-# --- check ---
+# ---------------------------------------------------------------------------------------------
+# Checking a library
+# ---------------------------------------------------------------------------------------------
 
 
 @app.command()
@@ -631,7 +641,9 @@ def check():
             out.print(f"segments  ok: {note}")
 
 
-# --- users, mpd ---
+# ---------------------------------------------------------------------------------------------
+# Users of the Subsonic API
+# ---------------------------------------------------------------------------------------------
 
 user_app = typer.Typer(help="Users of the Subsonic API (/rest/ of `songspace serve`).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
