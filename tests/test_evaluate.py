@@ -93,3 +93,6 @@ def test_evaluate_cli_json(music, songspace):
     assert results["tracks"] == 12 and set(results["labels"]["folder"]) == {"songspace", "mfcc", "random"}
     table = songspace("evaluate", str(music), "--workers", "0", check=True).stdout
     assert "mAP" in table and "mfcc" in table
+    assert json.loads(songspace("status", "--json", check=True).stdout)["tracks"] == 0  # a scratch library
+    songspace("evaluate", str(music), "--json", "--workers", "0", "--in-library", check=True)
+    assert json.loads(songspace("status", "--json", check=True).stdout)["tracks"] == 12  # asked for: the library

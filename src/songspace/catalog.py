@@ -141,8 +141,9 @@ _TRACK_SELECT = f"SELECT {_TRACK_COLUMNS} FROM tracks t LEFT JOIN embeddings e O
 class Catalog:
     """One connection. A writer (the default) creates the schema; `readonly=True` opens an
     existing catalog for reading only, as each query thread does (WAL lets readers run beside
-    the one writer). A connection is used by one thread at a time; check_same_thread=False only
-    lets another thread close it, as a server does at shutdown."""
+    the one writer). A connection is used by one thread at a time; check_same_thread=False lets
+    another thread take its turn (the server's Subsonic writes, under a lock) or close it at
+    shutdown."""
 
     def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
@@ -504,12 +505,19 @@ class Catalog:
         if self._puts % 256 == 0:
             self.compact_segments()
 
-    def _stored_segments(self, model_id: str, codec: int, every: int = 1):
-        """[(track id, starts, vectors)] of one model's records in one codec (every k-th track)."""
+    def _stored_segments(self, model_id: str, codec: int):
+        """[(track id, starts, vectors)] of one model's readable records in one codec. A damaged
+        record is left out (`check` reports and drops it): it must not stop the run storing."""
         name = self.get_meta("segments_file", segment_store.DEFAULT_FILE)
         rows = self.db.execute("SELECT track_id, offset, nbytes FROM segment_records WHERE model_id = ? AND codec = ? "
-                               "ORDER BY track_id", (model_id, codec)).fetchall()[::every]
-        return [(t, *self._segments_in(name).read(off, size, t)) for t, off, size in rows]
+                               "ORDER BY track_id", (model_id, codec)).fetchall()
+        found = []
+        for t, off, size in rows:
+            try:
+                found.append((t, *self._segments_in(name).read(off, size, t)))
+            except segment_store.SegmentStoreError:
+                continue
+        return found
 
     def _fit_segments(self, model_id: str) -> None:
         """Fit the model's projection from its full segments and re-encode them under it."""
@@ -588,6 +596,8 @@ class Catalog:
             dropped = sorted({r[0] for r in live} - {t for t, _, _ in kept})
             self.db.executemany("UPDATE segment_records SET offset = ? WHERE track_id = ?", [(o, t) for t, o, _ in kept])
             self.db.executemany("DELETE FROM segment_records WHERE track_id = ?", [(t,) for t in dropped])
+            # Forget what the indexer knows of those files, so the next `index` analyses them again.
+            self.db.executemany("UPDATE tracks SET mtime = NULL, content_hash = NULL WHERE id = ?", [(t,) for t in dropped])
             self.set_meta("segments_file", new_name)
             self.set_meta("segments_number", str(number))
             if dropped:

@@ -266,16 +266,19 @@ def evaluate(
     label: Annotated[Optional[list[str]], typer.Option("--label", help="Label column to score (repeatable). Default: album, artist, genre where present.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2; 0 analyses in this process).")] = None,
+    in_library: Annotated[bool, typer.Option("--in-library", help="Index the labelled music into the library itself (default: a scratch library inside it, so it never shows up in your searches).")] = False,
 ):
     """Leave-one-out retrieval quality of the library's model on labelled music, beside the
     baselines computed in the same run: `mfcc` (hand-crafted statistics) and `random` (the
-    untrained encoder). Indexes what is not indexed yet. For each track every other track is
+    untrained encoder). Indexes what is not indexed yet, into a scratch library inside yours
+    unless --in-library. For each track every other track is
     ranked by cosine similarity; P@k is the share of the top k with the same label, mAP the
     mean average precision. Empty or 'unknown…' labels are left out of their column."""
     from .evaluate import evaluate as run_evaluation
 
     with open_library() as lib, progress_bar() as progress, clear_errors():
-        results = run_evaluation(lib, labels, label, workers=workers, report=ProgressReport(progress))
+        results = run_evaluation(lib, labels, label, workers=workers, report=ProgressReport(progress),
+                                 in_library=in_library)
     if as_json:
         out.print_json(json.dumps(results))
         return

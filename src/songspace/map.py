@@ -110,15 +110,15 @@ def map_coordinates(lib, refresh: bool = False) -> tuple[str, np.ndarray, np.nda
     """(stamp, ids, (n, 2) xy) of every searchable track: from the catalog's cache when it was
     computed for the vectors searched now, else computed and stored (`refresh`: always)."""
     searcher = lib.searcher()
-    space = searcher.space()  # one snapshot: its ids, vectors and generation agree
+    space = searcher.space()
     stamp = _stamp(space)
-    ids = space.ids
+    ids, vectors = space.index.all()  # together: the index may be updated in place meanwhile
     cached_stamp, points = searcher.catalog.map_points()
     if refresh or not _fresh(cached_stamp, points, stamp, ids):
         with _lock:
             cached_stamp, points = searcher.catalog.map_points()  # another thread may have done it
             if refresh or not _fresh(cached_stamp, points, stamp, ids):
-                xy = layout(space.vectors)
+                xy = layout(vectors)
                 rows = [(int(i), float(x), float(y)) for i, (x, y) in zip(ids, xy)]
                 # The library's own connection belongs to the thread that opened it: write
                 # through a short-lived one of this thread's.

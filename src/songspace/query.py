@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -69,11 +68,6 @@ class _Space:
     index: VectorIndex
     ids: np.ndarray  # (n,) int64, ascending: the searchable ids when the snapshot was taken
     mfcc_stats: tuple[np.ndarray, np.ndarray] | None  # mean, std: MFCC vectors are standardised
-
-    @cached_property
-    def vectors(self) -> np.ndarray:
-        """(n, dim) float32 unit vectors, as searched, row i = ids[i] (reconstructed on first use)."""
-        return self.lookup(self.ids)
 
     def lookup(self, track_ids) -> np.ndarray:
         track_ids = np.asarray(track_ids, dtype=np.int64)
@@ -215,7 +209,9 @@ class Searcher:
     def _save(self, index: VectorIndex) -> None:
         try:
             index.save(self.catalog_path.parent)
-        except OSError as e:  # a read-only library still answers; it just rebuilds next time
+        # FAISS reports a failed write as RuntimeError. A read-only or full disk still answers;
+        # the index is just rebuilt by the next process.
+        except (OSError, RuntimeError) as e:
             log.warning("songspace: could not save the vector index in %s: %s", self.catalog_path.parent, e)
 
     def check_index(self) -> tuple[bool, str]:
@@ -263,8 +259,7 @@ class Searcher:
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every searchable track."""
-        space = self.space()
-        return space.ids, space.vectors
+        return self.space().index.all()
 
     def search(self, queries: np.ndarray, k: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[list[tuple[int, float]]]:
         """For each row of `queries`, the k nearest searchable tracks as (id, cosine), best

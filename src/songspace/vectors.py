@@ -35,14 +35,13 @@ file, so a save killed at any moment leaves either the old pair, or a pair that 
 never read, and removed by the next save.
 
 MFCC vectors are standardised over the whole collection, so any change moves every vector: an
-MFCC library (a small-scale baseline) is always searched exactly and rebuilt on change, and never
-saved (`VectorIndex.build(..., save=False)` is the caller's choice: see query.py).
+MFCC library (a small-scale baseline) is always searched exactly and rebuilt on change, and the
+Searcher never saves it (query.py).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import zlib
@@ -50,7 +49,6 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("songspace")
 
 EXACT_LIMIT = 20_000  # measured: see the module docstring
 TARGET_RECALL = 0.97  # calibration target, a margin over the promised 0.95
@@ -162,6 +160,13 @@ class VectorIndex:
             return np.zeros(track_ids.shape, dtype=bool)
         rows = np.minimum(np.searchsorted(ids, track_ids), len(ids) - 1)
         return ids[rows] == track_ids
+
+    def all(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of everything in the index, read together: `update` changes the index
+        in place, so ids read now and vectors read later could disagree."""
+        with self.lock:
+            ids = np.array(self.ids, dtype=np.int64)
+            return ids, self.reconstruct(ids)
 
     def reconstruct(self, track_ids) -> np.ndarray:
         """(len(track_ids), dim) stored vectors; KeyError for an id not in the index."""

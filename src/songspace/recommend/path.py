@@ -109,7 +109,7 @@ def journey(searcher: Searcher, a: int | str | Track, b: int | str | Track, n: i
     to_b = np.concatenate([[direct], to_b[between][order], [0.0]])
     dist = np.maximum(1.0 - vectors @ vectors.T, 0.0)
     forward = to_b[None, :] < to_b[:, None]  # u→v only if v is strictly closer to B
-    last, max_hops = len(ids) - 1, n - 1
+    last, max_hops = len(ids) - 1, min(n - 1, len(ids) - 1)  # no journey has more steps than nodes
 
     # 1. As many tracks as asked for, if the library holds that many ever closer to B.
     hops = int(np.flatnonzero(_hops_within(forward, max_hops)[:, last]).max())

@@ -63,7 +63,8 @@ def create_app(library_dir: str | Path, token: str | None = None, *, index_worke
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        app.state.index_job.join()
+        # Don't wait out a long index run: each track is committed on its own, the next run resumes.
+        app.state.index_job.join(timeout=5)
         library.close()
 
     app = FastAPI(title="songspace", version="0.1.0", lifespan=lifespan,
