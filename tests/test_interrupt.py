@@ -36,7 +36,14 @@ def ok_rows(db_path) -> int:
 def start_index(folder, library_dir, *extra):
     env = {**os.environ, "SONGSPACE_LIBRARY": str(library_dir), "COLUMNS": "200"}
     return subprocess.Popen([sys.executable, "-m", "songspace", "index", str(folder), *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_ctrl_c)
+
+
+def default_ctrl_c() -> None:
+    """Ctrl-C as a terminal gives it: a test run started in the background by a shell without
+    job control (`cmd &` in a script) ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_rows(proc, db_path, n, timeout=120):

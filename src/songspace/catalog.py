@@ -543,17 +543,23 @@ class Catalog:
                                         "WHERE model_id = ? AND segments IS NOT NULL", (model_id,)).fetchone()[0]
                 if total >= segment_store.FIT_SEGMENTS:  # fitted from up to ~200k segments spread over the library
                     every = max(1, int(total // 200_000))
+                    rows = self.db.execute(
+                        "SELECT segments, segment_starts FROM embeddings WHERE model_id = ? AND segments IS NOT NULL "
+                        "AND LENGTH(segment_starts) > 0 ORDER BY track_id", (model_id,))
                     sample = [np.frombuffer(seg, np.float16).reshape(len(st) // 4, -1).astype(np.float32)
-                              for seg, st in self.db.execute(
-                                  "SELECT segments, segment_starts FROM embeddings WHERE model_id = ? AND segments IS NOT NULL "
-                                  "AND LENGTH(segment_starts) > 0 ORDER BY track_id", (model_id,)).fetchall()[::every]]
+                              for k, (seg, st) in enumerate(rows) if k % every == 0]  # streamed, never all at once
                     proj = segment_store.fit_projection(np.concatenate(sample))
                     self.db.execute("INSERT INTO segment_projections VALUES (?, ?, ?)",
                                     (model_id, proj.tobytes(), proj.shape[0]))
+        last = -1
         while True:
             with self._transaction():
+                # Keyset paging: each batch starts after the last, instead of rescanning moved rows.
                 rows = self.db.execute("SELECT track_id, model_id, segments, segment_starts FROM embeddings "
-                                       "WHERE segments IS NOT NULL LIMIT 256").fetchall()
+                                       "WHERE segments IS NOT NULL AND track_id > ? ORDER BY track_id LIMIT 256",
+                                       (last,)).fetchall()
+                if rows:
+                    last = rows[-1][0]
                 items = []
                 for track_id, model_id, seg, st in rows:
                     starts = np.frombuffer(st or b"", dtype=np.float32)

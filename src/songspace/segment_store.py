@@ -197,22 +197,19 @@ def compact(source: SegmentFile, target: Path, live: list[tuple[int, int, int]])
     temporary name, fsynced, renamed); their new [(track id, offset, size)]. Records that no
     longer read back are left out (the caller's rows for them are dropped)."""
     tmp = target.with_name(target.name + ".tmp")
-    kept, out = [], []
-    for track_id, offset, size in live:
-        m = source._mapped(offset + size)
-        if m is None:
-            continue
-        raw = bytes(m[offset: offset + size])
-        try:
-            decode(raw, track_id)
-        except SegmentStoreError:
-            continue
-        kept.append((track_id, raw))
     tmp.unlink(missing_ok=True)
-    at = len(FILE_MAGIC)
-    with open(tmp, "wb") as f:
+    out, at = [], len(FILE_MAGIC)
+    with open(tmp, "wb") as f:  # record by record: a million tracks' records never sit in memory
         f.write(FILE_MAGIC)
-        for track_id, raw in kept:
+        for track_id, offset, size in live:
+            m = source._mapped(offset + size)
+            if m is None:
+                continue
+            raw = bytes(m[offset: offset + size])
+            try:
+                decode(raw, track_id)
+            except SegmentStoreError:
+                continue
             f.write(raw)
             out.append((track_id, at, len(raw)))
             at += len(raw)
