@@ -27,7 +27,7 @@ import numpy as np
 
 from .baselines import MFCC_METHOD, standardise
 from .catalog import Catalog, Track
-from .errors import QueryError
+from .errors import InputError, QueryError
 from .models.files import DEFAULT_MODEL, read_config, resolve_model_path
 from .vectors import EXACT_LIMIT, VectorIndex
 
@@ -248,6 +248,14 @@ class Searcher:
 
     def __len__(self) -> int:
         return len(self.space().index)
+
+    def require(self, n: int) -> None:
+        """Refuse, with a clear message, a list of `n` tracks the library cannot fill."""
+        size = len(self)
+        if size == 0:
+            raise QueryError("the library has no searchable tracks")
+        if n > size:
+            raise InputError(f"n={n} is more than the {size} searchable tracks in the library")
 
     def ids(self) -> np.ndarray:
         """Ids of every searchable track, ascending."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog import Track
-from ..errors import InputError, QueryError
+from ..errors import InputError
 from ..query import Searcher
 
 # The corridor: at most 48 x 20 ≈ 1000 candidates, as the search below costs O(candidates² · n).
@@ -83,13 +83,9 @@ def journey(searcher: Searcher, a: int | str | Track, b: int | str | Track, n: i
     ever closer to `b`), in the smallest steps the library allows, each strictly closer to `b`
     than the one before. a, b: ids, Tracks or anything
     `Searcher.resolve_track` accepts."""
-    size = len(searcher)
-    if size == 0:
-        raise QueryError("the library has no searchable tracks")
     if n < 2:
         raise InputError(f"a journey has at least 2 tracks (A and B), not n={n}")
-    if n > size:
-        raise InputError(f"n={n} is more than the {size} searchable tracks in the library")
+    searcher.require(n)
     start, end = searcher.resolve_track(a), searcher.resolve_track(b)
     if start.id == end.id:
         raise InputError(f"a journey needs two different tracks; both ends are track {start.id}")

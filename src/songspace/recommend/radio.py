@@ -33,7 +33,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..catalog import Track
-from ..errors import InputError, QueryError
+from ..errors import InputError
 from ..query import Match, Searcher
 
 AVOID_QUANTILE = 0.98
@@ -79,13 +79,9 @@ def radio(searcher: Searcher, seeds: Iterable[int | str | Track], avoid: Iterabl
     pool: candidates are the `pool * n` tracks most relevant to the seeds.
     jitter: the random part of relevance, as a share of the pool's spread of relevance.
     """
-    size = len(searcher)
-    if size == 0:
-        raise QueryError("the library has no searchable tracks")
     if n < 1:
         raise InputError(f"a radio needs at least 1 track, not n={n}")
-    if n > size:
-        raise InputError(f"n={n} is more than the {size} searchable tracks in the library")
+    searcher.require(n)
     if artist_window < 1:
         raise InputError(f"the artist window must be at least 1 track, not {artist_window}")
     if not 0 <= diversity <= 1:
