@@ -138,6 +138,12 @@ _TRACK_COLUMNS = "t.id, t.path, t.size, t.mtime, t.content_hash, t.duration, t.t
 _TRACK_SELECT = f"SELECT {_TRACK_COLUMNS} FROM tracks t LEFT JOIN embeddings e ON e.track_id = t.id"
 
 
+def _chunks(track_ids) -> list[list[int]]:
+    """Ids in chunks small enough for one `IN (...)` (SQLite allows at most 999 parameters)."""
+    track_ids = [int(i) for i in track_ids]
+    return [track_ids[start : start + 900] for start in range(0, len(track_ids), 900)]
+
+
 class Catalog:
     """One connection. A writer (the default) creates the schema; `readonly=True` opens an
     existing catalog for reading only, as each query thread does (WAL lets readers run beside
@@ -306,8 +312,7 @@ class Catalog:
         """The tracks with these ids, in that order (None for an unknown id), in few queries."""
         track_ids = [int(i) for i in track_ids]
         found: dict[int, Track] = {}
-        for start in range(0, len(track_ids), 900):  # SQLite allows at most 999 parameters
-            chunk = track_ids[start : start + 900]
+        for chunk in _chunks(track_ids):
             found.update((t.id, t) for t in self.tracks(f"t.id IN ({','.join('?' * len(chunk))})", tuple(chunk)))
         return [found.get(i) for i in track_ids]
 
@@ -373,9 +378,7 @@ class Catalog:
     def vectors_of(self, track_ids, model_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of those of `track_ids` that are searchable with `model_id`."""
         ids, vecs = [], []
-        track_ids = [int(i) for i in track_ids]
-        for start in range(0, len(track_ids), 900):  # SQLite allows at most 999 parameters
-            chunk = track_ids[start : start + 900]
+        for chunk in _chunks(track_ids):
             for i, v in self.db.execute(
                     f"SELECT t.id, e.vector FROM tracks t JOIN embeddings e ON e.track_id = t.id WHERE t.status = 'ok' "
                     f"AND e.model_id = ? AND t.id IN ({','.join('?' * len(chunk))})", (model_id, *chunk)):
@@ -402,10 +405,8 @@ class Catalog:
         `model_id`, if given), read in few queries from the sidecar (or, in a catalog not yet
         migrated and opened read-only, from its BLOBs). Vectors are unit length, in the space
         `segment_projection` names. A record that does not read back is left out, with a warning."""
-        track_ids = [int(i) for i in track_ids]
         found = {}
-        for start in range(0, len(track_ids), 900):  # SQLite allows at most 999 parameters
-            chunk = track_ids[start : start + 900]
+        for chunk in _chunks(track_ids):
             for attempt in range(2):  # a compaction may have renamed the file since: read again
                 name, rows, legacy = self._segment_rows(chunk)
                 bad = []
