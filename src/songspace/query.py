@@ -60,13 +60,13 @@ def method_path_key(model_id: str) -> str:
 
 @dataclass(frozen=True)
 class _Space:
-    """A snapshot of what is searched: which model, the live ids at the time, and the index."""
+    """What is searched: which model and its index (which `update` changes in place; read ids and
+    vectors together through `index.all()`)."""
 
     stamp: tuple
     method: str  # the model file (or "mfcc") that made these vectors
     model_id: str
     index: VectorIndex
-    ids: np.ndarray  # (n,) int64, ascending: the searchable ids when the snapshot was taken
     mfcc_stats: tuple[np.ndarray, np.ndarray] | None  # mean, std: MFCC vectors are standardised
 
     def lookup(self, track_ids) -> np.ndarray:
@@ -152,14 +152,14 @@ class Searcher:
                 mfcc_stats = vectors.mean(axis=0), vectors.std(axis=0)
                 vectors = standardise(vectors, *mfcc_stats)
             index = VectorIndex.build(ids, vectors, model_id, seq, exact_limit=len(ids) + 1)
-            return _Space(stamp, current, model_id, index, index.ids, mfcc_stats)
+            return _Space(stamp, current, model_id, index, mfcc_stats)
         if old is not None and old.model_id == model_id and old.mfcc_stats is None:
             index = self._catch_up(cat, old.index)
         else:
             index = self._open_index(cat, model_id)
         if self.save and index.unsaved > max(1000, len(index) // 20):
             self._save(index)
-        return _Space(stamp, current, model_id, index, index.ids, None)
+        return _Space(stamp, current, model_id, index, None)
 
     def _open_index(self, cat: Catalog, model_id: str) -> VectorIndex:
         """The saved index when it can be trusted (brought up to date from the change log and
