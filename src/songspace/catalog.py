@@ -647,9 +647,12 @@ class Catalog:
         row = self.db.execute("SELECT password FROM users WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
-    def playlists(self) -> list[dict]:
-        """Every playlist: id, owner, name, comment, public, created, changed, track_ids."""
-        rows = self.db.execute("SELECT id, owner, name, comment, public, created, changed FROM playlists ORDER BY id")
+    def playlists(self, playlist_id: int | None = None) -> list[dict]:
+        """Every playlist (or the one with this id): id, owner, name, comment, public, created,
+        changed, track_ids."""
+        where, params = ("WHERE id = ?", (playlist_id,)) if playlist_id is not None else ("", ())
+        rows = self.db.execute(f"SELECT id, owner, name, comment, public, created, changed FROM playlists {where} "
+                               f"ORDER BY id", params)
         found = [dict(zip(("id", "owner", "name", "comment", "public", "created", "changed"), r)) for r in rows]
         for p in found:
             p["public"] = bool(p["public"])
@@ -658,7 +661,7 @@ class Catalog:
         return found
 
     def playlist(self, playlist_id: int) -> dict | None:
-        return next((p for p in self.playlists() if p["id"] == playlist_id), None)
+        return next(iter(self.playlists(playlist_id)), None)
 
     def save_playlist(self, playlist_id: int | None, owner: str, name: str, track_ids: list[int],
                       comment: str | None = None, public: bool = False) -> int:
