@@ -69,6 +69,12 @@ class Embedder:
         out = [self.encoder(P[i : i + self.batch_size]) for i in range(0, len(P), self.batch_size)]
         return F.normalize(torch.cat(out), dim=1)
 
+    def patch_offsets(self, n_samples: int) -> list[int]:
+        """The sample where each of `patch_vectors`' patches starts, for a waveform this long."""
+        cfg = self.features
+        n_frames = n_samples // cfg.hop_length + 1  # frames of a centred STFT
+        return [s * cfg.hop_length for s in patch_starts(n_frames, cfg.patch_frames, cfg.patch_frames // 2)]
+
     def embed_waveform(self, y: np.ndarray) -> np.ndarray:
         return track_vector(self.patch_vectors(y))
 
@@ -77,9 +83,7 @@ class Embedder:
         cfg = self.features
         a = audio.load(path, sr=cfg.sr)
         P = self.patch_vectors(a.y)
-        n_frames = len(a.y) // cfg.hop_length + 1  # frames of a centred STFT
-        starts = patch_starts(n_frames, cfg.patch_frames, cfg.patch_frames // 2)
-        seconds = np.array([a.seconds_at(s * cfg.hop_length) for s in starts], dtype=np.float32)
+        seconds = np.array([a.seconds_at(s) for s in self.patch_offsets(len(a.y))], dtype=np.float32)
         return TrackEmbedding(track_vector(P), a.duration, a.excerpted,
                               P.cpu().numpy().astype(np.float16), seconds)
 

@@ -95,7 +95,6 @@ def shifted_segments(searcher: Searcher, source, sr: int | None = None, shifts: 
     the trims lines up within hop/shifts. `source`: an audio file, or a mono waveform sampled at `sr`."""
     from .. import audio
     from ..analysis import embedder
-    from ..features import patch_starts
 
     seconds = segment_seconds(searcher)  # also refuses the MFCC baseline, which has no segments
     model = embedder(searcher.space().method)
@@ -119,8 +118,7 @@ def shifted_segments(searcher: Searcher, source, sr: int | None = None, shifts: 
         part = y[trim:]
         if len(part) < cfg.patch_frames * cfg.hop_length:
             break
-        frames = len(part) // cfg.hop_length + 1  # frames of a centred STFT, as in embedding
-        starts = [at(trim + s * cfg.hop_length) for s in patch_starts(frames, cfg.patch_frames, hop_frames)]
+        starts = [at(trim + s) for s in model.patch_offsets(len(part))]
         out.append((np.array(starts, dtype=np.float64), model.patch_vectors(part).cpu().numpy()))
     return out
 
