@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from songspace.embedding import Embedder
+from songspace.errors import InputError
 from songspace.evaluate import retrieval_scores
 from songspace.features import FeatureConfig
 from songspace.models.checkpoint import Model, load_model, save_model
@@ -126,3 +127,59 @@ def test_bad_training_requests_are_refused():
         TrainConfig(objective="magic")
     with pytest.raises(ValueError, match="minutes"):
         TrainConfig(minutes=None, steps=None)
+
+
+def test_release_term_rewards_release_mates_being_close():
+    from songspace.models.contrastive import release_nce
+
+    torch.manual_seed(0)
+    releases = torch.tensor([0, 0, 1, 1, 2, 2])
+    centres = torch.nn.functional.normalize(torch.randn(3, 32), dim=1)
+    noise = 0.3 * torch.randn(12, 32)
+    together = torch.nn.functional.normalize(centres[releases.repeat(2)] + noise, dim=1)
+    apart = torch.nn.functional.normalize(torch.randn(12, 32), dim=1)
+    assert release_nce(together, releases.repeat(2), 0.1) < release_nce(apart, releases.repeat(2), 0.1) - 1.0
+    # With no release-mates in the batch the term says nothing.
+    assert release_nce(apart, torch.arange(6).repeat(2), 0.1) == 0
+
+
+def test_augment_keeps_shapes_and_changes_the_sound_not_the_music():
+    from songspace.augment import augment
+
+    cfg = FeatureConfig(patch_power=0.46)
+    x = torch.log(torch.rand(16, 96, 192) + cfg.log_offset)
+    y = augment(x, cfg, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert not torch.equal(x, y)
+    torch.testing.assert_close(y, augment(x, cfg, torch.Generator().manual_seed(0)))  # seeded
+    # A low-pass empties the top bands of some crops: they sit at the silence floor.
+    floor = np.log(cfg.log_offset)
+    assert ((y[:, -1, :] - floor).abs().amax(dim=1) < 1e-4).any()
+    # The EQ is a gentle tilt: within 6 dB between lowest and highest band, plus what mixing adds.
+    assert ((y - x)[:, 0].mean() - (y - x)[:, 60].mean()).abs() < np.log(10 ** 0.6)
+
+
+def test_training_with_releases_and_augmentations(styled_tracks, tmp_path):
+    from songspace.training import read_releases
+
+    paths, labels = styled_tracks
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    lines = ["package\tfile"]
+    for p, style in zip(paths, labels):
+        (folder / f"{style}-{len(lines)}.wav").symlink_to(p)
+        lines.append(f"{style}-pkg\t{style}-{len(lines)}.wav")
+    (folder / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
+    releases = read_releases([folder])
+    assert len(releases) == len(paths) and set(releases.values()) == {f"{s}-pkg" for s in STYLES}
+
+    from songspace.scan import scan
+    files, _ = scan([folder])
+    cfg = TrainConfig(steps=4, minutes=None, batch_size=12, release_weight=0.5, augment=True)
+    model, corpus = train(files, tmp_path / "r.safetensors", cfg, workers=0, releases=releases)
+    assert len(set(corpus.groups.tolist())) == len(STYLES)  # every track found its release
+    assert model.info["training"]["release_weight"] == 0.5 and model.info["training"]["augment"]
+    assert model.features.patch_power is not None  # a new model levels its patches, as the shipped one
+
+    with pytest.raises(InputError, match="MANIFEST.tsv"):
+        train(files, tmp_path / "s.safetensors", cfg, workers=0)

@@ -236,12 +236,14 @@ def train(
     segments_per_track: Annotated[int, typer.Option(help="Excerpts kept per track to draw training pairs from.")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     cosine: Annotated[bool, typer.Option("--cosine/--constant", help="Anneal the learning rate to 0 over the budget, or keep it constant.")] = False,
+    release_weight: Annotated[float, typer.Option(help="Also pull together excerpts of different tracks of one release, with this weight (0: off). Releases come from a MANIFEST.tsv (file, package) in the folder, as scripts/fetch-training-corpus.sh writes.")] = 0.0,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Musical augmentations of each excerpt: EQ tilt, codec-like low-pass, a little of another track.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding (0: in this process).")] = None,
 ):
     """Train the encoder self-supervised on folders of music and save it."""
     from .scan import scan
     from .models.files import DEFAULT_MODEL
-    from .training import TrainConfig
+    from .training import TrainConfig, read_releases
     from .training import train as run_training
 
     if steps is not None:
@@ -249,10 +251,11 @@ def train(
     init_model = DEFAULT_MODEL if str(init) == "default" else init
     with clear_errors(), progress_bar() as progress:
         cfg = TrainConfig(objective=objective, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size,
-                          segments_per_track=segments_per_track, lr=lr, cosine_decay=cosine)
+                          segments_per_track=segments_per_track, lr=lr, cosine_decay=cosine,
+                          release_weight=release_weight, augment=augment)
         files, _ = scan(folders)
         model, corpus = run_training(files, out_path, cfg, init=init_model, workers=workers,
-                                     report=ProgressReport(progress))
+                                     report=ProgressReport(progress), releases=read_releases(folders))
     for path, reason in corpus.failures:
         console.print(f"[yellow]skipped:[/] {path}: {reason}")
     t = model.info["training"]

@@ -23,6 +23,7 @@ however many steps fit, which depends on the machine.
 from __future__ import annotations
 
 import copy
+import csv
 import math
 import tempfile
 import time
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 
 from . import audio
+from .augment import augment
 from .errors import InputError
 from .embedding import pick_device
 from .features import FeatureConfig, level, log_mel
@@ -42,6 +44,7 @@ from .models.autoencoder import Autoencoder
 from .models.checkpoint import Model, load_model, save_model
 from .models.contrastive import Contrastive
 from .models.encoder import Encoder, EncoderConfig
+from .models.files import read_config
 from .workers import run_parallel
 
 OBJECTIVES = ("contrastive", "autoencoder")
@@ -59,6 +62,11 @@ class TrainConfig:
     seed: int = 0
     segments_per_track: int = 8
     segment_frames: int = 256  # each crop of patch_frames is drawn at a random offset inside a segment
+    # Release-level positives: tracks of the same release (a Debian package in the training
+    # corpus, see `read_groups`) are pulled together too, with this weight beside the same-track
+    # term; 0 turns it off.
+    release_weight: float = 0.0
+    augment: bool = False  # musical augmentations of each crop, see `augment`
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -101,6 +109,7 @@ class Corpus:
     def __init__(self, paths: Sequence[str | Path], features: FeatureConfig, cfg: TrainConfig, workdir: Path,
                  workers: int | None = None, progress: Callable[[int, int], None] | None = None):
         paths = sorted(str(p) for p in paths)
+        self.all_paths = paths
         shape = (len(paths), cfg.segments_per_track, features.n_mels, cfg.segment_frames)
         self.data = np.lib.format.open_memmap(workdir / "corpus.npy", mode="w+", dtype=np.float16, shape=shape)
         self.failures: list[tuple[str, str]] = []
@@ -116,9 +125,37 @@ class Corpus:
                 progress(done, len(tasks))
         self.rows = np.array(sorted(rows), dtype=np.int64)
         self.paths = [paths[i] for i in self.rows]
+        # Release of each row (every row its own release unless `set_groups` says otherwise).
+        self.groups = np.arange(len(paths), dtype=np.int64)
+
+    def set_groups(self, group_of: dict[str, str]) -> None:
+        """Name the release of each path (absolute path → release name); others stay alone."""
+        names: dict[str, int] = {}
+        for row, path in enumerate(self.all_paths):
+            if path in group_of:
+                self.groups[row] = len(self.all_paths) + names.setdefault(group_of[path], len(names))
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+MANIFEST = "MANIFEST.tsv"
+
+
+def read_releases(folders: Sequence[str | Path]) -> dict[str, str]:
+    """Release of each track, from a MANIFEST.tsv (columns `file`, relative to the folder, and
+    `package`) in a training folder, as scripts/fetch-training-corpus.sh writes: resolved
+    path → package, paths spelt as `scan` spells them. Folders without one add nothing."""
+    releases = {}
+    for folder in folders:
+        folder = Path(folder).expanduser().resolve()
+        manifest = folder / MANIFEST
+        if not manifest.is_file():
+            continue
+        with open(manifest, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                releases[str(folder / row["file"])] = row["package"]
+    return releases
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +186,7 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
     device = device or pick_device()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)  # augmentations
     encoder = copy.deepcopy(init.encoder) if init else Encoder(EncoderConfig(n_mels=features.n_mels))
     if cfg.objective == "contrastive":
         objective = Contrastive(encoder, temperature=cfg.temperature)
@@ -174,8 +212,15 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
             order, cursor = rng.permutation(corpus.rows), 0
         tracks = np.sort(order[cursor : cursor + batch])  # sorted: sequential reads of the memmap
         cursor += batch
-        a, b = (level(v, features).to(device) for v in sample_pairs(corpus.data, tracks, features.patch_frames, rng))
-        loss = objective.loss(a, b) if cfg.objective == "contrastive" else objective.loss(torch.cat([a, b]))
+        views = sample_pairs(corpus.data, tracks, features.patch_frames, rng)
+        if cfg.augment:
+            views = [augment(level(v, features), features, generator) for v in views]
+        a, b = (level(v, features).to(device) for v in views)
+        if cfg.objective == "contrastive":
+            releases = torch.from_numpy(corpus.groups[tracks]).to(device)
+            loss = objective.loss(a, b, releases, cfg.release_weight)
+        else:
+            loss = objective.loss(torch.cat([a, b]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.cosine_decay:
@@ -200,17 +245,24 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
 def train(paths: Sequence[str | Path], out: str | Path, cfg: TrainConfig = TrainConfig(),
           init: Model | str | Path | None = None, features: FeatureConfig | None = None,
           workers: int | None = None, device: torch.device | None = None,
-          report: Callable[[str, float, float, str], None] | None = None) -> tuple[Model, Corpus]:
+          report: Callable[[str, float, float, str], None] | None = None,
+          releases: dict[str, str] | None = None) -> tuple[Model, Corpus]:
     """Train on `paths`, save to `out` (.safetensors + .json). `init` continues from a model
-    (e.g. the shipped default, to adapt it to a library); None starts from random weights.
+    (e.g. the shipped default, to adapt it to a library); None starts from random weights with
+    the shipped model's features. `releases` (path → release, see `read_releases`) is needed
+    when cfg.release_weight > 0.
     report(stage, done, total, detail) follows both stages: "fit-corpus" counts tracks read,
     "fit" the fraction of the training budget spent."""
     report = report or (lambda *a: None)
     if init is not None and not isinstance(init, Model):
         init = load_model(init)
-    features = init.features if init else (features or FeatureConfig())
+    if cfg.release_weight > 0 and not releases:
+        raise InputError("release_weight needs each track's release: a MANIFEST.tsv with `file` and `package` "
+                         "columns in the training folder (scripts/fetch-training-corpus.sh writes one)")
+    features = init.features if init else (features or FeatureConfig(**read_config(None)["features"]))
     with tempfile.TemporaryDirectory(prefix="songspace-train-") as tmp:
         corpus = Corpus(paths, features, cfg, Path(tmp), workers, lambda d, n: report("fit-corpus", d, n, ""))
+        corpus.set_groups(releases or {})
         objective, stats = train_on_corpus(corpus, features, cfg, init, device,
                                          lambda f, step, loss: report("fit", f, 1.0, f"step {step} loss {loss:.3f}"))
         del corpus.data  # release the memmap before its file is deleted
