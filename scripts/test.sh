@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up and run the tests: scripts/test.sh [pytest args]
-# Installs what the tests use when missing: the Python packages into .venv, and Debian's
+# Installs what the tests use when missing: the Python packages into .venv (the `test` extra, and
+# the `ray` extra: tests/test_ray.py runs a real local Ray cluster), and Debian's
 # Chromium (the browser tests drive the system binary; no browser is ever downloaded) and mpd
 # (the MPD tests start a real one on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh test
+scripts/setup.sh test,ray
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v mpd >/dev/null || [ -x /usr/bin/mpd ] || missing+=(mpd)

@@ -77,3 +77,46 @@ def test_train_and_use_refuse_bad_input_clearly(songspace, tmp_path):
     shutil.copy(DEFAULT_MODEL, tmp_path / "odd.safetensors")
     proc = songspace("use", str(tmp_path / "odd.safetensors"))
     assert proc.exit_code == 2 and "odd.safetensors: not a model this songspace can load" in proc.stderr
+
+
+def test_help_imports_nothing_heavy():
+    """`songspace --help` (and so every command's start-up) stays free of Ray, torch and pyarrow."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom songspace.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('ray', 'torch', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_without_ray_the_flag_says_how_to_install_it(music, tmp_path, songspace, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails, as where it is not installed
+    for command in (("index", str(music), "--ray"), ("embed", str(music), "--out", str(tmp_path / "ds"), "--ray")):
+        result = songspace(*command)
+        assert result.exit_code == 2, result.output
+        assert "pip install 'songspace[ray]'" in result.output
+        assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "ds").exists()
+
+
+def test_ray_takes_an_address_only_when_it_looks_like_one(tmp_path):
+    """`--ray` alone means a local cluster; what follows it is its address only if it looks like
+    one (auto, local, HOST:PORT, ray://...), never a folder here or a bucket to embed."""
+    from typer.main import get_command
+
+    from songspace.cli import app
+
+    commands = get_command(app).commands
+    cases = {("index", "--ray", str(tmp_path)): ("local", [tmp_path]),
+             ("index", str(tmp_path), "--ray", "--workers", "3"): ("local", [tmp_path]),
+             ("index", "--ray", "auto", str(tmp_path)): ("auto", [tmp_path]),
+             ("index", str(tmp_path), "--ray", "10.0.0.2:6379"): ("10.0.0.2:6379", [tmp_path]),
+             ("index", "--ray=ray://head:10001", str(tmp_path)): ("ray://head:10001", [tmp_path]),
+             ("embed", "--ray", "s3://bucket/music/", "--out", "ds"): ("local", ["s3://bucket/music/"])}
+    for (name, *args), (address, positional) in cases.items():
+        params = commands[name].make_context(name, list(args)).params
+        assert params["ray"] == address, args
+        assert params.get("folders", params.get("sources")) == positional, args

@@ -1,14 +1,18 @@
-"""Analyse one file: hash, tags, decode, embed. Runs in worker processes.
+"""Analyse one file: hash, tags, decode, embed. Runs in worker processes (local, or Ray's).
 
 Returns an `Analysis` (cheap to send between processes) and never raises for a bad file: the
-reason goes into the result so the run goes on and `status` can show it.
+reason goes into the result so the run goes on and `status` can show it. A file whose bytes
+came from elsewhere (a Ray worker on a machine without the music's mount, a bucket) goes
+through `analyse_bytes`, which lands them in a temporary file and runs the very same steps, so
+both routes give the same vector.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -21,12 +25,19 @@ class Task:
     path: str
     model: str  # a model file, or "mfcc"
     known_hash: str | None = None  # content hash already embedded by this model, if any
+    # What the planner saw (None: unknown). A worker on another machine compares them with the
+    # file at `path` there, to tell the same file from a different one or none.
+    size: int | None = None
+    mtime: float | None = None
 
 
 @dataclass(frozen=True)
 class Analysis:
     """What analysing one file gave. `status`: "ok" (embedded), "unchanged" (same content as
-    the embedding already stored: nothing else is filled in) or "failed" (`error` says why)."""
+    the embedding already stored: nothing else is filled in), "failed" (`error` says why: the
+    file is to blame, and it is retried once it changes) or "skipped" (`error` says why: this
+    run could not get at it, say no worker could read it; reported, not recorded, retried by
+    the next run)."""
 
     path: str
     status: str
@@ -67,17 +78,22 @@ def content_hash(path: str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def unreadable(e: OSError) -> str:
+    """Why a file could not be read, in the words the catalog records."""
+    if isinstance(e, FileNotFoundError):
+        return "file not found (deleted while indexing?)"
+    if isinstance(e, IsADirectoryError):
+        return "is a directory, not an audio file"
+    return f"cannot read file: {e.strerror or e}"
+
+
 def analyse(task: Task) -> Analysis:
     path = task.path
     try:
         st = os.stat(path)
         digest = content_hash(path)
-    except FileNotFoundError:
-        return Analysis(path, "failed", error="file not found (deleted while indexing?)")
-    except IsADirectoryError:
-        return Analysis(path, "failed", error="is a directory, not an audio file")
     except OSError as e:
-        return Analysis(path, "failed", error=f"cannot read file: {e.strerror or e}")
+        return Analysis(path, "failed", error=unreadable(e))
     size, mtime = st.st_size, st.st_mtime
     if digest == task.known_hash:
         return Analysis(path, "unchanged", size, mtime, content_hash=digest)
@@ -88,3 +104,16 @@ def analyse(task: Task) -> Analysis:
     return Analysis(path, "ok", size, mtime, content_hash=digest, duration=emb.duration, tags=read_tags(path),
                     model_id=embedder(task.model).model_id, vector=emb.vector, segments=emb.segments,
                     segment_starts=emb.segment_starts)
+
+
+def analyse_bytes(task: Task, data: bytes) -> Analysis:
+    """Analyse a file whose bytes came from elsewhere. They are written to a temporary file with
+    the same suffix, so decoders and tag readers meet a file as they would at home, and the
+    result names `task.path` with the size and mtime the sender saw (`task.size`, `task.mtime`)."""
+    suffix = os.path.splitext(task.path)[1]
+    with tempfile.NamedTemporaryFile(prefix="songspace-", suffix=suffix) as f:
+        f.write(data)
+        f.flush()
+        r = analyse(Task(f.name, task.model, task.known_hash))
+    size = task.size if task.size is not None else len(data)
+    return replace(r, path=task.path, size=size, mtime=task.mtime)

@@ -359,6 +359,22 @@ class Catalog:
         vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
         return ids, vecs
 
+    def embedded_rows(self, model_id: str, batch: int = 10_000):
+        """The searchable tracks embedded by `model_id`, in id order, `batch` rows at a time:
+        lists of (id, path, title, artist, album, genre, duration, content_hash, vector bytes).
+        Pages by id, so memory stays flat whatever the size of the catalog."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "SELECT t.id, t.path, t.title, t.artist, t.album, t.genre, t.duration, t.content_hash, e.vector "
+                "FROM tracks t JOIN embeddings e ON e.track_id = t.id "
+                "WHERE t.status = 'ok' AND e.model_id = ? AND t.id > ? ORDER BY t.id LIMIT ?",
+                (model_id, last, batch)).fetchall()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
     def last_change(self) -> int:
         """The seq of the newest change-log row (0 when none, or a catalog older than the log)."""
         try:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,7 +24,7 @@ from rich.progress import (
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import SongspaceError
+from .errors import InputError, SongspaceError
 from .library import LIBRARY_ENV, Library, default_library_dir
 
 app = typer.Typer(
@@ -103,7 +106,7 @@ class ProgressReport:
     when stderr is not a terminal (a log file), into a plain line every 30 seconds instead."""
 
     LABELS = {"fit-corpus": "Reading music for training", "fit": "Training", "analyse": "Analysing",
-              "baselines": "Baselines"}
+              "baselines": "Baselines", "embed": "Embedding"}
 
     def __init__(self, progress: Progress):
         self.progress, self.tasks = progress, {}
@@ -129,23 +132,74 @@ def progress_bar() -> Progress:
 
 
 # ---------------------------------------------------------------------------------------------
+# Ray: `--ray [ADDRESS]`
+# ---------------------------------------------------------------------------------------------
+
+
+def looks_like_ray_address(text: str) -> bool:
+    """"auto", "local", ray://HOST:PORT or HOST:PORT, and not a file or folder here (nor a
+    bucket: `embed --ray s3://bucket/music/` embeds the bucket on a local cluster)."""
+    if os.path.exists(text):
+        return False
+    return text in ("auto", "local") or text.startswith("ray://") or re.fullmatch(r"[\w.\-]+:\d+|\[[0-9a-fA-F:]+\]:\d+", text) is not None
+
+
+class RayAddressCommand(TyperCommand):
+    """A command whose `--ray` may stand alone (a local cluster) or take an address. Typer has no
+    option with an optional value, so a bare `--ray` becomes `--ray local` before parsing; what
+    follows `--ray` is its address only if it looks like one, so `index --ray ~/Music` works."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--":
+                break
+            if arg == "--ray" and (i + 1 == len(args) or not looks_like_ray_address(args[i + 1])):
+                args.insert(i + 1, "local")
+                break
+        return super().parse_args(ctx, args)
+
+
+RayOption = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="[ADDRESS]",
+    help="Run on a Ray cluster (needs pip install 'songspace[ray]'). Alone: start one on this machine for the "
+         "run; 'auto': the running cluster $RAY_ADDRESS names; or HOST:PORT / ray://HOST:10001.")]
+
+
+def ray_config(address: str | None, ship_below_mb: float | None = None, always_ship: bool = False):
+    if address is None:
+        return None
+    from .distributed import DEFAULT_SHIP_BELOW, MiB, RayConfig
+
+    ship_below = DEFAULT_SHIP_BELOW if ship_below_mb is None else int(ship_below_mb * MiB)
+    return RayConfig(address=address, ship_below=ship_below, always_ship=always_ship)
+
+
+# ---------------------------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=RayAddressCommand)
 def index(
     folders: Annotated[list[Path], typer.Argument(help="Music folders (or files) to index.")],
     fit: Annotated[bool, typer.Option("--fit", help="First adapt the model to this music (no labels needed), then embed with it.")] = False,
     minutes: Annotated[float, typer.Option(help="Time budget for --fit, in minutes.")] = 10.0,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2; 0 analyses in this process).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2; 0 analyses in this process). With --ray: workers across the cluster (default: one per CPU).")] = None,
+    ray: RayOption = None,
+    ship_below: Annotated[Optional[float], typer.Option("--ship-below", metavar="MB", help="With --ray: files a worker cannot read at their path are sent to it, up to this size in MiB (default 256); larger ones are reported and tried again next run.")] = None,
+    always_ship: Annotated[bool, typer.Option("--always-ship", help="With --ray: send every file up to --ship-below, even where workers could read the path (nodes where that path holds other files).")] = False,
 ):
     """Add music to the library. Incremental: only new or changed files are analysed, removed
     files are dropped, and an interrupted run resumes where it stopped. Exit code 1 if any
-    file could not be analysed (see `songspace status`)."""
+    file could not be analysed (see `songspace status`). With --ray the files are analysed
+    across a Ray cluster, and this process still writes every result to the library as it
+    arrives. Workers read each file at its path when every node mounts the music at the same
+    path (NFS, SMB); otherwise this process sends them its bytes."""
     with open_library() as lib, progress_bar() as progress, clear_errors():
         try:
-            report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers, report=ProgressReport(progress))
+            report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers, report=ProgressReport(progress),
+                               ray=ray_config(ray, ship_below, always_ship))
         except KeyboardInterrupt:  # outside the analysis stage (which stops cleanly by itself)
             console.print("[yellow]interrupted[/]; run the same command again to resume")
             raise typer.Exit(130)
@@ -215,12 +269,45 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 @app.command()
 def export(
-    path: Annotated[Path, typer.Argument(help="OUT.npz (ids, paths, vectors) or OUT.parquet (plus tags).")],
+    path: Annotated[Path, typer.Argument(help="OUT.npz (ids, paths, vectors), OUT.parquet (plus tags), or with --parquet-dataset a new or empty folder.")],
+    parquet_dataset: Annotated[bool, typer.Option("--parquet-dataset", help="Write a folder of Parquet files (path, tags, duration, content hash, model id, vector) that Ray Data, DuckDB and Spark read directly; streamed, for libraries of any size.")] = False,
+    rows_per_file: Annotated[Optional[int], typer.Option(help="With --parquet-dataset: rows per Parquet file (default 100000, ~110 MB).")] = None,
 ):
     """Write one row per searchable track: absolute path and L2-normalised float32 vector."""
     with open_library() as lib, clear_errors():
+        if parquet_dataset:
+            summary = lib.export_dataset(path, rows_per_file)
+            console.print(f"wrote {summary.rows} tracks in {summary.files} Parquet files to {path}")
+            return
         lib.export(path)
     console.print(f"wrote {path}")
+
+
+@app.command(cls=RayAddressCommand)
+def embed(
+    sources: Annotated[list[str], typer.Argument(metavar="SOURCE...", help="Folders, files or glob patterns ('~/Music/**/*.flac'); with --ray also bucket URIs (s3://bucket/prefix/, gs://..., file:///...).")],
+    out_dir: Annotated[str, typer.Option("--out", help="A new or empty folder for the Parquet dataset (with --ray also a bucket URI).")],
+    ray: RayOption = None,
+    model: Annotated[str, typer.Option(help="'default' (the shipped model) or a model file.")] = "default",
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2; 0: in this process). With --ray: workers across the cluster (default: one per CPU).")] = None,
+    rows_per_file: Annotated[Optional[int], typer.Option(help="Rows per Parquet file (default 100000, ~110 MB; with --ray, at least this many).")] = None,
+):
+    """Embed audio straight into a Parquet dataset, without a library: one row per file (path,
+    tags, duration, content hash, model id, vector; an error column for files that could not
+    be analysed), for Ray Data, DuckDB or Spark. The batch job of a service: with --ray it runs
+    on Ray Data across a cluster, where every node must see local folders at the same path
+    (NFS, SMB) and buckets are read by the workers. Exit code 1 if any file could not be
+    analysed."""
+    from .dataset import DEFAULT_ROWS_PER_FILE, embed_to_dataset
+
+    with progress_bar() as progress, clear_errors():
+        summary = embed_to_dataset(sources, out_dir, model=model, ray=ray_config(ray), workers=workers,
+                                   rows_per_file=rows_per_file or DEFAULT_ROWS_PER_FILE, report=ProgressReport(progress))
+    for path, reason in summary.failed:
+        console.print(f"[yellow]failed:[/] {escape(path)}: {escape(reason)}")
+    console.print(f"wrote {summary.rows} rows ({len(summary.failed)} failed) in {summary.files} Parquet files to {out_dir}")
+    if summary.failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -238,6 +325,7 @@ def train(
     cosine: Annotated[bool, typer.Option("--cosine/--constant", help="Anneal the learning rate to 0 over the budget, or keep it constant.")] = False,
     release_weight: Annotated[float, typer.Option(help="Also pull together excerpts of different tracks of one release, with this weight (0: off). Releases come from a MANIFEST.tsv (file, package) in the folder, as scripts/fetch-training-corpus.sh writes.")] = 0.0,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Musical augmentations of each excerpt: EQ tilt, codec-like low-pass, a little of another track.")] = False,
+    channels: Annotated[str, typer.Option(help="Channels of the encoder's convolution blocks, comma-separated (a new model only; --init keeps its own).")] = "16,32,64,128",
     workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding (0: in this process).")] = None,
 ):
     """Train the encoder self-supervised on folders of music and save it."""
@@ -250,9 +338,13 @@ def train(
         minutes = None
     init_model = DEFAULT_MODEL if str(init) == "default" else init
     with clear_errors(), progress_bar() as progress:
+        try:
+            chans = tuple(int(c) for c in channels.split(","))
+        except ValueError:
+            raise InputError(f"--channels: comma-separated whole numbers such as 16,32,64,128, not {channels!r}") from None
         cfg = TrainConfig(objective=objective, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size,
                           segments_per_track=segments_per_track, lr=lr, cosine_decay=cosine,
-                          release_weight=release_weight, augment=augment)
+                          release_weight=release_weight, augment=augment, channels=chans)
         files, _ = scan(folders)
         model, corpus = run_training(files, out_path, cfg, init=init_model, workers=workers,
                                      report=ProgressReport(progress), releases=read_releases(folders))

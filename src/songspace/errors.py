@@ -46,3 +46,11 @@ class LibraryBusy(SongspaceError):
 
 class MpdError(SongspaceError):
     """MPD cannot be reached, or cannot be given a track (outside its music directory, unknown to it)."""
+
+
+class MissingDependency(SongspaceError):
+    """An optional part of songspace that is not installed (Ray, for running on a cluster)."""
+
+
+class ClusterError(SongspaceError):
+    """A Ray cluster that cannot be reached, or whose workers cannot start."""

@@ -10,12 +10,13 @@ labelled sets `evaluate` scores). Indexing runs in stages:
   plan     compare with the catalog: skip files whose size and mtime are unchanged and whose
            embedding came from the current model; drop catalog rows of files that are gone
   fit      (optional) adapt the current model to these files, without labels
-  analyse  hash, tag, decode and embed in worker processes; every result is committed as it
+  analyse  hash, tag, decode and embed in worker processes (a local process pool, or Ray
+           workers across a cluster: distributed.py); every result is committed as it
            arrives, so Ctrl-C or kill -9 loses at most the files in flight, and the next run
            resumes from there with no duplicates
 
-With worker processes (workers >= 1) the indexing process never imports torch (~250 MB); the
-workers do the embedding.
+With worker processes (workers >= 1, or Ray) the indexing process never imports torch
+(~250 MB); the workers do the embedding. This process stays the catalog's one writer.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import platformdirs
@@ -38,6 +40,9 @@ from .models.files import DEFAULT_MODEL
 from .query import MFCC, Searcher, current_method, method_id, method_path_key
 from .scan import is_under, scan
 from .workers import run_parallel
+
+if TYPE_CHECKING:
+    from .distributed import RayConfig
 
 LIBRARY_ENV = "SONGSPACE_LIBRARY"
 
@@ -165,13 +170,20 @@ class Library:
     # -- indexing --------------------------------------------------------------------------------
 
     def index(self, folders: Iterable[str | Path], *, fit: bool = False, fit_minutes: float = 10.0,
-              workers: int | None = None, report: Report | None = None) -> IndexReport:
+              workers: int | None = None, report: Report | None = None, ray: RayConfig | None = None) -> IndexReport:
         """Bring the catalog up to date with `folders`. Re-running only does what changed.
-        Raises LibraryBusy while another process writes to this library."""
-        with self.writer():
-            return self._index(folders, fit=fit, fit_minutes=fit_minutes, workers=workers, report=report)
+        `ray`: analyse on a Ray cluster instead of local worker processes (distributed.py); this
+        process still plans, and stores every result as it arrives. Raises LibraryBusy while
+        another process writes to this library, MissingDependency when `ray` is asked for and
+        Ray is not installed."""
+        if ray is not None:
+            from .distributed import require_ray
 
-    def _index(self, folders, *, fit, fit_minutes, workers, report) -> IndexReport:
+            require_ray()  # before anything is scanned or written
+        with self.writer():
+            return self._index(folders, fit=fit, fit_minutes=fit_minutes, workers=workers, report=report, ray=ray)
+
+    def _index(self, folders, *, fit, fit_minutes, workers, report, ray=None) -> IndexReport:
         report = report or (lambda *a: None)
         result = IndexReport()
         roots = [str(Path(f).expanduser().resolve()) for f in folders]
@@ -196,23 +208,30 @@ class Library:
             result.fitted_model = str(self.fit(files, minutes=fit_minutes, workers=workers, report=report, reembed=False))
 
         tasks = self._plan(files, known, result)
-        model = self.model
-        total_bytes = sum(t[1] for t in tasks) or 1
+        total_bytes = sum(t.size for t in tasks) or 1
         done_bytes = 0
         if tasks:
             report("analyse", 0, total_bytes, "")
+        if ray is None:
+            results = run_parallel(analyse, tasks, workers)
+        else:
+            from .distributed import analyse_on_ray
+
+            results = analyse_on_ray(tasks, ray, workers=workers)
         try:
-            for r in run_parallel(analyse, [Task(p, model, h) for p, _, h in tasks], workers):
-                self._store(r, known, result)
-                done_bytes += r.size or 0
-                report("analyse", done_bytes, total_bytes, Path(r.path).name)
+            with closing(results):  # an interrupted run stops its workers now, not at garbage collection
+                for r in results:
+                    self._store(r, known, result)
+                    done_bytes += r.size or 0
+                    report("analyse", done_bytes, total_bytes, Path(r.path).name)
         except KeyboardInterrupt:
             result.interrupted = True
         return result
 
-    def _plan(self, files: list[str], known: dict[str, Track], result: IndexReport) -> list[tuple[str, int, str | None]]:
-        """[(path, size, known hash)] of files that need analysing; counts the rest as unchanged."""
-        model_id = self.model_id
+    def _plan(self, files: list[str], known: dict[str, Track], result: IndexReport) -> list[Task]:
+        """Tasks for the files that need analysing (with the size and mtime seen here); counts
+        the rest as unchanged."""
+        model, model_id = self.model, self.model_id
         tasks = []
         for path in files:
             try:
@@ -228,7 +247,7 @@ class Library:
                 result.unchanged += 1
                 continue
             known_hash = t.content_hash if t is not None and t.status == "ok" and t.model_id == model_id else None
-            tasks.append((path, st.st_size if st else 0, known_hash))
+            tasks.append(Task(path, model, known_hash, st.st_size if st else 0, st.st_mtime if st else None))
         return tasks
 
     def _store(self, r: Analysis, known: dict[str, Track], result: IndexReport) -> None:
@@ -237,6 +256,8 @@ class Library:
             result.unchanged += 1
         elif r.status == "failed":
             self.catalog.put_failed(r.path, r.error, size=r.size, mtime=r.mtime)
+            result.failed.append((r.path, r.error))
+        elif r.status == "skipped":  # not the file's fault: not recorded, so the next run tries again
             result.failed.append((r.path, r.error))
         else:
             self.catalog.put_ok(r.path, size=r.size, mtime=r.mtime, content_hash=r.content_hash, duration=r.duration,
@@ -302,6 +323,15 @@ class Library:
             "embeddings_by_model": catalog.models(),
             "failures": [(t.path, t.error) for t in catalog.tracks("t.status = 'failed'")],
         }
+
+    def export_dataset(self, out: str | Path, rows_per_file: int | None = None):
+        """Write the searchable tracks as a sharded Parquet dataset into `out`, a new or empty
+        folder (or a bucket URI): what Ray Data, DuckDB and Spark read directly (dataset.py).
+        Streamed from the catalog, so memory stays flat at any size. Returns a DatasetSummary."""
+        from .dataset import DEFAULT_ROWS_PER_FILE, export_dataset
+
+        searcher = self.searcher()
+        return export_dataset(searcher.catalog, searcher.searched_model_id(), out, rows_per_file or DEFAULT_ROWS_PER_FILE)
 
     def export(self, out: str | Path) -> Path:
         """Write the searchable tracks: .npz (ids, paths, vectors) or .parquet (plus tags)."""

@@ -140,6 +140,10 @@ class Searcher:
             current = cat.get_meta(method_path_key(model_id)) or current
         return current, model_id
 
+    def searched_model_id(self) -> str:
+        """The id of the model whose vectors search answers from, without loading them."""
+        return self._choose(self.catalog)[1]
+
     def _build(self, cat: Catalog, stamp: tuple) -> _Space:
         current, model_id = self._choose(cat)
         old = self._space

@@ -67,6 +67,7 @@ class TrainConfig:
     # term; 0 turns it off.
     release_weight: float = 0.0
     augment: bool = False  # musical augmentations of each crop, see `augment`
+    channels: tuple[int, ...] = EncoderConfig.channels  # of a new encoder (a model to continue from keeps its own)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -187,7 +188,7 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)  # augmentations
-    encoder = copy.deepcopy(init.encoder) if init else Encoder(EncoderConfig(n_mels=features.n_mels))
+    encoder = copy.deepcopy(init.encoder) if init else Encoder(EncoderConfig(n_mels=features.n_mels, channels=tuple(cfg.channels)))
     if cfg.objective == "contrastive":
         objective = Contrastive(encoder, temperature=cfg.temperature)
     else:

@@ -19,21 +19,22 @@ R = TypeVar("R")
 
 # glibc returns freed memory to the OS eagerly and then pays to fault it back in on the next
 # batch; high thresholds gave 2-2.5x on batched torch work here. Set before workers start.
-_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
 def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def _one_thread() -> None:
+def one_torch_thread() -> None:
+    """One torch thread in this process (see the module docstring for why)."""
     import torch
 
     torch.set_num_threads(1)
 
 
 def _init_worker() -> None:
-    _one_thread()
+    one_torch_thread()
     # Ctrl-C reaches the whole process group; the parent alone decides what to do about it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -42,10 +43,10 @@ def run_parallel(func: Callable[[T], R], items: Iterable[T], workers: int | None
     """Yield func(item) for every item, in completion order. Ctrl-C stops the workers at once."""
     workers = default_workers() if workers is None else workers
     if workers <= 0:
-        _one_thread()  # also in-process: torch's 2-thread pool cost 2.2-2.6x the CPU here
+        one_torch_thread()  # also in-process: torch's 2-thread pool cost 2.2-2.6x the CPU here
         yield from map(func, items)
         return
-    for key, value in _MALLOC_ENV.items():
+    for key, value in MALLOC_ENV.items():
         os.environ.setdefault(key, value)
     # spawn, not fork: the parent holds SQLite and FAISS handles and maybe threads.
     pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker)
