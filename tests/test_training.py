@@ -183,3 +183,16 @@ def test_training_with_releases_and_augmentations(styled_tracks, tmp_path):
 
     with pytest.raises(InputError, match="MANIFEST.tsv"):
         train(files, tmp_path / "s.safetensors", cfg, workers=0)
+
+
+@pytest.mark.parametrize("channels", [(0, 16), (), (8,) * 7])
+def test_impossible_encoder_widths_are_refused(channels):
+    with pytest.raises(InputError, match="channels"):
+        TrainConfig(channels=channels)
+
+
+def test_a_new_encoder_takes_the_channels_asked_for(styled_tracks, tmp_path):
+    paths, _ = styled_tracks
+    model, _ = train(paths[:4], tmp_path / "w.safetensors", TrainConfig(steps=1, minutes=None, batch_size=4, channels=(16, 32)),
+                     workers=0)
+    assert load_model(model.path).encoder.cfg.channels == (16, 32)

@@ -74,6 +74,9 @@ class TrainConfig:
             raise InputError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
         if self.minutes is None and self.steps is None:
             raise InputError("give a time budget (minutes) or a number of steps")
+        # Each block halves time and frequency: past 6 blocks nothing of 96 mel bands is left.
+        if not 1 <= len(self.channels) <= 6 or min(self.channels) < 1:
+            raise InputError(f"channels: 1 to 6 blocks of at least 1 channel each, not {self.channels}")
 
 
 # ---------------------------------------------------------------------------------------------
