@@ -102,6 +102,17 @@ def test_without_ray_the_flag_says_how_to_install_it(music, tmp_path, songspace,
     assert not (tmp_path / "ds").exists()
 
 
+def test_ray_only_options_and_rows_per_file_are_checked(music, tmp_path, songspace, library_dir):
+    for option, args in (("--always-ship", ["--always-ship"]), ("--ship-below", ["--ship-below", "10"])):
+        result = songspace("index", str(music), *args)
+        assert result.exit_code == 2 and f"{option} works only with --ray" in result.output, result.output
+    assert not library_dir.exists()  # refused before the library was made
+    for rows in ("0", "-5"):
+        result = songspace("embed", str(music), "--out", str(tmp_path / "ds"), "--rows-per-file", rows)
+        assert result.exit_code == 2 and "--rows-per-file" in result.output, result.output
+    assert not (tmp_path / "ds").exists()
+
+
 def test_ray_takes_an_address_only_when_it_looks_like_one(tmp_path):
     """`--ray` alone means a local cluster; what follows it is its address only if it looks like
     one (auto, local, HOST:PORT, ray://...), never a folder here or a bucket to embed."""

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from songspace import Library
-from songspace.dataset import COLUMNS, embed_to_dataset
+from songspace.dataset import COLUMNS, embed_to_dataset, export_dataset
 from songspace.errors import InputError
 
 
@@ -43,6 +43,30 @@ def test_export_parquet_dataset(indexed_library, songspace, tmp_path):
 
     again = songspace("export", str(out), "--parquet-dataset")  # never mixed into an existing dataset
     assert again.exit_code == 2 and "already holds files" in again.output and "Traceback" not in again.output
+
+
+def test_export_takes_a_uri_and_refuses_what_it_cannot_write(indexed_library, songspace, tmp_path):
+    # A URI stays one (as a Path, file:///x was the local folder "file:/x" under the current one).
+    songspace("export", f"file://{tmp_path}/ds", "--parquet-dataset", check=True)
+    assert [f.name for f in (tmp_path / "ds").iterdir()] == ["part-00000.parquet"]
+    (tmp_path / "vectors.parquet").write_bytes(b"not a folder")
+    for args in ((str(tmp_path / "vectors.parquet"), "--parquet-dataset"),  # a file where the folder would go
+                 (f"file://{tmp_path}/v.npz",),  # only a dataset goes to a URI
+                 (str(tmp_path / "x"), "--parquet-dataset", "--rows-per-file", "0")):
+        result = songspace("export", *args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_failed_export_leaves_no_half_written_file(tmp_path):
+    class FailingCatalog:  # its second page fails, as a damaged database or a full disk would
+        def embedded_rows(self, model_id):
+            yield [(1, "/music/a.flac", None, None, None, None, 8.0, "hash", np.ones(4, np.float32).tobytes())]
+            raise OSError("disk I/O error")
+
+    with pytest.raises(OSError, match="disk I/O error"):
+        export_dataset(FailingCatalog(), "model", tmp_path / "ds")
+    assert list((tmp_path / "ds").iterdir()) == []
 
 
 def test_export_of_an_empty_library_still_has_the_columns(library_dir, tmp_path):

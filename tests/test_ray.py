@@ -7,6 +7,7 @@ tests/test_cli.py.)"""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -16,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import pyarrow.parquet as pq
 import pytest
 
 ray = pytest.importorskip("ray")
 
 from songspace import Library  # noqa: E402
 from songspace.analysis import Task  # noqa: E402
+from songspace.dataset import COLUMNS  # noqa: E402
 from songspace.distributed import RayConfig, analyse_on_ray  # noqa: E402
-from songspace.models.files import DEFAULT_MODEL  # noqa: E402
+from songspace.models.files import DEFAULT_MODEL, config_path  # noqa: E402
 from songspace.synth import STYLES, synth_track, write_audio  # noqa: E402
 
 N_LONG = 24  # enough 60-s tracks that a run is still going when a process is killed
@@ -145,9 +148,57 @@ def test_files_are_sent_as_bytes_when_workers_cannot_read_them(cluster, demo_mus
     assert all(sent[p].size == os.path.getsize(p) for p in files)  # what was sent, not what was planned
 
     too_big = {a.path: a for a in analyse_on_ray(tasks[:2], RayConfig(ship_below=0))}
+    assert sorted(too_big) == files[:2]
     for a in too_big.values():
         assert a.status == "skipped" and a.vector is None
         assert "another file there" in a.error and "limit for sending files to workers" in a.error
+
+
+def test_what_the_planner_saw_is_stored_and_always_ship_sends_bytes(cluster, demo_music):
+    # The planner saw an mtime 1 s off the file's (a mount rounding mtimes): within
+    # MTIME_TOLERANCE, so the workers read the file at its path, and the result carries what the
+    # planner saw; storing the worker's own mtime would have the file re-planned on every run.
+    files = sorted(str(p) for p in demo_music.rglob("*") if p.is_file())[:4]
+    tasks = [Task(p, str(DEFAULT_MODEL), size=os.path.getsize(p), mtime=os.path.getmtime(p) + 1.0) for p in files]
+    by_path = {a.path: a for a in analyse_on_ray(tasks, RayConfig())}
+    assert sorted(by_path) == files
+    assert [(by_path[t.path].status, by_path[t.path].mtime) for t in tasks] == [("ok", t.mtime) for t in tasks]
+
+    # always_ship: the same tasks go as bytes, and a shipped result carries what was sent (the
+    # file's size and mtime read here as it was sent), so this fails if always_ship is ignored.
+    shipped = {a.path: a for a in analyse_on_ray(tasks, RayConfig(always_ship=True))}
+    assert sorted(shipped) == files
+    assert [(shipped[p].status, shipped[p].mtime) for p in files] == [("ok", os.path.getmtime(p)) for p in files]
+
+
+def test_an_error_inside_a_worker_skips_that_file_only(cluster, demo_music):
+    # A path no worker can stat (an embedded NUL byte: ValueError, not OSError) stands for any
+    # unexpected error inside an actor: that file is skipped with the reason, and the one
+    # actor goes on with the next file. The actor, on starting, clears the temporary files a
+    # worker that is gone left behind, and nobody else's.
+    import socket
+    import tempfile
+
+    tmp, host = Path(tempfile.gettempdir()), socket.gethostname()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    stale_file, stale_dir = tmp / f"songspace-{host}_{gone}_x1.flac", tmp / f"songspace-{host}_{gone}_x2"
+    live = tmp / f"songspace-{host}_{os.getpid()}_x3.flac"
+    stale_file.write_bytes(b"x")
+    stale_dir.mkdir()
+    (stale_dir / "default.safetensors").write_bytes(b"x")
+    live.write_bytes(b"x")
+    try:
+        good = str(next(p for p in sorted(demo_music.rglob("*")) if p.is_file()))
+        bad = str(demo_music / "bad\0name.flac")
+        got = {a.path: a for a in analyse_on_ray([Task(bad, str(DEFAULT_MODEL)), Task(good, str(DEFAULT_MODEL))],
+                                                 RayConfig(), workers=1)}
+        assert sorted(got) == sorted([bad, good])
+        assert got[bad].status == "skipped" and "embedded null byte" in got[bad].error
+        assert got[good].status == "ok"
+        assert not stale_file.exists() and not stale_dir.exists() and live.exists()
+    finally:
+        live.unlink()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,8 +221,9 @@ def test_a_worker_killed_mid_run_has_its_file_retried(cluster, long_tracks, tmp_
         assert killed, "the run ended before a worker could be killed"
         # The killed worker held a file: that every file is in, none failed, means it was retried.
         assert (report.added, report.failed, report.interrupted) == (N_LONG, [], False)
-        paths = [t.path for t in lib.catalog.tracks()]
-        assert len(paths) == len(set(paths)) == N_LONG  # every track once
+        tracks = lib.catalog.tracks()
+        assert sorted(t.path for t in tracks) == sorted(str(p) for p in long_tracks.iterdir())  # every file once
+        assert len(tracks) == N_LONG and {t.status for t in tracks} == {"ok"}
 
 
 def test_driver_killed_with_9_then_resumed(cluster, long_tracks, tmp_path):
@@ -207,7 +259,6 @@ def test_workers_that_cannot_start_are_an_error_not_a_hang(cluster, demo_music, 
     # A model the workers cannot load stands for any start-up failure on a node (songspace or a
     # library missing there): the same on every try, so the run stops with the workers' reason.
     from songspace.errors import ClusterError
-    from songspace.models.files import config_path
 
     weights = tmp_path / "broken.safetensors"
     weights.write_bytes(b"\x00" * 1000)
@@ -261,6 +312,26 @@ def test_embed_ray_writes_a_dataset_ray_data_and_duckdb_read(cluster, music, loc
     vectors, errors = read_back(tmp_path / "by-uri")
     assert errors == {} and all(p.startswith("file:///") for p in vectors)
     assert_same_vectors({str(Path(p[len("file://"):]).relative_to(demo_music)): v for p, v in vectors.items()}, local)
+
+
+def test_embed_ray_with_nothing_to_embed_or_that_fails(cluster, demo_music, tmp_path, songspace):
+    # Nothing to embed: one empty file with the columns, as locally.
+    (tmp_path / "empty").mkdir()
+    result = songspace("embed", str(tmp_path / "empty"), "--out", str(tmp_path / "none"), "--ray", check=True)
+    assert "wrote 0 rows (0 failed) in 1 Parquet files" in result.stderr
+    assert tuple(pq.read_schema(tmp_path / "none" / "part-00000.parquet").names) == COLUMNS
+
+    # Failures are one line and exit code 2 (Ray's own worker logs may come before it): a
+    # missing source, and a model the workers cannot load (for any start-up failure on a node).
+    weights = tmp_path / "broken.safetensors"
+    weights.write_bytes(b"\x00" * 1000)
+    config_path(weights).write_text(config_path(DEFAULT_MODEL).read_text())
+    for args, expected in (((f"file://{tmp_path}/missing/",), re.escape(f"{tmp_path}/missing: not found")),
+                           ((str(demo_music), "--model", str(weights)), "Ray Data failed: .*SafetensorError")):
+        result = songspace("embed", *args, "--out", str(tmp_path / "failed"), "--ray")
+        assert result.exit_code == 2, result.output
+        message = " ".join(result.output.split("error: ")[-1].split())  # the last error, unwrapped
+        assert re.match(f"{expected}.*may hold part of a dataset", message), result.output
 
 
 def test_an_exported_library_reads_back_in_ray_data(cluster, indexed_library, tmp_path, songspace):

@@ -9,8 +9,11 @@ both routes give the same vector.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field, replace
 
@@ -111,9 +114,41 @@ def analyse_bytes(task: Task, data: bytes) -> Analysis:
     the same suffix, so decoders and tag readers meet a file as they would at home, and the
     result names `task.path` with the size and mtime the sender saw (`task.size`, `task.mtime`)."""
     suffix = os.path.splitext(task.path)[1]
-    with tempfile.NamedTemporaryFile(prefix="songspace-", suffix=suffix) as f:
+    with tempfile.NamedTemporaryFile(prefix=temp_prefix(), suffix=suffix) as f:
         f.write(data)
         f.flush()
         r = analyse(Task(f.name, task.model, task.known_hash))
     size = task.size if task.size is not None else len(data)
     return replace(r, path=task.path, size=size, mtime=task.mtime)
+
+
+def temp_prefix() -> str:
+    """The start of the name of every temporary file or folder a worker makes: the node and the
+    worker's pid, so that `remove_stale_temp_files` can tell those of workers that are gone."""
+    return f"songspace-{socket.gethostname()}_{os.getpid()}_"  # "_": never in a host name
+
+
+def remove_stale_temp_files() -> None:
+    """Remove this node's songspace temporary files and folders whose process is gone: a Ray
+    worker killed mid-file leaves the sent file (up to `ship_below` bytes) and its model copy.
+    Those of a live process, or of another node sharing the folder, are left alone."""
+    mine = f"songspace-{socket.gethostname()}_"
+    with os.scandir(tempfile.gettempdir()) as entries:
+        for entry in entries:
+            pid = entry.name[len(mine):].split("_", 1)[0] if entry.name.startswith(mine) else ""
+            if pid.isdigit() and not process_alive(int(pid)):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        pass
+    return True

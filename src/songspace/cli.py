@@ -168,6 +168,8 @@ RayOption = Annotated[Optional[str], typer.Option(
 
 def ray_config(address: str | None, ship_below_mb: float | None = None, always_ship: bool = False):
     if address is None:
+        if ship_below_mb is not None or always_ship:
+            raise InputError(f"{'--ship-below' if ship_below_mb is not None else '--always-ship'} works only with --ray")
         return None
     from .distributed import DEFAULT_SHIP_BELOW, MiB, RayConfig
 
@@ -196,10 +198,12 @@ def index(
     across a Ray cluster, and this process still writes every result to the library as it
     arrives. Workers read each file at its path when every node mounts the music at the same
     path (NFS, SMB); otherwise this process sends them its bytes."""
+    with clear_errors():
+        config = ray_config(ray, ship_below, always_ship)
     with open_library() as lib, progress_bar() as progress, clear_errors():
         try:
             report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers, report=ProgressReport(progress),
-                               ray=ray_config(ray, ship_below, always_ship))
+                               ray=config)
         except KeyboardInterrupt:  # outside the analysis stage (which stops cleanly by itself)
             console.print("[yellow]interrupted[/]; run the same command again to resume")
             raise typer.Exit(130)
@@ -269,9 +273,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 @app.command()
 def export(
-    path: Annotated[Path, typer.Argument(help="OUT.npz (ids, paths, vectors), OUT.parquet (plus tags), or with --parquet-dataset a new or empty folder.")],
+    # str, not Path: a Path would make s3://bucket/ds the local folder s3:/bucket/ds.
+    path: Annotated[str, typer.Argument(help="OUT.npz (ids, paths, vectors), OUT.parquet (plus tags), or with --parquet-dataset a new or empty folder or a bucket URI.")],
     parquet_dataset: Annotated[bool, typer.Option("--parquet-dataset", help="Write a folder of Parquet files (path, tags, duration, content hash, model id, vector) that Ray Data, DuckDB and Spark read directly; streamed, for libraries of any size.")] = False,
-    rows_per_file: Annotated[Optional[int], typer.Option(help="With --parquet-dataset: rows per Parquet file (default 100000, ~110 MB).")] = None,
+    rows_per_file: Annotated[Optional[int], typer.Option(min=1, help="With --parquet-dataset: rows per Parquet file (default 100000, ~63 MB).")] = None,
 ):
     """Write one row per searchable track: absolute path and L2-normalised float32 vector."""
     with open_library() as lib, clear_errors():
@@ -279,6 +284,8 @@ def export(
             summary = lib.export_dataset(path, rows_per_file)
             console.print(f"wrote {summary.rows} tracks in {summary.files} Parquet files to {path}")
             return
+        if "://" in path:
+            raise InputError(f"{path}: only a --parquet-dataset goes to a bucket; .npz and .parquet are local files")
         lib.export(path)
     console.print(f"wrote {path}")
 
@@ -290,7 +297,7 @@ def embed(
     ray: RayOption = None,
     model: Annotated[str, typer.Option(help="'default' (the shipped model) or a model file.")] = "default",
     workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2; 0: in this process). With --ray: workers across the cluster (default: one per CPU).")] = None,
-    rows_per_file: Annotated[Optional[int], typer.Option(help="Rows per Parquet file (default 100000, ~110 MB; with --ray, at least this many).")] = None,
+    rows_per_file: Annotated[Optional[int], typer.Option(min=1, help="Rows per Parquet file (default 100000, ~63 MB; with --ray, at least this many).")] = None,
 ):
     """Embed audio straight into a Parquet dataset, without a library: one row per file (path,
     tags, duration, content hash, model id, vector; an error column for files that could not
@@ -301,8 +308,13 @@ def embed(
     from .dataset import DEFAULT_ROWS_PER_FILE, embed_to_dataset
 
     with progress_bar() as progress, clear_errors():
-        summary = embed_to_dataset(sources, out_dir, model=model, ray=ray_config(ray), workers=workers,
-                                   rows_per_file=rows_per_file or DEFAULT_ROWS_PER_FILE, report=ProgressReport(progress))
+        try:
+            summary = embed_to_dataset(sources, out_dir, model=model, ray=ray_config(ray), workers=workers,
+                                       rows_per_file=rows_per_file or DEFAULT_ROWS_PER_FILE, report=ProgressReport(progress))
+        except KeyboardInterrupt:  # 130, not click's "Aborted!" and 1, which means some files failed
+            console.print(f"[yellow]interrupted[/]; {escape(out_dir)} holds part of a dataset: delete it before "
+                          f"running again")
+            raise typer.Exit(130)
     for path, reason in summary.failed:
         console.print(f"[yellow]failed:[/] {escape(path)}: {escape(reason)}")
     console.print(f"wrote {summary.rows} rows ({len(summary.failed)} failed) in {summary.files} Parquet files to {out_dir}")

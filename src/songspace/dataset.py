@@ -14,9 +14,11 @@ One row per audio file:
   error         string   why the file could not be analysed (then every column but path is
                 null); null for every analysed file
 
-The rows are spread over several files (`rows_per_file` each; ~110 MB at 100,000 rows of 256
-dimensions), so readers split the work by file. Each file is written under a hidden temporary
-name and renamed when complete: a reader, or a crash, never meets half a file.
+The rows are spread over several files (`rows_per_file` each; ~63 MB at 100,000 rows of 256
+dimensions), so readers split the work by file. `export_dataset` and a local `embed_to_dataset`
+write each file under a hidden temporary name and rename it when complete: a reader, or a
+crash, never meets half a file there. On Ray, Ray Data's `write_parquet` writes the final names
+directly: a failed or interrupted run leaves part of a dataset, to delete before running again.
 
 Two ways to make one:
   export_dataset     what a library's catalog holds (the searched model's vectors), streamed
@@ -34,6 +36,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +44,7 @@ import numpy as np
 
 from .analysis import Analysis, Task, analyse, analyse_bytes, embedder
 from .audio import AUDIO_EXTENSIONS
-from .errors import InputError
+from .errors import ClusterError, InputError
 from .models.files import DEFAULT_MODEL, read_config, resolve_model_path
 from .scan import is_audio_name, scan
 from .tags import TAG_NAMES
@@ -111,12 +114,16 @@ def prepare_out(out: str | Path):
     that already holds files: a second run into it would mix two datasets."""
     from pyarrow import fs
 
-    filesystem, path = fs.FileSystem.from_uri(as_uri(out))
-    found = filesystem.get_file_info(fs.FileSelector(path, allow_not_found=True))
+    try:
+        filesystem, path = fs.FileSystem.from_uri(as_uri(out))
+        found = filesystem.get_file_info(fs.FileSelector(path, allow_not_found=True))
+        if not found:
+            filesystem.create_dir(path, recursive=True)
+    except OSError as e:  # a file there, no permission, no such bucket, no credentials
+        raise InputError(f"{out}: {e.strerror or e}") from None
     if found:
         raise InputError(f"{out}: already holds files ({found[0].base_name}, ...); write a dataset into an empty "
                          f"or new folder")
-    filesystem.create_dir(path, recursive=True)
     return filesystem, path
 
 
@@ -202,14 +209,17 @@ def summarize(out: str | Path) -> DatasetSummary:
 def export_dataset(catalog, model_id: str, out: str | Path, rows_per_file: int = DEFAULT_ROWS_PER_FILE) -> DatasetSummary:
     """Write the searchable tracks `model_id` embedded, in catalog id order."""
     filesystem, path = prepare_out(out)
-    writer = None
-    for page in catalog.embedded_rows(model_id):
-        vectors = np.frombuffer(b"".join(r[-1] for r in page), dtype=np.float32).reshape(len(page), -1)
-        if writer is None:
-            writer = ShardWriter(filesystem, path, vectors.shape[1], rows_per_file)
-        writer.write(rows_table([(*r[1:8], model_id, v, None) for r, v in zip(page, vectors)], vectors.shape[1]))
-    with writer or ShardWriter(filesystem, path, 0, rows_per_file):
-        pass
+    # The writer is made at the first page, which gives the dimension; the stack closes it even
+    # when the export fails, and its half-written shard is removed.
+    with ExitStack() as stack:
+        writer = None
+        for page in catalog.embedded_rows(model_id):
+            vectors = np.frombuffer(b"".join(r[-1] for r in page), dtype=np.float32).reshape(len(page), -1)
+            if writer is None:
+                writer = stack.enter_context(ShardWriter(filesystem, path, vectors.shape[1], rows_per_file))
+            writer.write(rows_table([(*r[1:8], model_id, v, None) for r, v in zip(page, vectors)], vectors.shape[1]))
+        if writer is None:  # no tracks: one empty file still gives readers the columns
+            stack.enter_context(ShardWriter(filesystem, path, 0, rows_per_file))
     return summarize(out)
 
 
@@ -265,16 +275,23 @@ def embed_to_dataset(sources: Iterable[str | Path], out: str | Path, *, model: s
 
         require_ray()  # before the output folder is made
     filesystem, path = prepare_out(out)
+    bad_rows = [row_of(Analysis(p, "failed", error=reason)) for p, reason in bad]
     if ray is None:
-        _embed_here(files, bad, model, dim, ShardWriter(filesystem, path, dim, rows_per_file), workers, report)
+        _embed_here(files, bad_rows, model, dim, ShardWriter(filesystem, path, dim, rows_per_file), workers, report)
     else:
-        _embed_on_ray(files, bad, uris, model, dim, as_uri(out), ray, workers, rows_per_file)
+        from pyarrow.fs import FileSelector
+
+        _embed_on_ray(files, uris, model, dim, out, ray, workers, rows_per_file)
+        # Entries known to be bad need no worker: their rows are written here, and so is one
+        # empty file when Ray wrote none (no audio found): as locally, readers get the columns.
+        if bad_rows or not filesystem.get_file_info(FileSelector(path)):
+            with ShardWriter(filesystem, path, dim, rows_per_file) as writer:
+                writer.write(rows_table(bad_rows, dim))
     return summarize(out)
 
 
-def _embed_here(files, bad, model, dim, writer: ShardWriter, workers, report) -> None:
+def _embed_here(files, rows, model, dim, writer: ShardWriter, workers, report) -> None:
     report = report or (lambda *a: None)
-    rows = [row_of(Analysis(p, "failed", error=reason)) for p, reason in bad]
     with writer:
         report("embed", 0, len(files), "")
         for done, a in enumerate(run_parallel(analyse, [Task(p, model) for p in files], workers), 1):
@@ -288,14 +305,15 @@ def _embed_here(files, bad, model, dim, writer: ShardWriter, workers, report) ->
 
 class EmbedBatch:
     """Ray Data's callable class for `map_batches`: one per actor, the model loaded once. A batch
-    holds paths to read in place (with an `error` column for entries known to be bad) or, from a
-    bucket, the files' bytes."""
+    holds paths to read in place or, from a bucket, the files' bytes."""
 
     def __init__(self, model: str, files: dict[str, bytes], dim: int, scheme: str | None):
+        from .analysis import remove_stale_temp_files
         from .distributed import install_model
         from .workers import one_torch_thread
 
         one_torch_thread()
+        remove_stale_temp_files()
         self.model, self.dim, self.scheme = install_model(model, files), dim, scheme
         embedder(self.model)
 
@@ -304,25 +322,42 @@ class EmbedBatch:
         for i, path in enumerate(batch["path"]):
             if "bytes" in batch:  # Ray Data drops a URI's scheme from the path; put it back
                 a = analyse_bytes(Task(f"{self.scheme}://{path}", self.model), batch["bytes"][i])
-            elif isinstance(batch["error"][i], str):  # Ray Data may turn an all-null column into NaNs
-                a = Analysis(str(path), "failed", error=batch["error"][i])
             else:
                 a = analyse(Task(str(path), self.model))
             rows.append(row_of(a))
         return rows_table(rows, self.dim)
 
 
-def _embed_on_ray(files, bad, uris, model, dim, out_uri, config, workers, rows_per_file) -> None:
-    from .distributed import connected, model_files
+def _embed_on_ray(files, uris, model, dim, out, config, workers, rows_per_file) -> None:
+    """Ray Data writes the final file names directly: a failure leaves part of a dataset, and
+    the error says so."""
+    from ray.exceptions import RayError
+
+    from .distributed import first_line, worker_error
+
+    partial = f"; {out} may hold part of a dataset: delete it before running again"
+    try:
+        _run_ray_data(files, uris, model, dim, as_uri(out), config, workers, rows_per_file)
+    except RayError as e:  # a model that cannot load, songspace missing on a node, ...
+        raise ClusterError(f"Ray Data failed: {worker_error(e)}{partial}") from None
+    except FileNotFoundError as e:  # Ray Data's names the missing source, and nothing else
+        raise InputError(f"{e.filename or first_line(e)}: not found{partial}") from None
+    except OSError as e:  # no such bucket, no credentials for it, ...
+        raise InputError(f"{first_line(e)}{partial}") from None
+
+
+def _run_ray_data(files, uris, model, dim, out_uri, config, workers, rows_per_file) -> None:
+    from .distributed import cluster_cpus, connected, first_line, model_files
     from .workers import MALLOC_ENV
 
     with connected(config.address) as ray:
         import ray.data
 
-        actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        cpus = cluster_cpus(ray)  # whatever `workers` says: with no CPU, no actor would ever start
+        actors = workers or cpus
         inputs = []
-        if files or bad:
-            items = [{"path": p, "error": None} for p in files] + [{"path": p, "error": r} for p, r in bad]
+        if files:
+            items = [{"path": p} for p in files]
             # Blocks of a few files: a block goes to one actor, so one big block would keep the
             # others idle, and a block per file costs a task per file.
             blocks = min(len(items), max(4 * actors, -(-len(items) // 16)))
@@ -331,9 +366,11 @@ def _embed_on_ray(files, bad, uris, model, dim, out_uri, config, workers, rows_p
         for uri in uris:
             # Reading and writing are I/O: num_cpus=0, or they would wait forever for the CPUs
             # the analysers hold (a fixed pool of one actor per CPU).
-            inputs.append((ray.data.read_binary_files(uri, include_paths=True, file_extensions=extensions,
-                                                       num_cpus=0),
-                           uri.split("://", 1)[0]))
+            try:
+                ds = ray.data.read_binary_files(uri, include_paths=True, file_extensions=extensions, num_cpus=0)
+            except ValueError as e:  # no audio files there, a scheme pyarrow does not know
+                raise InputError(f"{uri}: {first_line(e)}") from None
+            inputs.append((ds, uri.split("://", 1)[0]))
         sent_model = model_files(model)
         for ds, scheme in inputs:
             ds = ds.map_batches(EmbedBatch, fn_constructor_args=(model, sent_model, dim, scheme), batch_size=4,

@@ -25,15 +25,21 @@ Faults. Ray does not restart the actors (max_restarts=0); this process does. Whe
 dies (its process killed, out of memory, its node gone), the file it held goes back to the
 queue and a fresh actor is started wherever the cluster has a CPU free; restarting in place, as
 Ray would, waits forever for a node that has left. A file in flight when its worker died
-`MAX_ATTEMPTS` times is recorded as failed, like any file that breaks the decoder. Only this
-process knows which file was in flight, so only it can tell a bad file from a bad moment.
+`MAX_ATTEMPTS` times is reported ("skipped"), not recorded as failed, and tried again by the
+next run: a death does not say whether the file killed the worker or the node went away, and a
+good file recorded as failed would stay out of the library until it changed. An unexpected
+error inside an actor (a full disk on one node, say) skips that one file the same way; the
+actor goes on with the next.
+
+Temporary files. Files sent as bytes and the model's files are written under names holding the
+node and the worker's pid; an actor that starts removes those of workers that are gone, so a
+worker killed mid-file leaves nothing behind for long.
 
 Ray is an optional extra (`pip install 'songspace[ray]'`) and is imported only when asked for.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -44,7 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .analysis import Analysis, Task, analyse, analyse_bytes, embedder, unreadable
+from .analysis import Analysis, Task, analyse, analyse_bytes, embedder, remove_stale_temp_files, temp_prefix, unreadable
 from .errors import ClusterError, MissingDependency
 from .models.files import config_path, resolve_model_path
 from .workers import MALLOC_ENV, one_torch_thread
@@ -53,7 +59,7 @@ MiB = 1 << 20
 # Larger than nearly every track (a 3-hour 128 kbit/s mp3 is 170 MB), small enough that a few in
 # flight per node never crowd Ray's object store.
 DEFAULT_SHIP_BELOW = 256 * MiB
-MAX_ATTEMPTS = 3  # a file whose worker died this many times is recorded as failed
+MAX_ATTEMPTS = 3  # a file whose worker died this many times is skipped until the next run
 INSTALL_HINT = "pip install 'songspace[ray]'"
 # mtimes seen over SMB or FAT-backed mounts are rounded to as much as 2 s.
 MTIME_TOLERANCE = 2.0
@@ -146,23 +152,13 @@ def model_files(model: str) -> dict[str, bytes]:
 
 
 def install_model(model: str, files: dict[str, bytes]) -> str:
-    """The path on this node of a model sent as `model_files`: one copy per content in the
-    temporary directory, each file written once and renamed into place, so actors starting
-    side by side never read half a file."""
+    """The path on this node of a model sent as `model_files`, in a folder of this process's
+    own (a model is a few MB): removed by the next actor to start here once this one is gone."""
     if not files:
         return model
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode())
-        digest.update(files[name])
-    folder = Path(tempfile.gettempdir()) / "songspace-models" / digest.hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=temp_prefix()))
     for name, data in files.items():
-        target = folder / name
-        if not target.exists():
-            partial = folder / f".{name}.{os.getpid()}"
-            partial.write_bytes(data)
-            os.replace(partial, target)
+        (folder / name).write_bytes(data)
     return str(folder / next(n for n in files if n.endswith(".safetensors")))
 
 
@@ -185,6 +181,7 @@ class Analyser:
 
     def __init__(self, model: str, files: dict[str, bytes]):
         one_torch_thread()
+        remove_stale_temp_files()
         self.model = install_model(model, files)
         embedder(self.model)  # now, so that a model that cannot load fails the start, not every file
         self.node = socket.gethostname()
@@ -197,7 +194,12 @@ class Analyser:
         why = self.not_here(task)
         if why:
             return Elsewhere(self.node, why)
-        return analyse(replace(task, model=self.model))
+        r = analyse(replace(task, model=self.model))
+        # The planner compares mtimes exactly: store what it saw (the same file, within
+        # MTIME_TOLERANCE), or a mount that rounds mtimes would have it re-hashed on every run.
+        if r.mtime is not None and task.mtime is not None:
+            r = replace(r, size=task.size, mtime=task.mtime)
+        return r
 
     def analyse_bytes(self, task: Task, data: bytes) -> Analysis:
         return analyse_bytes(replace(task, model=self.model), data)
@@ -248,8 +250,9 @@ class _Pool:
         # max_restarts=0: a dead actor is replaced here, anywhere there is a CPU (module docstring).
         self.actor_class = ray.remote(Analyser).options(
             num_cpus=1, max_restarts=0, max_task_retries=0, runtime_env={"env_vars": MALLOC_ENV})
+        cpus = cluster_cpus(ray)  # whatever `size` says: with no CPU, no actor would ever start
         if not size or size < 1:
-            size = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            size = cpus
         self.starting: dict = {}  # ready() ref -> actor
         self.idle: deque = deque()
         self.busy: dict = {}  # result ref -> (actor, task, attempt, bytes ref or None)
@@ -265,7 +268,7 @@ class _Pool:
 
     def run(self, tasks: Sequence[Task]) -> Iterator[Analysis]:
         ray = self.ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import RayActorError, RayTaskError
 
         queue: deque[tuple[Task, int]] = deque((t, 1) for t in tasks)
         while queue or self.busy:
@@ -292,11 +295,16 @@ class _Pool:
                 out = ray.get(ref)
             except RayActorError as e:
                 self.start_actor()
-                if attempt >= MAX_ATTEMPTS:
-                    yield Analysis(task.path, "failed", size=task.size, mtime=task.mtime,
+                if attempt >= MAX_ATTEMPTS:  # skipped, not failed: see the module docstring
+                    yield Analysis(task.path, "skipped", size=task.size, mtime=task.mtime,
                                    error=f"the worker analysing it died {attempt} times ({first_line(e)})")
                 else:
                     queue.appendleft((task, attempt + 1))
+                continue
+            except RayTaskError as e:  # raised in the actor, which lives on: this file only
+                self.idle.append(actor)
+                yield Analysis(task.path, "skipped", size=task.size, mtime=task.mtime,
+                               error=f"the worker failed: {worker_error(e)}")
                 continue
             if isinstance(out, Elsewhere):
                 out = self.ship(actor, task, attempt, out)
@@ -350,6 +358,15 @@ class _Pool:
                 self.ray.kill(actor)
             except Exception:  # Ray itself may be going down (Ctrl-C reaches its processes too)
                 pass
+
+
+def cluster_cpus(ray) -> int:
+    """The cluster's CPUs: one analyser each. ClusterError when there are none, as every actor
+    would wait for one forever."""
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if cpus < 1:
+        raise ClusterError("the Ray cluster has no CPUs to run workers on (no worker node has joined?)")
+    return cpus
 
 
 def worker_error(e: BaseException) -> str:
