@@ -276,7 +276,7 @@ def export(
     # str, not Path: a Path would make s3://bucket/ds the local folder s3:/bucket/ds.
     path: Annotated[str, typer.Argument(help="OUT.npz (ids, paths, vectors), OUT.parquet (plus tags), or with --parquet-dataset a new or empty folder or a bucket URI.")],
     parquet_dataset: Annotated[bool, typer.Option("--parquet-dataset", help="Write a folder of Parquet files (path, tags, duration, content hash, model id, vector) that Ray Data, DuckDB and Spark read directly; streamed, for libraries of any size.")] = False,
-    rows_per_file: Annotated[Optional[int], typer.Option(min=1, help="With --parquet-dataset: rows per Parquet file (default 100000, ~63 MB).")] = None,
+    rows_per_file: Annotated[Optional[int], typer.Option(min=1, help="With --parquet-dataset: rows per Parquet file (default 100000, ~70 MB).")] = None,
 ):
     """Write one row per searchable track: absolute path and L2-normalised float32 vector."""
     with open_library() as lib, clear_errors():
@@ -297,7 +297,7 @@ def embed(
     ray: RayOption = None,
     model: Annotated[str, typer.Option(help="'default' (the shipped model) or a model file.")] = "default",
     workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: up to 2; 0: in this process). With --ray: workers across the cluster (default: one per CPU).")] = None,
-    rows_per_file: Annotated[Optional[int], typer.Option(min=1, help="Rows per Parquet file (default 100000, ~63 MB; with --ray, at least this many).")] = None,
+    rows_per_file: Annotated[Optional[int], typer.Option(min=1, help="Rows per Parquet file (default 100000, ~70 MB; with --ray, at least this many).")] = None,
 ):
     """Embed audio straight into a Parquet dataset, without a library: one row per file (path,
     tags, duration, content hash, model id, vector; an error column for files that could not

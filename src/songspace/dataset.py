@@ -14,7 +14,7 @@ One row per audio file:
   error         string   why the file could not be analysed (then every column but path is
                 null); null for every analysed file
 
-The rows are spread over several files (`rows_per_file` each; ~63 MB at 100,000 rows of 256
+The rows are spread over several files (`rows_per_file` each; ~70 MB at 100,000 rows of 256
 dimensions), so readers split the work by file. `export_dataset` and a local `embed_to_dataset`
 write each file under a hidden temporary name and rename it when complete: a reader, or a
 crash, never meets half a file there. On Ray, Ray Data's `write_parquet` writes the final names
