@@ -57,7 +57,9 @@ MiB = 2**20
 
 
 class RssSampler:
-    """Samples RSS of a process and all its descendants every `interval` seconds, in a thread."""
+    """Samples RSS of a process and all its descendants every `interval` seconds, in a thread,
+    and each process's CPU time (the last value seen per pid is kept, so a process that exits
+    loses at most one interval)."""
 
     def __init__(self, pid: int, interval: float = 0.05):
         self.root = psutil.Process(pid)
@@ -67,6 +69,7 @@ class RssSampler:
         self.peak_anon = 0  # largest sum of anonymous RSS (heap: RSS less file-backed and shared pages)
         self.max_procs = 0
         self.samples = 0
+        self.cpu: dict[int, float] = {}  # pid → user + system seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -86,9 +89,12 @@ class RssSampler:
         rss, anon = [], 0
         for p in procs:
             try:
-                m = p.memory_info()
+                with p.oneshot():
+                    m = p.memory_info()
+                    t = p.cpu_times()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue  # a worker that exited between listing and reading
+            self.cpu[p.pid] = t.user + t.system
             rss.append(m.rss)
             anon += m.rss - m.shared
         if rss:
@@ -97,6 +103,10 @@ class RssSampler:
             self.peak_single = max(self.peak_single, max(rss))
             self.max_procs = max(self.max_procs, len(rss))
             self.samples += 1
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(self.cpu.values())
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -31,12 +31,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
+
+from index_speed import RssSampler  # the process tree's memory and CPU, sampled
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ost-dev"
@@ -45,67 +45,18 @@ RESULT_MARK = "@@RESULT@@ "
 MiB = 2**20
 
 
-# ---------------------------------------------------------------------------------------------
-# A process tree's memory and CPU, sampled
-# ---------------------------------------------------------------------------------------------
-
-
-class TreeSampler:
-    """Every `interval` s: the tree's summed RSS (peak kept) and each process's CPU time (the last
-    value seen per pid is kept, so a process that exits loses at most one interval). Ray's
-    processes are children of the driver that started them, so they are counted."""
-
-    def __init__(self, pid: int, interval: float = 0.05):
-        self.root = psutil.Process(pid)
-        self.interval = interval
-        self.peak_rss = 0
-        self.cpu: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "TreeSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def cpu_s(self) -> float:
-        return sum(self.cpu.values())
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                procs = [self.root, *self.root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                return
-            rss = 0
-            for p in procs:
-                try:
-                    with p.oneshot():
-                        rss += p.memory_info().rss
-                        t = p.cpu_times()
-                        self.cpu[p.pid] = t.user + t.system
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-            self.peak_rss = max(self.peak_rss, rss)
-            self._stop.wait(self.interval)
-
-
 def run_measured(args: list[str]) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", *args]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with TreeSampler(proc.pid) as tree:
+    with RssSampler(proc.pid) as tree:
         out, err = proc.communicate()
     wall = time.perf_counter() - t0
     lines = [l for l in out.splitlines() if l.startswith(RESULT_MARK)]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"child {args[0]} failed (rc={proc.returncode}):\n{err[-3000:]}")
     result = json.loads(lines[-1][len(RESULT_MARK):])
-    result.update(wall_s=wall, cpu_s=tree.cpu_s, peak_rss=tree.peak_rss)
+    result.update(wall_s=wall, cpu_s=tree.cpu_s, peak_rss=tree.peak_total)
     return result
 
 
