@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .audio import Audio, load
 from .errors import DecodeError
 from .tags import read_tags
 
@@ -32,6 +33,8 @@ class Task:
     # file at `path` there, to tell the same file from a different one or none.
     size: int | None = None
     mtime: float | None = None
+    # Decode only: the result carries the audio, for a GPU in the parent to embed (gpu.py).
+    decode_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Analysis:
     the embedding already stored: nothing else is filled in), "failed" (`error` says why: the
     file is to blame, and it is retried once it changes) or "skipped" (`error` says why: this
     run could not get at it, say no worker could read it; reported, not recorded, retried by
-    the next run)."""
+    the next run) or "decoded" (`Task.decode_only`: `audio` holds the track, not yet embedded)."""
 
     path: str
     status: str
@@ -54,6 +57,7 @@ class Analysis:
     vector: np.ndarray | None = None
     segments: np.ndarray | None = None
     segment_starts: np.ndarray | None = None
+    audio: Audio | None = None
 
 
 _embedders: dict = {}  # one per model per worker process: loading weights per file would dominate
@@ -101,6 +105,10 @@ def analyse(task: Task) -> Analysis:
     if digest == task.known_hash:
         return Analysis(path, "unchanged", size, mtime, content_hash=digest)
     try:
+        if task.decode_only:
+            a = load(path, sr=embedder(task.model).features.sr)
+            return Analysis(path, "decoded", size, mtime, content_hash=digest, duration=a.duration,
+                            tags=read_tags(path), audio=a)
         emb = embedder(task.model).embed_file(path)
     except DecodeError as e:
         return Analysis(path, "failed", size, mtime, error=e.reason)

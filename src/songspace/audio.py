@@ -13,8 +13,9 @@ Memory policy (bounded by what we keep, never by the file):
   and keep at most the first `max_seconds`; if the track goes on past that, `excerpted` is True
   and `duration` is only what we read (a lower bound).
 
-Decoding streams frame by frame through one `av.AudioResampler` (flt, mono, `sr`), so at most a few
-frames of the source are in memory at once; at 16 kHz, 600 s of kept audio is 38 MB.
+Decoding streams: decoded frames are mixed to mono and resampled to `sr` (`resample.py`) in
+blocks of ~1.5 s of the source, so little of the source is in memory at once; at 16 kHz, 600 s
+of kept audio is 38 MB.
 
 Every failure (missing, unreadable, not audio, corrupt, truncated) raises `DecodeError`, whose
 message names the file and a human reason, so a library scan can record it and carry on.
@@ -30,6 +31,7 @@ import av
 import numpy as np
 
 from .errors import DecodeError
+from .resample import Resampler
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".aif", ".aiff",
@@ -155,31 +157,90 @@ def _window_starts(duration: float, n: int, window_seconds: float) -> list[float
 # Decoding: frames -> resampler -> float32 chunks
 
 
-def _new_resampler(sr: int) -> av.AudioResampler:
-    # Per-frame overhead, not arithmetic, dominates with 1152-sample mp3 frames: big output
-    # frames (fewer graph pulls and to_ndarray calls) took a 44.1 kHz mp3 from ~650x to ~750x
-    # real time. A 16-tap filter (FFmpeg's default is 32) gives another ~6%; its slightly wider
-    # transition band only touches the top few hundred Hz below Nyquist, which features ignore.
-    return av.AudioResampler(
-        format="flt", layout="mono", rate=sr, frame_size=4096, options={"filter_size": "16"}
-    )
+def _native_mono_converter(rate: int) -> av.AudioResampler:
+    """FFmpeg's converter to mono float at the source's own rate, for the sample formats and
+    channel layouts `_mono_block` does not handle itself (surround downmix matrices, u8)."""
+    return av.AudioResampler(format="flt", layout="mono", rate=rate, frame_size=4096)
+
+
+# Sample formats read directly (numpy dtype, scale to [-1, 1)), as FFmpeg converts them to float.
+_SAMPLE_FORMATS = {"fltp": ("<f4", 1.0), "flt": ("<f4", 1.0), "dblp": ("<f8", 1.0), "dbl": ("<f8", 1.0),
+                   "s16p": ("<i2", 2.0**-15), "s16": ("<i2", 2.0**-15),
+                   "s32p": ("<i4", 2.0**-31), "s32": ("<i4", 2.0**-31)}
+_BLOCK = 1 << 16  # source samples per resampling step: large for BLAS, small for memory
+
+
+def _mono_block(frames: list, converter) -> np.ndarray:
+    """Mono float32 samples of consecutive decoded frames of one format, layout and rate.
+    Mono and stereo in the common sample formats are read straight from the frames' planes
+    (PyAV's per-frame conversion cost as much as decoding); stereo is mixed as FFmpeg does,
+    (left + right) / sqrt(2)."""
+    if converter is not None:
+        out = [o.to_ndarray().reshape(-1) for f in frames for o in converter.resample(f)]
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+    first = frames[0]
+    dtype, scale = _SAMPLE_FORMATS[first.format.name]
+    channels = first.layout.nb_channels
+    planar = first.format.is_planar
+    width = first.format.bytes * (1 if planar else channels)
+    planes = [b"".join([memoryview(f.planes[c])[: f.samples * width] for f in frames])
+              for c in range(channels if planar else 1)]
+    x = [np.frombuffer(p, dtype) for p in planes]
+    if not planar and channels == 2:
+        x = [x[0][0::2], x[0][1::2]]
+    y = x[0].astype(np.float32) if len(x) == 1 else (x[0].astype(np.float32) + x[1]) * np.float32(np.sqrt(0.5))
+    return y * np.float32(scale) if scale != 1.0 else y
+
+
+class _MonoStream:
+    """Frames of one sample format, channel count and rate -> mono float32 at `sr`, in blocks."""
+
+    def __init__(self, frame, sr: int):
+        self.kind = _kind(frame)
+        direct = frame.format.name in _SAMPLE_FORMATS and frame.layout.nb_channels <= 2
+        self.converter = None if direct else _native_mono_converter(frame.sample_rate)
+        self.resampler = Resampler(frame.sample_rate, sr)
+        self.held, self.held_samples = [], 0
+
+    def add(self, frame) -> np.ndarray | None:
+        self.held.append(frame)
+        self.held_samples += frame.samples
+        return self._drain() if self.held_samples >= _BLOCK else None
+
+    def finish(self) -> np.ndarray:
+        out = [self._drain()]
+        if self.converter is not None:
+            tail = [o.to_ndarray().reshape(-1) for o in self.converter.resample(None)]
+            out += [self.resampler.process(t) for t in tail]
+        return np.concatenate(out + [self.resampler.flush()])
+
+    def _drain(self) -> np.ndarray:
+        if not self.held:
+            return np.zeros(0, np.float32)
+        y = self.resampler.process(_mono_block(self.held, self.converter))
+        self.held, self.held_samples = [], 0
+        return y
+
+
+def _kind(frame) -> tuple:
+    return frame.format.name, frame.layout.nb_channels, frame.sample_rate
 
 
 def _resampled(frames, sr: int):
-    """Yield mono float32 arrays at `sr` for a stream of decoded frames, flushing at the end."""
-    resampler = _new_resampler(sr)
+    """Yield mono float32 arrays at `sr` for a stream of decoded frames, flushing at the end.
+    A source that changes rate, channels or sample format mid-stream is finished with its old
+    settings and goes on with new ones."""
+    stream = None
     for frame in frames:
-        try:
-            out = resampler.resample(frame)
-        except ValueError:
-            # The source changed rate or channels mid-stream: finish the old setup, start anew.
-            out = resampler.resample(None)
-            resampler = _new_resampler(sr)
-            out += resampler.resample(frame)
-        for o in out:
-            yield o.to_ndarray().reshape(-1)
-    for o in resampler.resample(None):
-        yield o.to_ndarray().reshape(-1)
+        if stream is not None and stream.kind != _kind(frame):
+            yield stream.finish()
+            stream = None
+        if stream is None:
+            stream = _MonoStream(frame, sr)
+        if (y := stream.add(frame)) is not None:
+            yield y
+    if stream is not None:
+        yield stream.finish()
 
 
 def _frames(container, stream):

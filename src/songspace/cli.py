@@ -191,6 +191,7 @@ def index(
     ray: RayOption = None,
     ship_below: Annotated[Optional[float], typer.Option("--ship-below", metavar="MB", help="With --ray: files a worker cannot read at their path are sent to it, up to this size in MiB (default 256); larger ones are reported and tried again next run.")] = None,
     always_ship: Annotated[bool, typer.Option("--always-ship", help="With --ray: send every file up to --ship-below, even where workers could read the path (nodes where that path holds other files).")] = False,
+    device: Annotated[str, typer.Option(metavar="DEVICE", help="Where the CNN runs: auto (a CUDA GPU if torch sees one, else the CPU workers), cpu, cuda or cuda:N. With a GPU the workers only decode and the GPU embeds several files per batch.")] = "auto",
 ):
     """Add music to the library. Incremental: only new or changed files are analysed, removed
     files are dropped, and an interrupted run resumes where it stopped. Exit code 1 if any
@@ -203,7 +204,7 @@ def index(
     with open_library() as lib, progress_bar() as progress, clear_errors():
         try:
             report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers, report=ProgressReport(progress),
-                               ray=config)
+                               ray=config, device=device)
         except KeyboardInterrupt:  # outside the analysis stage (which stops cleanly by itself)
             console.print("[yellow]interrupted[/]; run the same command again to resume")
             raise typer.Exit(130)

@@ -310,9 +310,9 @@ class EmbedBatch:
     def __init__(self, model: str, files: dict[str, bytes], dim: int, scheme: str | None):
         from .analysis import remove_stale_temp_files
         from .distributed import install_model
-        from .workers import one_torch_thread
+        from .workers import one_thread
 
-        one_torch_thread()
+        one_thread()
         remove_stale_temp_files()
         self.model, self.dim, self.scheme = install_model(model, files), dim, scheme
         embedder(self.model)

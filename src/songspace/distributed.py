@@ -53,7 +53,7 @@ from pathlib import Path
 from .analysis import Analysis, Task, analyse, analyse_bytes, embedder, remove_stale_temp_files, temp_prefix, unreadable
 from .errors import ClusterError, MissingDependency
 from .models.files import config_path, resolve_model_path
-from .workers import MALLOC_ENV, one_torch_thread
+from .workers import MALLOC_ENV, one_thread
 
 MiB = 1 << 20
 # Larger than nearly every track (a 3-hour 128 kbit/s mp3 is 170 MB), small enough that a few in
@@ -180,7 +180,7 @@ class Analyser:
     file, reading it at its path or from bytes sent to it."""
 
     def __init__(self, model: str, files: dict[str, bytes]):
-        one_torch_thread()
+        one_thread()
         remove_stale_temp_files()
         self.model = install_model(model, files)
         embedder(self.model)  # now, so that a model that cannot load fails the start, not every file

@@ -26,7 +26,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ import platformdirs
 from .analysis import Analysis, Task, analyse
 from .catalog import Catalog, Track
 from .errors import InputError, LibraryBusy
+from .gpu import embed_in_batches, embedding_device
 from .models.files import DEFAULT_MODEL
 from .query import MFCC, Searcher, current_method, method_id, method_path_key
 from .scan import is_under, scan
@@ -170,20 +171,29 @@ class Library:
     # -- indexing --------------------------------------------------------------------------------
 
     def index(self, folders: Iterable[str | Path], *, fit: bool = False, fit_minutes: float = 10.0,
-              workers: int | None = None, report: Report | None = None, ray: RayConfig | None = None) -> IndexReport:
+              workers: int | None = None, report: Report | None = None, ray: RayConfig | None = None,
+              device: str = "auto") -> IndexReport:
         """Bring the catalog up to date with `folders`. Re-running only does what changed.
         `ray`: analyse on a Ray cluster instead of local worker processes (distributed.py); this
         process still plans, and stores every result as it arrives. Raises LibraryBusy while
         another process writes to this library, MissingDependency when `ray` is asked for and
-        Ray is not installed."""
+        Ray is not installed. `device`: "auto" embeds on a CUDA GPU when there is one (workers
+        decode, this process embeds several files per batch: gpu.py), "cpu" in the workers,
+        "cuda[:N]" on that GPU or raises InputError."""
         if ray is not None:
             from .distributed import require_ray
 
             require_ray()  # before anything is scanned or written
+        gpu = None
+        if ray is None and self.model != MFCC:
+            gpu = embedding_device(device)
+        elif device not in ("auto", "cpu"):
+            raise InputError(f"--device {device}: a GPU is used only without --ray and with a model (not mfcc)")
         with self.writer():
-            return self._index(folders, fit=fit, fit_minutes=fit_minutes, workers=workers, report=report, ray=ray)
+            return self._index(folders, fit=fit, fit_minutes=fit_minutes, workers=workers, report=report, ray=ray,
+                               gpu=gpu)
 
-    def _index(self, folders, *, fit, fit_minutes, workers, report, ray=None) -> IndexReport:
+    def _index(self, folders, *, fit, fit_minutes, workers, report, ray=None, gpu=None) -> IndexReport:
         report = report or (lambda *a: None)
         result = IndexReport()
         roots = [str(Path(f).expanduser().resolve()) for f in folders]
@@ -212,7 +222,10 @@ class Library:
         done_bytes = 0
         if tasks:
             report("analyse", 0, total_bytes, "")
-        if ray is None:
+        if gpu is not None:
+            decode = [replace(t, decode_only=True) for t in tasks]
+            results = embed_in_batches(run_parallel(analyse, decode, workers), self.model, gpu)
+        elif ray is None:
             results = run_parallel(analyse, tasks, workers)
         else:
             from .distributed import analyse_on_ray
