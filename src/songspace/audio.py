@@ -188,8 +188,13 @@ def _mono_block(frames: list, converter) -> np.ndarray:
     x = [np.frombuffer(p, dtype) for p in planes]
     if not planar and channels == 2:
         x = [x[0][0::2], x[0][1::2]]
-    y = x[0].astype(np.float32) if len(x) == 1 else (x[0].astype(np.float32) + x[1]) * np.float32(np.sqrt(0.5))
-    return y * np.float32(scale) if scale != 1.0 else y
+    y = x[0].astype(np.float32)  # a copy: frombuffer's arrays are read-only
+    if len(x) == 2:
+        y += x[1]
+        scale *= np.sqrt(0.5)
+    if scale != 1.0:
+        y *= np.float32(scale)
+    return y
 
 
 class _MonoStream:
