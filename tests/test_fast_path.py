@@ -111,3 +111,27 @@ def test_precision_is_chosen_by_cpu_unless_set(monkeypatch):
     monkeypatch.setenv(PRECISION_ENV, "fp8")
     with pytest.raises(InputError, match=PRECISION_ENV):
         pick_precision(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("layout, fmt, codec", [("5.1", "s16", "pcm_s16le"), ("stereo", "u8", "pcm_u8"),
+                                                ("mono", "s32", "pcm_s32le")])
+def test_other_layouts_and_sample_formats_decode_as_ffmpeg_does(tmp_path, layout, fmt, codec):
+    """Surround (FFmpeg's downmix matrix) and u8 go through FFmpeg's converter; s32 is read directly."""
+    sr, n = 44100, 44100 * 4
+    channels = len(av.AudioLayout(layout).channels)
+    rng = np.random.default_rng(channels)
+    y = np.stack([synth_track("mid_chords", n / sr, sr=sr, seed=c) * rng.uniform(0.3, 0.9) for c in range(channels)])
+    path = tmp_path / f"{layout}.wav"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=sr, layout=layout)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y, np.float32), format="fltp", layout=layout)
+        frame.sample_rate = sr
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        out.mux(stream.encode(None))
+    with av.open(str(path)) as c:
+        assert c.streams.audio[0].format.name == fmt
+    ref, got = plain_decode(path), audio.load(path).y
+    assert abs(len(got) - len(ref)) <= 1
+    m = min(len(got), len(ref)) - 64
+    assert np.abs(got[64:m] - ref[64:m]).max() < 1e-3
