@@ -126,10 +126,7 @@ class Embedder:
 
     def embed_file(self, path: str | Path) -> TrackEmbedding:
         """Decode (bounded memory, see `audio.load`) and embed; raises audio.DecodeError."""
-        return self.embed_audio(audio.load(path, sr=self.features.sr))
-
-    def embed_audio(self, a: audio.Audio) -> TrackEmbedding:
-        return self.embed_audios([a])[0]
+        return self.embed_audios([audio.load(path, sr=self.features.sr)])[0]
 
     @torch.inference_mode()
     def embed_audios(self, tracks: list[audio.Audio]) -> list[TrackEmbedding]:
