@@ -1,5 +1,6 @@
 """Indexing, incremental updates, queries and export through the Python API."""
 
+import functools
 import json
 import os
 import time
@@ -159,7 +160,9 @@ def test_segment_vectors_are_stored_beside_the_track_vector(music, library_dir):
             np.testing.assert_allclose(mean / np.linalg.norm(mean), lib.catalog.vector(t.id)[1], atol=3e-3)
 
 
-def test_index_with_fit_trains_then_embeds_with_the_fitted_model(music, library_dir):
+def test_index_with_fit_trains_then_embeds_with_the_fitted_model(music, library_dir, monkeypatch):
+    # This is about index driving a fit; whether a fit is kept is test_fit.py's: keep it here.
+    monkeypatch.setattr(Library, "fit", functools.partialmethod(Library.fit, keep_anyway=True))
     with Library.open(library_dir) as lib:
         index(lib, music)
         shipped = lib.model_id
@@ -189,10 +192,10 @@ def test_fit_reembeds_and_search_never_goes_empty(music, library_dir):
     with Library.open(library_dir) as lib:
         index(lib, music)
         shipped = lib.model_id
-        lib.fit(minutes=0.05, workers=0, reembed=False)
+        lib.fit(minutes=0.05, workers=0, reembed=False, keep_anyway=True)  # test_fit.py tests the check
         searcher = lib.searcher()
         assert lib.model_id != shipped
         assert searcher.model_id == shipped and len(searcher) == 12  # the old vectors keep answering
         assert len(searcher.similar(1, k=3)) == 3
-        lib.fit(minutes=0.05, workers=0)  # the default: re-embed the library's folders at once
+        lib.fit(minutes=0.05, workers=0, keep_anyway=True)  # the default: re-embed the library's folders at once
         assert searcher.model_id == lib.model_id and lib.catalog.models() == {lib.model_id: 12}

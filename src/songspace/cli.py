@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import InputError, SongspaceError
-from .library import LIBRARY_ENV, Library, default_library_dir
+from .library import FIT_ANCHOR_WEIGHT, LIBRARY_ENV, Library, default_library_dir
 
 app = typer.Typer(
     help="Music similarity from the sound itself. Index a folder, then ask for tracks that sound alike.\n\n"
@@ -208,10 +208,11 @@ def index(
         except KeyboardInterrupt:  # outside the analysis stage (which stops cleanly by itself)
             console.print("[yellow]interrupted[/]; run the same command again to resume")
             raise typer.Exit(130)
+        model_id = lib.model_id
     summary = (f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
                f"removed {report.removed}, failed {len(report.failed)}")
-    if report.fitted_model:
-        console.print(f"fitted model: {report.fitted_model}")
+    if report.fit is not None:
+        print_fit(report.fit, model_id, reembedded=False)
     for path, reason in report.failed:
         console.print(f"[yellow]failed:[/] {path}: {reason}")
     if report.interrupted:
@@ -405,16 +406,44 @@ def fit(
     objective: Annotated[str, typer.Option(help="contrastive or autoencoder.")] = "contrastive",
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
     cosine: Annotated[bool, typer.Option("--cosine/--constant", help="Anneal the learning rate to 0 over the budget, or keep it constant.")] = True,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    anchor_weight: Annotated[float, typer.Option(min=0.0, help="Pull the encoder toward its starting weights with this weight (L2-SP; 0: off), so fitting adapts the model instead of overwriting it.")] = FIT_ANCHOR_WEIGHT,
+    keep_anyway: Annotated[bool, typer.Option("--keep-anyway", help="Use the fitted model even when the check on held-out tracks finds it no better than the current one.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed (of the training and of which tracks are held out).")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding (0: in this process).")] = None,
 ):
     """Adapt the current model to the music already in the library (no labels), starting from
-    its weights, make the result current, and re-embed the library's folders with it. Until
-    that is done (or if it is interrupted), searches answer from the previous vectors."""
+    its weights. A fifth of the tracks (seeded) is held out of the fit; the fitted model replaces
+    the current one only if it tells those tracks' excerpts apart better (a label-free check),
+    and the library is then re-embedded with it. Otherwise the current model stays, and the
+    fitted one is left in the library's models/ folder. Until re-embedding is done (or if it
+    is interrupted), searches answer from the previous vectors."""
     with open_library() as lib, progress_bar() as progress, clear_errors():
-        path = lib.fit(minutes=minutes, objective=objective, lr=lr, cosine=cosine, seed=seed, workers=workers,
-                       report=ProgressReport(progress))
-        console.print(f"fitted model: {path} ({lib.model_id}); the library is re-embedded with it")
+        bars = ProgressReport(progress)
+        checking = []
+
+        def report(phase, done, total, note):  # the check reads the held-out tracks: its own bar
+            if phase == "fit-check":
+                if not checking:
+                    checking.append(progress.add_task("Reading held-out tracks", total=total, note=""))
+                progress.update(checking[0], completed=done, total=total)
+            bars(phase, done, total, note)
+
+        result = lib.fit(minutes=minutes, objective=objective, lr=lr, cosine=cosine, anchor_weight=anchor_weight,
+                         seed=seed, keep_anyway=keep_anyway, workers=workers, report=report)
+        print_fit(result, lib.model_id, reembedded=True)
+
+
+def print_fit(result, model_id: str, reembedded: bool) -> None:
+    """What a fit did: its check's scores, and which model the library now uses."""
+    console.print(f"fit: {result.steps} steps; {escape(result.check.describe())}")
+    if result.used:
+        why = "it did better on the held-out tracks" if result.check.improved else "--keep-anyway, though it did not do better"
+        console.print(f"using the fitted model ({why}): {escape(str(result.model))} ({model_id})"
+                      + ("; the library is re-embedded with it" if reembedded else ""))
+    else:
+        console.print(f"kept the starting model {escape(str(result.model))} ({model_id}): the fit did not do "
+                      f"better on the held-out tracks. The fitted model stays at {escape(str(result.fitted))} "
+                      "(`songspace use` it to switch anyway)")
 
 
 @app.command()

@@ -44,6 +44,7 @@ from .workers import run_parallel
 
 if TYPE_CHECKING:
     from .distributed import RayConfig
+    from .fit_check import FitCheck
 
 LIBRARY_ENV = "SONGSPACE_LIBRARY"
 
@@ -56,6 +57,27 @@ def default_library_dir() -> Path:
     return Path(os.environ.get(LIBRARY_ENV) or platformdirs.user_data_dir("songspace"))
 
 
+FIT_ANCHOR_WEIGHT = 0.1  # L2-SP weight of `fit`, chosen on ost-dev (docs/results.md)
+
+
+@dataclass
+class FitResult(os.PathLike):
+    """What `fit` did: `model` is the model the library now embeds with (the fitted one, or the
+    starting one kept because the check found the fit no better); as os.PathLike it is that path."""
+
+    model: Path
+    fitted: Path  # the fitted model's file, kept in models/ either way (`use` can still take it)
+    used: bool  # the fitted model replaced the starting one
+    check: "FitCheck"
+    steps: int
+
+    def __fspath__(self) -> str:
+        return str(self.model)
+
+    def __str__(self) -> str:
+        return str(self.model)
+
+
 @dataclass
 class IndexReport:
     added: int = 0
@@ -64,7 +86,8 @@ class IndexReport:
     removed: int = 0
     audio_seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
-    fitted_model: str | None = None
+    fitted_model: str | None = None  # with fit=True: the model embedded with (fitted, or kept)
+    fit: "FitResult | None" = None
     interrupted: bool = False
 
 
@@ -215,7 +238,8 @@ class Library:
             result.failed.append((path, reason))
 
         if fit:
-            result.fitted_model = str(self.fit(files, minutes=fit_minutes, workers=workers, report=report, reembed=False))
+            result.fit = self.fit(files, minutes=fit_minutes, workers=workers, report=report, reembed=False)
+            result.fitted_model = str(result.fit.model)
 
         tasks = self._plan(files, known, result)
         total_bytes = sum(t.size for t in tasks) or 1
@@ -285,35 +309,50 @@ class Library:
     # -- fitting ----------------------------------------------------------------------------------
 
     def fit(self, files: list[str] | None = None, *, minutes: float = 10.0, objective: str = "contrastive",
-            lr: float = 3e-4, cosine: bool = True, seed: int = 0, workers: int | None = None,
-            report: Report | None = None, reembed: bool = True) -> Path:
-        """Adapt the current model to this library's music (no labels), make it current, and
-        re-embed the library's folders with it (`reembed=False` leaves that to the next
-        `index`; search answers from the old vectors until then).
+            lr: float = 3e-4, cosine: bool = True, anchor_weight: float = FIT_ANCHOR_WEIGHT, seed: int = 0,
+            keep_anyway: bool = False, workers: int | None = None, report: Report | None = None,
+            reembed: bool = True) -> FitResult:
+        """Adapt the current model to this library's music (no labels); if the fit is better on
+        tracks it never saw (or `keep_anyway`), make it current and re-embed the library's folders
+        with it (`reembed=False` leaves that to the next `index`; search answers from the old
+        vectors until then). Otherwise the current model stays. The FitResult says which, and is
+        the path of the model in use.
 
         A smaller learning rate than from scratch (3e-4 vs 1e-3), annealed to 0, continuing
-        with the model's own projection head: a small library's tracks are soon told apart,
-        and past that point a large rate overwrites what the shipped model learnt
-        (docs/results.md)."""
+        with the model's own projection head, and pulled toward its starting weights
+        (`anchor_weight`, L2-SP): a small library's tracks are soon told apart, and past that
+        point the fit overwrites what the starting model learnt (docs/results.md). A seeded fifth
+        of the tracks is held out of the fit to check it on (fit_check.py)."""
         with self.writer():
-            return self._fit(files, minutes=minutes, objective=objective, lr=lr, cosine=cosine, seed=seed,
-                             workers=workers, report=report, reembed=reembed)
+            return self._fit(files, minutes=minutes, objective=objective, lr=lr, cosine=cosine,
+                             anchor_weight=anchor_weight, seed=seed, keep_anyway=keep_anyway, workers=workers,
+                             report=report, reembed=reembed)
 
-    def _fit(self, files, *, minutes, objective, lr, cosine, seed, workers, report, reembed) -> Path:
-        from .training import TrainConfig, train  # torch only when fitting
+    def _fit(self, files, *, minutes, objective, lr, cosine, anchor_weight, seed, keep_anyway, workers, report,
+             reembed) -> FitResult:
+        from .fit_check import check_fit, split_holdout  # torch only when fitting
+        from .models.checkpoint import load_model
+        from .training import TrainConfig, train
 
+        report = report or (lambda *a: None)
         if files is None:
             files = [t.path for t in self.catalog.tracks("t.status = 'ok'")]
-        if len(files) < 2:
-            raise InputError(f"fitting needs at least 2 indexed tracks; the library has {len(files)}")
-        cfg = TrainConfig(objective=objective, minutes=minutes, lr=lr, cosine_decay=cosine, seed=seed)
+        cfg = TrainConfig(objective=objective, minutes=minutes, lr=lr, cosine_decay=cosine, seed=seed,
+                          anchor_weight=anchor_weight)
+        # The held-out tracks stay out of the fit for good: the model checked is the model used.
+        # Fitting again on every track would double the time and give a model nobody checked.
+        fit_on, held_out = split_holdout(files, seed)
         out = self.root / "models" / f"fit-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
-        init = DEFAULT_MODEL if self.model == MFCC else self.model
-        model, _ = train(files, out, cfg, init=init, workers=workers, report=report)
-        self.use_model(model.path)
-        if reembed:
-            self.index(self.catalog.folders(), workers=workers, report=report)
-        return model.path
+        start = load_model(DEFAULT_MODEL if self.model == MFCC else self.model)
+        fitted, _ = train(fit_on, out, cfg, init=start, workers=workers, report=report)
+        check = check_fit(start, fitted, held_out, cfg, workers, lambda d, n: report("fit-check", d, n, ""))
+        used = check.improved or keep_anyway
+        chosen = fitted if used else start  # the start is the shipped model when the library used MFCC
+        if Path(self.model) != chosen.path:
+            self.use_model(chosen.path)
+            if reembed:
+                self.index(self.catalog.folders(), workers=workers, report=report)
+        return FitResult(chosen.path, fitted.path, used, check, fitted.info["training"]["steps"])
 
     # -- status and export --------------------------------------------------------------------------
 
