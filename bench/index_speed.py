@@ -408,7 +408,7 @@ def show(workload: str, engine: str, r: dict) -> None:
         line += f"   target >= {TARGET_X_REALTIME:.0f}x  {verdict(r['x_realtime'] >= TARGET_X_REALTIME)}"
     print(line)
     if r.get("steady_x_realtime"):
-        print(f"  steady rate       {r['steady_x_realtime']:,.0f}x  (from the first result to the last)")
+        print(f"  once running      {r['steady_x_realtime']:,.0f}x  (the audio after the first result, over the time from it to the last)")
     print(f"  CPU time (tree)   {r['cpu_s']:.1f} s = {r['x_realtime_per_cpu']:,.0f} audio s per CPU s")
     line = f"  peak RSS (tree)   {mib(r['peak_rss'])}  (largest process {mib(r['peak_rss_single'])}, up to {r['max_procs']} processes)"
     if engine.startswith("songspace"):
