@@ -23,8 +23,7 @@ def test_batches_across_files_give_the_per_file_vectors(music):
     decoded = [analyse(Task(f, str(DEFAULT_MODEL), decode_only=True)) for f in [*files, str(broken)]]
     assert [r.status for r in decoded] == ["decoded"] * len(files) + ["failed"]
     assert all(r.vector is None and len(r.audio.y) > 0 for r in decoded[:-1])
-    # 12 tracks of 8 s hold 5 patches each: 12 patches per batch means several batches, some
-    # splitting no file and some holding parts of three.
+    # 12 tracks of 8 s hold 5 patches each: 12 patches per batch means 4 batches of 3 files.
     batched = list(gpu.embed_in_batches(decoded, str(DEFAULT_MODEL), "cpu", max_patches=12))
     assert len(batched) == len(files) + 1
     failed = [r for r in batched if r.status == "failed"]

@@ -44,8 +44,6 @@ def embed_in_batches(results: Iterable[Analysis], model: str, device: str,
     from .embedding import Embedder
 
     embedder = Embedder(model, device=torch.device(device))
-    cfg = embedder.features
-    samples_per_patch = cfg.hop_length * cfg.patch_frames // 2  # patches overlap by half
     held, patches = [], 0
     try:
         for r in results:
@@ -53,7 +51,7 @@ def embed_in_batches(results: Iterable[Analysis], model: str, device: str,
                 yield r
                 continue
             held.append(r)
-            patches += len(r.audio.y) // samples_per_patch + 1
+            patches += len(embedder.patch_offsets(len(r.audio.y)))
             if patches >= max_patches:
                 yield from _embed(held, embedder)
                 held, patches = [], 0
