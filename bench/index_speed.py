@@ -149,8 +149,9 @@ def _children_cpu() -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def child_songspace(paths: list[str], workers: int) -> dict:
-    """Index `paths` into a fresh library; time to first result and the index call itself."""
+def child_songspace(paths: list[str], workers: int, device: str = "cpu") -> dict:
+    """Index `paths` into a fresh library (`device` as `index --device`); time to first result
+    and the index call itself."""
     t0 = time.perf_counter()
     from songspace.library import Library
 
@@ -163,7 +164,7 @@ def child_songspace(paths: list[str], workers: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="songspace-bench-") as root:
         lib = Library(root)
         try:
-            report = lib.index(paths, workers=workers, report=on_progress)
+            report = lib.index(paths, workers=workers, report=on_progress, device=device)
             durations: dict[str, list[float]] = {}
             for t in lib.catalog.tracks():
                 durations.setdefault(Path(t.path).name, []).append(t.duration or 0.0)
@@ -177,7 +178,16 @@ def child_songspace(paths: list[str], workers: int) -> dict:
         steady = after_first / (results[-1][0] - results[0][0])
     return dict(tracks=report.added, failed=report.failed, audio_seconds=report.audio_seconds,
                 inner_wall_s=time.perf_counter() - t0, first_result_s=results[0][0] if results else None,
-                steady_x_realtime=steady)
+                steady_x_realtime=steady, gpu=gpu_name(device))
+
+
+def gpu_name(device: str) -> str | None:
+    """The GPU that embedded (None on the CPU path); torch is imported already when there is one."""
+    if device == "cpu" or "torch" not in sys.modules:
+        return None
+    import torch
+
+    return torch.cuda.get_device_name(device if device != "auto" else None) if torch.cuda.is_available() else None
 
 
 def cnn_precision() -> str:
@@ -349,35 +359,38 @@ def build_three_hours(data: Path, out: Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def bench(name: str, paths: list[Path], workers: int, baseline: bool, float32: bool = False) -> dict:
+def bench(name: str, paths: list[Path], workers: int, baseline: bool, float32: bool = False,
+          device: str = "cpu") -> dict:
     """One workload: songspace, then (optionally) the baseline, each in a fresh child process.
-    `float32`: also songspace with its CNN forced to float32, to show what bfloat16 gives."""
-    args = ["--workers", str(workers), *map(str, paths)]
-    precision = cnn_precision()
-    row = {"workload": name, "precision": precision, "songspace": run_measured(["songspace", *args])}
-    show(name, f"songspace (CNN in {precision})", row["songspace"])
+    `float32`: also songspace with its CNN forced to float32, to show what bfloat16 gives (CPU only).
+    `device`: where songspace embeds, as `index --device` (a GPU embeds in float32)."""
+    args = ["--workers", str(workers), "--device", device, *map(str, paths)]
+    precision = cnn_precision() if device == "cpu" else "float32"
+    row = {"workload": name, "device": device, "precision": precision, "songspace": run_measured(["songspace", *args])}
+    gpu = row["songspace"].get("gpu")
+    show(name, f"songspace (CNN in {precision}{' on ' + gpu if gpu else ''})", row["songspace"])
     if float32 and precision != "float32":
         from songspace.embedding import PRECISION_ENV
 
         row["songspace_float32"] = run_measured(["songspace", *args], env={PRECISION_ENV: "float32"})
         show(name, "songspace (CNN forced to float32)", row["songspace_float32"])
     if baseline:
-        row["baseline"] = run_measured(["baseline", *args])
+        row["baseline"] = run_measured(["baseline", *args[:2], *map(str, paths)])
         show(name, "MFCC-librosa", row["baseline"])
     return row
 
 
-def bench_ost_dev(data: Path, out: Path, workers: int, baseline: bool) -> dict:
-    return bench("ost-dev", [data], workers, baseline, float32=True)
+def bench_ost_dev(data: Path, out: Path, workers: int, baseline: bool, device: str) -> dict:
+    return bench("ost-dev", [data], workers, baseline, float32=True, device=device)
 
 
-def bench_long_5min(data: Path, out: Path, workers: int, baseline: bool) -> dict:
-    return bench("long-5min", [build_long_set(data, out)], workers, baseline)
+def bench_long_5min(data: Path, out: Path, workers: int, baseline: bool, device: str) -> dict:
+    return bench("long-5min", [build_long_set(data, out)], workers, baseline, device=device)
 
 
-def bench_long_3h(data: Path, out: Path, workers: int, baseline: bool) -> dict:
+def bench_long_3h(data: Path, out: Path, workers: int, baseline: bool, device: str) -> dict:
     # The baseline would decode 3 h whole (~950 MB of float32 at 22 kHz): skipped by design.
-    return bench("long-3h", [build_three_hours(data, out)], workers, baseline=False)
+    return bench("long-3h", [build_three_hours(data, out)], workers, baseline=False, device=device)
 
 
 WORKLOADS = {"ost-dev": bench_ost_dev, "long-5min": bench_long_5min, "long-3h": bench_long_3h}
@@ -451,6 +464,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="where built long tracks are cached and index_speed.json goes (default bench/out)")
     p.add_argument("--workers", type=int, default=2, help="worker processes for both engines (default 2)")
+    p.add_argument("--device", default="cpu",
+                   help="where songspace embeds, as `index --device`: cpu (default), auto, cuda or cuda:N")
     p.add_argument("--only", choices=list(WORKLOADS), action="append",
                    help="run only these workloads (repeatable)")
     p.add_argument("--no-baseline", action="store_true", help="skip the MFCC-librosa baseline")
@@ -459,10 +474,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def child_main(argv: list[str]) -> None:
-    """`--child ENGINE --workers N PATH...`: run one engine and print its result as one JSON line."""
-    engine, _, workers, *paths = argv
-    fn = {"songspace": child_songspace, "baseline": child_baseline}[engine]
-    print(RESULT_MARK + json.dumps(fn(paths, int(workers))), flush=True)
+    """`--child songspace --workers N --device D PATH...` or `--child baseline --workers N PATH...`:
+    run one engine and print its result as one JSON line."""
+    engine, _, workers, *rest = argv
+    if engine == "songspace":
+        _, device, *paths = rest
+        result = child_songspace(paths, int(workers), device)
+    else:
+        result = child_baseline(rest, int(workers))
+    print(RESULT_MARK + json.dumps(result), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -474,17 +494,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"{data}: no such folder (see --data)")
     out.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
-    print(f"songspace indexing benchmark: {psutil.cpu_count()} CPUs, {args.workers} workers, data {data}, "
-          f"load average {load:.2f}")
+    print(f"songspace indexing benchmark: {psutil.cpu_count()} CPUs, {args.workers} workers, device {args.device}, "
+          f"data {data}, load average {load:.2f}")
     if load > 0.5:
         print("  note: other work is running; wall-time figures will be low, CPU-time figures less so")
 
-    rows = [fn(data, out, args.workers, not args.no_baseline) for name, fn in WORKLOADS.items()
+    rows = [fn(data, out, args.workers, not args.no_baseline, args.device) for name, fn in WORKLOADS.items()
             if not args.only or name in args.only]
     print("\n" + table(rows))
     print(f"\ntargets: >= {TARGET_X_REALTIME:.0f}x real time end to end on ost-dev and long-5min; peak RSS (tree) < {mib(TARGET_PEAK_RSS)} "
           "on every workload. long-3h x RT counts the whole 3 h, of which songspace analyses excerpts.")
-    result = dict(cpus=psutil.cpu_count(), workers=args.workers, load_average_at_start=load, data=str(data), rows=rows,
+    result = dict(cpus=psutil.cpu_count(), workers=args.workers, device=args.device, load_average_at_start=load, data=str(data), rows=rows,
                   targets=dict(x_realtime=TARGET_X_REALTIME, peak_rss=TARGET_PEAK_RSS),
                   when=time.strftime("%Y-%m-%dT%H:%M:%S"))
     (out / "index_speed.json").write_text(json.dumps(result, indent=2))

@@ -1,7 +1,8 @@
 """The GPU path: workers decode, one process embeds several files per batch (gpu.py).
 
-No GPU here, so the batching runs on the CPU device: everything but the `.to("cuda")` is the code
-a GPU machine runs, and it must give the vectors the per-file CPU path gives.
+In CI there is no GPU, so the batching runs on the CPU device: everything but the `.to("cuda")` is
+the code a GPU machine runs, and it must give the vectors the per-file CPU path gives. Where torch
+sees a CUDA GPU (a lent GPU machine), the last test runs the same check on it.
 """
 
 import numpy as np
@@ -16,6 +17,17 @@ from songspace.models.files import DEFAULT_MODEL
 
 
 def test_batches_across_files_give_the_per_file_vectors(music):
+    check_batched_against_per_file(music, "cpu", min_cosine=0.9999, segment_atol=2e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_gives_the_cpu_vectors(music):
+    # The GPU computes convolutions in TF32 (torch's default), so a looser bound than on the CPU:
+    # the issue's tolerance, cosine >= 0.999 per track.
+    check_batched_against_per_file(music, "cuda", min_cosine=0.999, segment_atol=2e-2)
+
+
+def check_batched_against_per_file(music, device: str, min_cosine: float, segment_atol: float):
     files = sorted(str(p) for p in music.rglob("*.*"))
     broken = music / "broken.mp3"
     broken.write_bytes(b"not audio at all")
@@ -24,7 +36,7 @@ def test_batches_across_files_give_the_per_file_vectors(music):
     assert [r.status for r in decoded] == ["decoded"] * len(files) + ["failed"]
     assert all(r.vector is None and len(r.audio.y) > 0 for r in decoded[:-1])
     # 12 tracks of 8 s hold 5 patches each: 12 patches per batch means 4 batches of 3 files.
-    batched = list(gpu.embed_in_batches(decoded, str(DEFAULT_MODEL), "cpu", max_patches=12))
+    batched = list(gpu.embed_in_batches(decoded, str(DEFAULT_MODEL), device, max_patches=12))
     assert len(batched) == len(files) + 1
     failed = [r for r in batched if r.status == "failed"]
     assert [r.path for r in failed] == [str(broken)]
@@ -34,9 +46,9 @@ def test_batches_across_files_give_the_per_file_vectors(music):
         ref = per_file[r.path]
         assert r.status == "ok" and r.audio is None and r.model_id == ref.model_id
         assert r.content_hash == ref.content_hash and r.tags == ref.tags and r.duration == pytest.approx(ref.duration)
-        assert float(r.vector @ ref.vector) > 0.9999
+        assert float(r.vector @ ref.vector) > min_cosine
         np.testing.assert_array_equal(r.segment_starts, ref.segment_starts)
-        np.testing.assert_allclose(r.segments.astype(np.float32), ref.segments.astype(np.float32), atol=2e-3)
+        np.testing.assert_allclose(r.segments.astype(np.float32), ref.segments.astype(np.float32), atol=segment_atol)
 
 
 def test_index_through_the_batching_path(music, library_dir, tmp_path, monkeypatch):

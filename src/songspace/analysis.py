@@ -71,9 +71,13 @@ def embedder(model: str):
 
             _embedders[model] = MfccEmbedder()
         else:
+            import torch
+
             from .embedding import Embedder  # torch is imported in workers only
 
-            _embedders[model] = Embedder(model)
+            # Always the CPU: a GPU is driven from one process (gpu.py), never from every worker,
+            # and `index --device cpu` on a GPU machine means the CPU.
+            _embedders[model] = Embedder(model, device=torch.device("cpu"))
     return _embedders[model]
 
 
