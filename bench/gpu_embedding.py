@@ -32,13 +32,14 @@ def main() -> None:
     p.add_argument("--device", default="cuda")
     p.add_argument("--reps", type=int, default=20, help="times the decoded audio is embedded for the timing")
     args = p.parse_args()
-    os.environ["SONGSPACE_CNN_PRECISION"] = "float32"  # the reference: the CPU in float32
 
     import torch
 
     from songspace import gpu
     from songspace.analysis import Task, analyse
-    from songspace.embedding import Embedder
+    from songspace.embedding import PRECISION_ENV, Embedder
+
+    os.environ[PRECISION_ENV] = "float32"  # the reference: the CPU in float32 (read when an Embedder is made)
     from songspace.models.files import DEFAULT_MODEL
     from songspace.scan import scan
 

@@ -86,9 +86,13 @@ class IndexReport:
     removed: int = 0
     audio_seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
-    fitted_model: str | None = None  # with fit=True: the model embedded with (fitted, or kept)
     fit: "FitResult | None" = None
     interrupted: bool = False
+
+    @property
+    def fitted_model(self) -> str | None:
+        """With fit=True: the model embedded with (fitted, or kept)."""
+        return None if self.fit is None else str(self.fit.model)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +243,6 @@ class Library:
 
         if fit:
             result.fit = self.fit(files, minutes=fit_minutes, workers=workers, report=report, reembed=False)
-            result.fitted_model = str(result.fit.model)
 
         tasks = self._plan(files, known, result)
         total_bytes = sum(t.size for t in tasks) or 1
