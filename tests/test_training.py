@@ -129,6 +129,21 @@ def test_bad_training_requests_are_refused():
         TrainConfig(minutes=None, steps=None)
 
 
+def test_crops_cut_on_a_device_are_the_crops_cut_from_the_memmap():
+    """A GPU cuts training crops with one gather over the corpus held on it; the memmap path
+    slices them one by one. Both must give the same crops (here the tensor is on the CPU)."""
+    from songspace.training import sample_pairs
+
+    data = np.random.default_rng(0).standard_normal((7, 4, 8, 30)).astype(np.float16)
+    tracks = np.array([0, 2, 3, 6])
+    a = sample_pairs(data, tracks, 12, np.random.default_rng(5))
+    b = sample_pairs(torch.from_numpy(data), tracks, 12, np.random.default_rng(5))
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype == torch.float32 and x.shape == (4, 8, 12)
+        assert torch.equal(x, y)
+    assert not torch.equal(a[0], a[1])  # two views, two different segments
+
+
 def test_release_term_rewards_release_mates_being_close():
     from songspace.models.contrastive import release_nce
 

@@ -176,8 +176,9 @@ def read_releases(folders: Sequence[str | Path]) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def sample_pairs(data: np.ndarray, tracks: np.ndarray, patch_frames: int, rng: np.random.Generator):
-    """Two crops per track, from two different segments: (a, b), each (batch, n_mels, patch_frames)."""
+def sample_pairs(data: np.ndarray | torch.Tensor, tracks: np.ndarray, patch_frames: int, rng: np.random.Generator):
+    """Two crops per track, from two different segments: (a, b), each (batch, n_mels, patch_frames)
+    float32, on the device `data` is on."""
     n_segments, seg_frames = data.shape[1], data.shape[3]
     seg_a = rng.integers(0, n_segments, len(tracks))
     # A different segment for the second view whenever there is more than one.
@@ -185,8 +186,28 @@ def sample_pairs(data: np.ndarray, tracks: np.ndarray, patch_frames: int, rng: n
     views = []
     for segs in (seg_a, seg_b):
         offsets = rng.integers(0, seg_frames - patch_frames + 1, len(tracks))
-        views.append(np.stack([data[t, s, :, o : o + patch_frames] for t, s, o in zip(tracks, segs, offsets)]))
-    return [torch.from_numpy(v.astype(np.float32)) for v in views]
+        views.append(crops(data, tracks, segs, offsets, patch_frames))
+    return views
+
+
+def crops(data: np.ndarray | torch.Tensor, tracks: np.ndarray, segs: np.ndarray, offsets: np.ndarray,
+          patch_frames: int) -> torch.Tensor:
+    """data[tracks[i], segs[i], :, offsets[i] : offsets[i] + patch_frames] for every i."""
+    if isinstance(data, torch.Tensor):  # on a GPU: one gather, not a Python loop (which bounded the step rate)
+        t, s, o = (torch.from_numpy(a).to(data.device) for a in (tracks, segs, offsets))
+        frames = (o[:, None] + torch.arange(patch_frames, device=data.device))[:, None, :]
+        picked = data[t, s]  # (batch, n_mels, seg_frames)
+        return picked.gather(2, frames.expand(-1, picked.shape[1], -1)).float()
+    return torch.from_numpy(np.stack([data[t, s, :, o : o + patch_frames]
+                                      for t, s, o in zip(tracks, segs, offsets)]).astype(np.float32))
+
+
+def on_device(data: np.ndarray, device: torch.device) -> np.ndarray | torch.Tensor:
+    """The corpus itself on a GPU when it takes at most a quarter of the GPU's free memory, so
+    crops are cut there; otherwise it stays where it is (a memmap) and crops travel per step."""
+    if device.type != "cuda" or data.nbytes > torch.cuda.mem_get_info(device)[0] // 4:
+        return data
+    return torch.from_numpy(np.ascontiguousarray(data)).to(device)
 
 
 def drift(encoder: nn.Module, start_weights: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -219,6 +240,7 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
     # Where the encoder starts (not the head: it is free to re-learn the task), for L2-SP.
     start_weights = [p.detach().clone() for p in objective.encoder.parameters()]
     batch = min(cfg.batch_size, len(corpus))
+    data = on_device(corpus.data, device)
     start, step, losses = time.monotonic(), 0, []
     order, cursor = rng.permutation(corpus.rows), 0
 
@@ -232,10 +254,10 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
             order, cursor = rng.permutation(corpus.rows), 0
         tracks = np.sort(order[cursor : cursor + batch])  # sorted: sequential reads of the memmap
         cursor += batch
-        views = sample_pairs(corpus.data, tracks, features.patch_frames, rng)
-        if cfg.augment:
-            views = [augment(level(v, features), features, generator) for v in views]
-        a, b = (level(v, features).to(device) for v in views)
+        views = sample_pairs(data, tracks, features.patch_frames, rng)
+        if cfg.augment:  # on the CPU, where `generator` lives: the same crops on any device
+            views = [augment(level(v.cpu(), features), features, generator) for v in views]
+        a, b = (level(v.to(device), features) for v in views)  # levelled where the model runs
         if cfg.objective == "contrastive":
             releases = torch.from_numpy(corpus.groups[tracks]).to(device)
             loss = objective.loss(a, b, releases, cfg.release_weight)
