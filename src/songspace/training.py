@@ -207,7 +207,10 @@ def on_device(data: np.ndarray, device: torch.device) -> np.ndarray | torch.Tens
     crops are cut there; otherwise it stays where it is (a memmap) and crops travel per step."""
     if device.type != "cuda" or data.nbytes > torch.cuda.mem_get_info(device)[0] // 4:
         return data
-    return torch.from_numpy(np.ascontiguousarray(data)).to(device)
+    out = torch.empty(data.shape, dtype=torch.float16, device=device)
+    for i in range(0, len(data), 256):  # a few tracks at a time: never the whole memmap in RAM
+        out[i : i + 256] = torch.from_numpy(np.ascontiguousarray(data[i : i + 256], dtype=np.float16))
+    return out
 
 
 def drift(encoder: nn.Module, start_weights: Sequence[torch.Tensor]) -> torch.Tensor:
