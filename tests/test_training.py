@@ -144,6 +144,20 @@ def test_crops_cut_on_a_device_are_the_crops_cut_from_the_memmap():
     assert not torch.equal(a[0], a[1])  # two views, two different segments
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_the_corpus_moves_there_and_gives_the_same_crops(tmp_path):
+    from songspace.training import on_device, sample_pairs
+
+    data = np.lib.format.open_memmap(tmp_path / "c.npy", mode="w+", dtype=np.float16, shape=(300, 4, 8, 30))
+    data[:] = np.random.default_rng(0).standard_normal(data.shape)
+    held = on_device(data, torch.device("cuda"))
+    assert isinstance(held, torch.Tensor) and held.is_cuda
+    tracks = np.array([0, 17, 256, 299])
+    for x, y in zip(sample_pairs(data, tracks, 12, np.random.default_rng(5)),
+                    sample_pairs(held, tracks, 12, np.random.default_rng(5))):
+        assert y.is_cuda and torch.equal(x, y.cpu())
+
+
 def test_release_term_rewards_release_mates_being_close():
     from songspace.models.contrastive import release_nce
 
