@@ -321,7 +321,7 @@ def test_embed_ray_with_nothing_to_embed_or_that_fails(cluster, demo_music, tmp_
     assert "wrote 0 rows (0 failed) in 1 Parquet files" in result.stderr
     assert tuple(pq.read_schema(tmp_path / "none" / "part-00000.parquet").names) == COLUMNS
 
-    # Failures are one line and exit code 2 (Ray's own worker logs may come before it): a
+    # Failures are one line and exit code 2 (Ray's own worker logs may come before or after it): a
     # missing source, and a model the workers cannot load (for any start-up failure on a node).
     weights = tmp_path / "broken.safetensors"
     weights.write_bytes(b"\x00" * 1000)
@@ -330,7 +330,8 @@ def test_embed_ray_with_nothing_to_embed_or_that_fails(cluster, demo_music, tmp_
                            ((str(demo_music), "--model", str(weights)), "Ray Data failed: .*SafetensorError")):
         result = songspace("embed", *args, "--out", str(tmp_path / "failed"), "--ray")
         assert result.exit_code == 2, result.output
-        message = " ".join(result.output.split("error: ")[-1].split())  # the last error, unwrapped
+        # Ours is the last line that starts with "error: " (a Ray log line may say "RPC error: ").
+        message = " ".join(re.split(r"(?m)^error: ", result.output)[-1].split())
         assert re.match(f"{expected}.*may hold part of a dataset", message), result.output
 
 
