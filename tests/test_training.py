@@ -127,6 +127,14 @@ def test_bad_training_requests_are_refused():
         TrainConfig(objective="magic")
     with pytest.raises(ValueError, match="minutes"):
         TrainConfig(minutes=None, steps=None)
+    # Budgets that would train forever (steps -1 never reaches its fraction) or not at all.
+    for bad, match in (({"minutes": None, "steps": -1}, "steps must be 1 or more, not -1"),
+                       ({"minutes": None, "steps": 0}, "steps"), ({"minutes": 0.0}, "minutes must be more than 0"),
+                       ({"minutes": float("nan")}, "minutes"), ({"batch_size": 1}, "batch size must be 2"),
+                       ({"segments_per_track": 0}, "segments per track"), ({"lr": 0.0}, "learning rate"),
+                       ({"release_weight": -1.0}, "release weight")):
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**bad)
 
 
 def test_crops_cut_on_a_device_are_the_crops_cut_from_the_memmap():

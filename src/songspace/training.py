@@ -81,6 +81,19 @@ class TrainConfig:
             raise InputError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
         if self.minutes is None and self.steps is None:
             raise InputError("give a time budget (minutes) or a number of steps")
+        # `not x > 0` also refuses NaN; a budget of 0 or less would train forever or not at all.
+        if self.minutes is not None and not self.minutes > 0:
+            raise InputError(f"minutes must be more than 0, not {self.minutes}")
+        if self.steps is not None and self.steps < 1:
+            raise InputError(f"steps must be 1 or more, not {self.steps}")
+        if self.batch_size < 2:  # a contrastive step needs another track to tell apart
+            raise InputError(f"batch size must be 2 or more, not {self.batch_size}")
+        if self.segments_per_track < 1:
+            raise InputError(f"segments per track must be 1 or more, not {self.segments_per_track}")
+        if not self.lr > 0:
+            raise InputError(f"learning rate must be more than 0, not {self.lr}")
+        if not self.release_weight >= 0:
+            raise InputError(f"release weight must be 0 or more, not {self.release_weight}")
         # Each block halves time and frequency: past 6 blocks nothing of 96 mel bands is left.
         if not 1 <= len(self.channels) <= 6 or min(self.channels) < 1:
             raise InputError(f"channels: 1 to 6 blocks of at least 1 channel each, not {self.channels}")
