@@ -77,6 +77,20 @@ def test_train_and_use_refuse_bad_input_clearly(songspace, tmp_path):
     shutil.copy(DEFAULT_MODEL, tmp_path / "odd.safetensors")
     proc = songspace("use", str(tmp_path / "odd.safetensors"))
     assert proc.exit_code == 2 and "odd.safetensors: not a model this songspace can load" in proc.stderr
+    # Weights that do not fit their config, weights that are not weights, a config that is not one.
+    config["encoder"] = {**json.loads(config_path(DEFAULT_MODEL).read_text())["encoder"], "channels": [16, 32]}
+    (tmp_path / "odd.json").write_text(json.dumps(config))
+    proc = songspace("use", str(tmp_path / "odd.safetensors"))
+    assert proc.exit_code == 2 and "not a model this songspace can load (RuntimeError" in proc.stderr
+    (tmp_path / "odd.safetensors").write_bytes(b"\x00" * 1000)
+    proc = songspace("use", str(tmp_path / "odd.safetensors"))
+    assert proc.exit_code == 2 and "can load (SafetensorError" in proc.stderr
+    for text, reason in (("{bad", "not valid JSON"), ('{"model_id": "x"}', "no features, encoder")):
+        (tmp_path / "odd.json").write_text(text)
+        proc = songspace("use", str(tmp_path / "odd.safetensors"))
+        assert proc.exit_code == 2 and "odd.json: not a model config" in proc.stderr and reason in proc.stderr
+    proc = songspace("train", str(tmp_path), "--out", str(tmp_path / "m"), "--seed", "-1")
+    assert proc.exit_code == 2 and "--seed" in proc.stderr
 
 
 def test_help_imports_nothing_heavy():

@@ -75,6 +75,13 @@ def test_cli_similar_manners_json_and_m3u8(library, songspace, tmp_path):
     assert all((playlist.parent / line).resolve().exists() for line in lines[2::2])  # relative paths
     songspace("similar", original.id, "-k", "3", "--m3u8", playlist, "--absolute", check=True)
     assert all(line.startswith("/") for line in playlist.read_text().splitlines()[2::2])
+    # A mistyped playlist path never replaces a file that is not a playlist (the catalog, a song).
+    for target, reason in ((lib.root / "catalog.sqlite", "ends in .m3u8"), (tmp_path / "notes.m3u", "not a playlist")):
+        if not target.exists():
+            target.write_text("my notes")
+        before = target.read_bytes()
+        bad = songspace("similar", original.id, "--m3u8", target)
+        assert bad.exit_code == 2 and reason in bad.stderr and target.read_bytes() == before
     bad = songspace("similar", original.id, "--min-duration", "9", "--max-duration", "5")
     assert bad.exit_code == 2 and "above the longest" in bad.stderr
     bad = songspace("similar", original.id, "-k", "0")

@@ -332,7 +332,7 @@ def train(
     minutes: Annotated[Optional[float], typer.Option(help="Training time budget in minutes (reading the music comes first and is not counted).")] = 5.0,
     steps: Annotated[Optional[int], typer.Option(help="Train for exactly this many steps instead (deterministic under --seed).")] = None,
     init: Annotated[Optional[Path], typer.Option(help="Start from this model instead of random weights ('default' for the shipped one).")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Tracks per step.")] = 64,
     segments_per_track: Annotated[int, typer.Option(help="Excerpts kept per track to draw training pairs from.")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
@@ -408,7 +408,7 @@ def fit(
     cosine: Annotated[bool, typer.Option("--cosine/--constant", help="Anneal the learning rate to 0 over the budget, or keep it constant.")] = True,
     anchor_weight: Annotated[float, typer.Option(min=0.0, help="Pull the encoder toward its starting weights with this weight (L2-SP; 0: off), so fitting adapts the model instead of overwriting it.")] = FIT_ANCHOR_WEIGHT,
     keep_anyway: Annotated[bool, typer.Option("--keep-anyway", help="Use the fitted model even when the check on held-out tracks finds it no better than the current one.")] = False,
-    seed: Annotated[int, typer.Option(help="Random seed (of the training and of which tracks are held out).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed (of the training and of which tracks are held out).")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding (0: in this process).")] = None,
 ):
     """Adapt the current model to the music already in the library (no labels), starting from
@@ -522,7 +522,7 @@ def clusters_command(
     out_dir: Annotated[Path, typer.Argument(help="Folder for the playlists (made if missing).")],
     k: Annotated[Optional[int], typer.Option("-k", help="How many playlists (default: about sqrt(tracks/2)).")] = None,
     auto: Annotated[bool, typer.Option("--auto", help="Find the number of groups from the music (HDBSCAN); tracks in no group go to 'unclustered'.")] = False,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same playlists).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same playlists).")] = 0,
     absolute: AbsoluteOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: every playlist with its tracks.")] = False,
 ):
@@ -562,7 +562,7 @@ def radio_command(
     seeds: Annotated[Optional[list[str]], typer.Argument(metavar="SEED", help="Liked tracks: catalog ids, paths in the library, or parts of 'artist - title' (none with --mpd-current).")] = None,
     avoid: Annotated[Optional[list[str]], typer.Option("--avoid", metavar="TRACK", help="A disliked track (repeatable): neither it nor anything close to it is played.")] = None,
     n: Annotated[int, typer.Option("-n", help="How many tracks.")] = 30,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same playlist; another seed, another mix).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same playlist; another seed, another mix).")] = 0,
     artist_window: Annotated[int, typer.Option("--artist-window", help="No artist twice among this many consecutive tracks.")] = 3,
     as_json: JsonOption = False,
     m3u8: M3u8Option = None,
@@ -731,7 +731,7 @@ def explain(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback needs --token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
     token: Annotated[Optional[str], typer.Option(envvar="SONGSPACE_TOKEN", help="Every request must carry it (Authorization: Bearer, or the page's login form).")] = None,
 ):
     """The web page and the JSON API (OpenAPI docs at /docs), in this one process."""

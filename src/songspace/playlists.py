@@ -47,6 +47,25 @@ def write_m3u8(tracks: Sequence[Track], out: str | Path, absolute: bool = False)
         raise InputError(f"{out}: is a folder; give a playlist file name such as {out / 'playlist.m3u8'}")
     if not out.parent.is_dir():
         raise InputError(f"{out.parent}: no such folder for the playlist")
+    # Overwrite only what is a playlist already: a mistyped path must not replace a library's
+    # catalog or a song.
+    if out.suffix.lower() not in (".m3u8", ".m3u"):
+        raise InputError(f"{out}: a playlist file name ends in .m3u8 (or .m3u)")
+    if out.exists() and not is_playlist(out):
+        raise InputError(f"{out}: exists and is not a playlist (no #EXTM3U header); not overwritten")
     base = None if absolute else out.resolve().parent
-    out.write_text(m3u8_text(tracks, base), encoding="utf-8")
+    try:
+        out.write_text(m3u8_text(tracks, base), encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{out}: cannot write the playlist ({e.strerror or e})") from None
     return out
+
+
+def is_playlist(path: Path) -> bool:
+    """An extended M3U file (a UTF-8 byte-order mark allowed), or an empty file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(10)
+    except OSError:
+        return False
+    return not head or head.removeprefix(b"\xef\xbb\xbf").startswith(b"#EXTM3U")

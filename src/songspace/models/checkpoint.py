@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import ModelError
@@ -76,14 +77,17 @@ def load_model(path: str | Path | None = None) -> Model:
     """Load a model file (default: the one shipped in the package); eval mode, on the CPU."""
     path = resolve_model_path(path)
     config = read_config(path)
+    # A model from before the embedding moved one layer down (TypeError), weights that are not a
+    # safetensors file, or that do not fit the config (RuntimeError): one clear line, not torch's.
     try:
         encoder = Encoder(EncoderConfig.from_dict(config["encoder"]))
-    except TypeError as e:  # e.g. a model from before the embedding moved one layer down
-        raise ModelError(f"{path}: not a model this songspace can load ({e}); "
+        features = FeatureConfig(**config["features"])
+        state = load_file(str(path))
+        objective_state = {k[len(OBJECTIVE_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(OBJECTIVE_PREFIX)}
+        encoder.load_state_dict(state)
+    except (TypeError, ValueError, RuntimeError, SafetensorError) as e:
+        reason = (str(e).strip().splitlines() or [""])[0]
+        raise ModelError(f"{path}: not a model this songspace can load ({type(e).__name__}: {reason}); "
                          "the shipped model ('default') always loads") from e
-    state = load_file(str(path))
-    objective_state = {k[len(OBJECTIVE_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(OBJECTIVE_PREFIX)}
-    encoder.load_state_dict(state)
     encoder.eval()
-    return Model(encoder, FeatureConfig(**config["features"]), config["model_id"], path, config.get("info", {}),
-                 objective_state)
+    return Model(encoder, features, config["model_id"], path, config.get("info", {}), objective_state)

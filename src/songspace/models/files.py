@@ -33,4 +33,12 @@ def resolve_model_path(path: str | Path | None) -> Path:
 
 
 def read_config(path: str | Path | None) -> dict:
-    return json.loads(config_path(resolve_model_path(path)).read_text())
+    where = config_path(resolve_model_path(path))
+    try:
+        config = json.loads(where.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"{where}: not a model config (not valid JSON: {e})") from None
+    missing = [k for k in ("model_id", "features", "encoder") if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise ModelError(f"{where}: not a model config (no {', '.join(missing)})")
+    return config
