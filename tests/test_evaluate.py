@@ -37,6 +37,8 @@ def test_perfect_and_hopeless_rankings():
 
 def test_read_labels_csv_and_folder(tmp_path, demo_music):
     (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.mp3").touch()
+    (tmp_path / "a" / "y.ogg").touch()
     (tmp_path / "labels.csv").write_text("path,album,artist\na/x.mp3,A,unknown (someone)\na/y.ogg,B,\n")
     data = read_labels(tmp_path / "labels.csv")
     assert data.paths == [str(tmp_path / "a" / "x.mp3"), str(tmp_path / "a" / "y.ogg")]
@@ -46,6 +48,12 @@ def test_read_labels_csv_and_folder(tmp_path, demo_music):
     with pytest.raises(ValueError, match="'path' column"):
         (tmp_path / "bad.csv").write_text("file,album\nx,A\n")
         read_labels(tmp_path / "bad.csv")
+    for text, reason in (("path,album\na/x.mp3,A\na/gone.mp3,B\n", "1 listed files not found, such as .*gone.mp3"),
+                         ("path\na/x.mp3\n", "no label column"), (b"path,album\n\xff\xfe,A\n", "not a UTF-8")):
+        bad = tmp_path / "bad.csv"
+        bad.write_bytes(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(ValueError, match=reason):
+            read_labels(bad)
 
 
 def test_evaluate_puts_model_and_baselines_side_by_side(music, library_dir):

@@ -9,6 +9,7 @@ answered right.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,12 +70,20 @@ def read_labels(source: str | Path) -> LabelledSet:
 
         files, _ = scan([source])
         return LabelledSet(source, files, {"folder": [Path(f).relative_to(source).parts[0] for f in files]})
-    with open(source, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(source, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{source}: not a UTF-8 labels csv ({e})") from None
     if not rows or "path" not in rows[0]:
         raise InputError(f"{source}: a labels csv needs a 'path' column and at least one row")
-    columns = [c for c in rows[0] if c != "path"]
-    paths = [str((source.parent / r["path"]).resolve()) for r in rows]
+    columns = [c for c in rows[0] if c not in ("path", None)]
+    if not columns:
+        raise InputError(f"{source}: no label column beside 'path' (such as album or artist)")
+    paths = [str((source.parent / (r["path"] or "")).resolve()) for r in rows]
+    absent = [p for p in paths if not Path(p).is_file()]
+    if absent:
+        raise InputError(f"{source}: {len(absent)} listed files not found, such as {absent[0]}")
     return LabelledSet(source.parent, paths, {c: [(r[c] or "").strip() for r in rows] for c in columns})
 
 
@@ -140,10 +149,17 @@ def evaluate(lib, source: str | Path, label_columns: Sequence[str] | None = None
 
     # The same tracks for every method: those every method could embed.
     common = [p for p in data.paths if all(p in v for v in vectors.values())]
+    if len(common) < 2:
+        raise InputError(f"{source}: {len(common)} of {len(data.paths)} labelled tracks could be analysed; "
+                         "evaluating needs 2 or more")
     results = {"model": lib.model_id, "tracks": len(common), "labels": {}}
     for column in columns:
         label_of = dict(zip(data.paths, data.labels[column]))
         kept = [p for p in common if usable(label_of[p])]
+        counts = Counter(label_of[p] for p in kept)
+        if not any(n >= 2 for n in counts.values()):
+            raise InputError(f"{source}: column {column}: no label has 2 or more analysed tracks, so no track "
+                             "has anything to find")
         results["labels"][column] = {
             method: retrieval_scores(np.stack([v[p] for p in kept]), [label_of[p] for p in kept])
             for method, v in vectors.items()
