@@ -145,3 +145,18 @@ def test_ray_takes_an_address_only_when_it_looks_like_one(tmp_path):
         params = commands[name].make_context(name, list(args)).params
         assert params["ray"] == address, args
         assert params.get("folders", params.get("sources")) == positional, args
+
+
+def test_a_library_path_that_cannot_be_a_library_is_refused(tmp_path, songspace):
+    from typer.testing import CliRunner
+
+    from songspace.cli import app
+
+    (tmp_path / "file").touch()
+    for library, reason in ((tmp_path / "file", "is a file, not a library folder"),
+                            (tmp_path / "file" / "lib", "cannot make the library folder"),
+                            ("", "give a folder, not an empty string")):
+        result = CliRunner().invoke(app, ["--library", str(library), "status"], env={"COLUMNS": "200"})
+        assert result.exit_code == 2 and reason in result.output, result.output
+    result = songspace("export", str(tmp_path / "nowhere" / "x.npz"))
+    assert result.exit_code == 2 and "nowhere: no such folder to export to" in result.stderr

@@ -43,11 +43,15 @@ state: dict = {}
 
 @app.callback()
 def main(
-    library: Annotated[Optional[Path], typer.Option(
+    library: Annotated[Optional[str], typer.Option(
         "--library", "-L", envvar=LIBRARY_ENV,
         help=f"Library directory (catalog, vector index, fitted models). Default: {default_library_dir()}")] = None,
 ):
-    state["library"] = library
+    # A str, not a Path: Path("") is the current folder, and an empty --library (an unset
+    # variable in a script) must not turn whatever folder we are in into a library.
+    if library is not None and not library.strip():
+        raise typer.BadParameter("give a folder, not an empty string", param_hint="--library")
+    state["library"] = Path(library) if library is not None else None
 
 
 @contextmanager

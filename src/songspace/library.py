@@ -103,7 +103,12 @@ class IndexReport:
 class Library:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(f"{self.root}: is a file, not a library folder")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"{self.root}: cannot make the library folder ({e.strerror or e})") from None
         self.catalog = Catalog(self.root / "catalog.sqlite")
         self._searcher: Searcher | None = None
         self._writing = 0  # depth of `writer()`: fit re-enters it through index
@@ -390,7 +395,9 @@ class Library:
 
     def export(self, out: str | Path) -> Path:
         """Write the searchable tracks: .npz (ids, paths, vectors) or .parquet (plus tags)."""
-        out = Path(out)
+        out = Path(out).expanduser()
+        if not out.parent.is_dir():
+            raise InputError(f"{out.parent}: no such folder to export to")
         searcher = self.searcher()
         ids, vecs = searcher.all_vectors()
         tracks = searcher.tracks(ids)
