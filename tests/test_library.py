@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -59,6 +60,19 @@ def test_rerun_only_processes_what_changed(music, library_dir):
         assert lib.catalog.by_path(str(deleted.resolve())) is None
         assert lib.catalog.by_path(str(changed.resolve())).status == "ok"
         assert len(lib.searcher()) == 12  # 12 - 2 removed + 2 added
+
+
+def test_a_folder_emptied_like_an_unmounted_drive_keeps_its_tracks(music, library_dir, tmp_path):
+    with Library.open(library_dir) as lib:
+        index(lib, music)
+        away = tmp_path / "away"
+        shutil.move(music, away)  # the mount point stays, empty
+        music.mkdir()
+        report = index(lib, music)
+        assert report.removed == 0 and report.kept_empty == [(str(music.resolve()), 12)]
+        assert len(lib.searcher()) == 12
+        report = lib.index([music], workers=0, allow_empty=True)  # the music is really gone
+        assert report.removed == 12 and report.kept_empty == [] and len(lib.catalog.tracks()) == 0
 
 
 def test_changed_content_is_reembedded(music, library_dir):

@@ -196,6 +196,7 @@ def index(
     ship_below: Annotated[Optional[float], typer.Option("--ship-below", metavar="MB", help="With --ray: files a worker cannot read at their path are sent to it, up to this size in MiB (default 256); larger ones are reported and tried again next run.")] = None,
     always_ship: Annotated[bool, typer.Option("--always-ship", help="With --ray: send every file up to --ship-below, even where workers could read the path (nodes where that path holds other files).")] = False,
     device: Annotated[str, typer.Option(metavar="DEVICE", help="Where the CNN runs: auto (a CUDA GPU if torch sees one, else the CPU workers), cpu, cuda or cuda:N. With a GPU the workers only decode and the GPU embeds several files per batch.")] = "auto",
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="A folder that had tracks and now holds no audio: remove its tracks (default: keep them, as an unmounted drive looks the same).")] = False,
 ):
     """Add music to the library. Incremental: only new or changed files are analysed, removed
     files are dropped, and an interrupted run resumes where it stopped. Exit code 1 if any
@@ -208,7 +209,7 @@ def index(
     with open_library() as lib, progress_bar() as progress, clear_errors():
         try:
             report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers, report=ProgressReport(progress),
-                               ray=config, device=device)
+                               ray=config, device=device, allow_empty=allow_empty)
         except KeyboardInterrupt:  # outside the analysis stage (which stops cleanly by itself)
             console.print("[yellow]interrupted[/]; run the same command again to resume")
             raise typer.Exit(130)
@@ -219,6 +220,9 @@ def index(
         print_fit(report.fit, model_id, reembedded=False)
     for path, reason in report.failed:
         console.print(f"[yellow]failed:[/] {path}: {reason}")
+    for folder, n in report.kept_empty:
+        console.print(f"[yellow]kept:[/] {escape(folder)} holds no audio now (not mounted?); its {n} tracks stay. "
+                      "If the music is really gone, run again with --allow-empty.")
     if report.interrupted:
         console.print(f"[yellow]interrupted[/] ({summary}); run the same command again to resume")
         raise typer.Exit(130)

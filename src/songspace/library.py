@@ -86,6 +86,7 @@ class IndexReport:
     removed: int = 0
     audio_seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    kept_empty: list[tuple[str, int]] = field(default_factory=list)  # (folder, tracks kept): see `index`
     fit: "FitResult | None" = None
     interrupted: bool = False
 
@@ -204,8 +205,9 @@ class Library:
 
     def index(self, folders: Iterable[str | Path], *, fit: bool = False, fit_minutes: float = 10.0,
               workers: int | None = None, report: Report | None = None, ray: RayConfig | None = None,
-              device: str = "auto") -> IndexReport:
+              device: str = "auto", allow_empty: bool = False) -> IndexReport:
         """Bring the catalog up to date with `folders`. Re-running only does what changed.
+        A folder that now holds no audio keeps its tracks (`kept_empty`) unless `allow_empty`.
         `ray`: analyse on a Ray cluster instead of local worker processes (distributed.py); this
         process still plans, and stores every result as it arrives. Raises LibraryBusy while
         another process writes to this library, MissingDependency when `ray` is asked for and
@@ -223,9 +225,10 @@ class Library:
             raise InputError(f"--device {device}: a GPU is used only without --ray and with a model (not mfcc)")
         with self.writer():
             return self._index(folders, fit=fit, fit_minutes=fit_minutes, workers=workers, report=report, ray=ray,
-                               gpu=gpu)
+                               gpu=gpu, allow_empty=allow_empty)
 
-    def _index(self, folders, *, fit, fit_minutes, workers, report, ray=None, gpu=None) -> IndexReport:
+    def _index(self, folders, *, fit, fit_minutes, workers, report, ray=None, gpu=None,
+               allow_empty=False) -> IndexReport:
         report = report or (lambda *a: None)
         result = IndexReport()
         roots = [str(Path(f).expanduser().resolve()) for f in folders]
@@ -236,6 +239,14 @@ class Library:
 
         known = {t.path: t for t in self.catalog.tracks() if is_under(t.path, roots)}
         present = set(files) | {path for path, _ in bad}
+        # A folder that had tracks and now holds no audio at all is more likely an unmounted
+        # drive than deleted music: keep its tracks unless told otherwise.
+        if not allow_empty:
+            for root in roots:
+                had = [p for p in known if is_under(p, [root])]
+                if had and not any(is_under(p, [root]) for p in present):
+                    result.kept_empty.append((root, len(had)))
+                    present.update(had)
         gone = [t.id for p, t in known.items() if p not in present]
         if gone:
             self.catalog.remove(gone)
