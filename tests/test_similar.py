@@ -84,5 +84,7 @@ def test_cli_similar_manners_json_and_m3u8(library, songspace, tmp_path):
         assert bad.exit_code == 2 and reason in bad.stderr and target.read_bytes() == before
     bad = songspace("similar", original.id, "--min-duration", "9", "--max-duration", "5")
     assert bad.exit_code == 2 and "above the longest" in bad.stderr
+    bad = songspace("similar", original.id, "--min-duration", "nan")
+    assert bad.exit_code == 2 and "a duration bound must be a number of seconds" in bad.stderr
     bad = songspace("similar", original.id, "-k", "0")
     assert bad.exit_code == 2 and "k must be at least 1" in bad.stderr

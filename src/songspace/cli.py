@@ -191,7 +191,7 @@ def index(
     folders: Annotated[list[Path], typer.Argument(help="Music folders (or files) to index.")],
     fit: Annotated[bool, typer.Option("--fit", help="First adapt the model to this music (no labels needed), then embed with it.")] = False,
     minutes: Annotated[float, typer.Option(help="Time budget for --fit, in minutes.")] = 10.0,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: one per CPU, up to 16; 0 analyses in this process). With --ray: workers across the cluster (default: one per CPU).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes (default: one per CPU, up to 16; 0 analyses in this process). With --ray: workers across the cluster (default: one per CPU).")] = None,
     ray: RayOption = None,
     ship_below: Annotated[Optional[float], typer.Option("--ship-below", metavar="MB", help="With --ray: files a worker cannot read at their path are sent to it, up to this size in MiB (default 256); larger ones are reported and tried again next run.")] = None,
     always_ship: Annotated[bool, typer.Option("--always-ship", help="With --ray: send every file up to --ship-below, even where workers could read the path (nodes where that path holds other files).")] = False,
@@ -306,7 +306,7 @@ def embed(
     out_dir: Annotated[str, typer.Option("--out", help="A new or empty folder for the Parquet dataset (with --ray also a bucket URI).")],
     ray: RayOption = None,
     model: Annotated[str, typer.Option(help="'default' (the shipped model) or a model file.")] = "default",
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: one per CPU, up to 16; 0: in this process). With --ray: workers across the cluster (default: one per CPU).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes (default: one per CPU, up to 16; 0: in this process). With --ray: workers across the cluster (default: one per CPU).")] = None,
     rows_per_file: Annotated[Optional[int], typer.Option(min=1, help="Rows per Parquet file (default 100000, ~70 MB; with --ray, at least this many).")] = None,
 ):
     """Embed audio straight into a Parquet dataset, without a library: one row per file (path,
@@ -348,7 +348,7 @@ def train(
     release_weight: Annotated[float, typer.Option(help="Also pull together excerpts of different tracks of one release, with this weight (0: off). Releases come from a MANIFEST.tsv (file, package) in the folder, as scripts/fetch-training-corpus.sh writes.")] = 0.0,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Musical augmentations of each excerpt: EQ tilt, codec-like low-pass, a little of another track.")] = False,
     channels: Annotated[str, typer.Option(help="Channels of the encoder's convolution blocks, comma-separated (a new model only; --init keeps its own).")] = "16,32,64,128",
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding (0: in this process).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes for decoding (0: in this process).")] = None,
 ):
     """Train the encoder self-supervised on folders of music and save it."""
     from .scan import scan
@@ -382,7 +382,7 @@ def evaluate(
     labels: Annotated[Path, typer.Argument(help="labels.csv (a 'path' column relative to it, then label columns such as album, artist, genre), or a folder whose subfolders are the labels.")],
     label: Annotated[Optional[list[str]], typer.Option("--label", help="Label column to score (repeatable). Default: album, artist, genre where present.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: one per CPU, up to 16; 0 analyses in this process).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes (default: one per CPU, up to 16; 0 analyses in this process).")] = None,
     in_library: Annotated[bool, typer.Option("--in-library", help="Index the labelled music into the library itself (default: a scratch library inside it, so it never shows up in your searches).")] = False,
 ):
     """Leave-one-out retrieval quality of the library's model on labelled music, beside the
@@ -417,7 +417,7 @@ def fit(
     anchor_weight: Annotated[float, typer.Option(min=0.0, help="Pull the encoder toward its starting weights with this weight (L2-SP; 0: off), so fitting adapts the model instead of overwriting it.")] = FIT_ANCHOR_WEIGHT,
     keep_anyway: Annotated[bool, typer.Option("--keep-anyway", help="Use the fitted model even when the check on held-out tracks finds it no better than the current one.")] = False,
     seed: Annotated[int, typer.Option(min=0, help="Random seed (of the training and of which tracks are held out).")] = 0,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes for decoding (0: in this process).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes for decoding (0: in this process).")] = None,
 ):
     """Adapt the current model to the music already in the library (no labels), starting from
     its weights. A fifth of the tracks (seeded) is held out of the fit; the fitted model replaces
@@ -468,7 +468,7 @@ def use(
 @app.command()
 def demo_library(
     folder: Annotated[Path, typer.Argument(help="Where to write the demo tracks.")],
-    per_style: Annotated[int, typer.Option(help="Tracks per style.")] = 6,
+    per_style: Annotated[int, typer.Option(min=1, help="Tracks per style.")] = 6,
 ):
     """Synthesize a small demo library (a few distinct styles, mixed codecs) to try songspace on."""
     from .synth import make_demo_library
@@ -487,7 +487,7 @@ def classify_command(
     column: Annotated[str, typer.Option("--column", help="The label to learn: a tag (genre, artist, album) or a column of --labels.")],
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV with a 'path' column (relative to the CSV, or absolute) and the label column; default: the tracks' own tags.")] = None,
     no_baseline: Annotated[bool, typer.Option("--no-baseline", help="Skip the MFCC baseline (faster: it reads every labelled file again).")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes for the baseline (default: one per CPU, up to 16).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes for the baseline (default: one per CPU, up to 16).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, every prediction included.")] = False,
 ):
     """Learn a label from the tracks that have it and predict it, with a confidence, for every

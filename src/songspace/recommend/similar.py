@@ -37,8 +37,8 @@ class Manners:
 
     def check(self) -> None:
         lo, hi = self.min_duration, self.max_duration
-        if (lo is not None and lo < 0) or (hi is not None and hi < 0):
-            raise QueryError("a duration bound cannot be negative")
+        if any(b is not None and not b >= 0 for b in (lo, hi)):  # `not >= 0` also catches NaN
+            raise QueryError("a duration bound must be a number of seconds, 0 or more")
         if lo is not None and hi is not None and lo > hi:
             raise QueryError(f"the shortest duration ({lo:g} s) is above the longest ({hi:g} s)")
 
