@@ -249,3 +249,14 @@ def test_on_indexed_audio(indexed_library, songspace):
     assert rows[0]["album"] == "bass_drone"  # the seed's style first
     assert sum(r["album"] == "bass_drone" for r in rows) == 2  # both others of its style, apart
     assert all(len({r["artist"] for r in rows[i : i + 3]}) == len(rows[i : i + 3]) for i in range(6))
+
+
+def test_default_lengths_fit_a_small_library(indexed_library, songspace):
+    # 12 tracks: the default radio of 30 and journey of 12 take what there is; an explicit -n
+    # that the library cannot fill is still refused.
+    rows = json.loads(songspace("radio", "1", "--json", check=True).stdout)
+    assert 0 < len(rows) <= 11 and all(r["id"] != 1 for r in rows)
+    rows = json.loads(songspace("path", "1", "2", "--json", check=True).stdout)
+    assert rows[0]["id"] == 1 and rows[-1]["id"] == 2 and len(rows) <= 12
+    bad = songspace("radio", "1", "-n", "13")
+    assert bad.exit_code == 2 and "n=13 is more than the 12 searchable tracks" in bad.stderr

@@ -565,11 +565,16 @@ MpdOption = Annotated[Optional[str], typer.Option("--mpd", metavar="HOST:PORT", 
 MpdMusicDirOption = Annotated[Optional[Path], typer.Option("--mpd-music-dir", help="MPD's music directory (default: asked of MPD, or read from its config file).")]
 
 
+def default_length(lib: Library, n: int | None, default: int) -> int:
+    """-n as given (too many is an error), or the default capped to what the library holds."""
+    return n if n is not None else min(default, len(lib.searcher()) or default)
+
+
 @app.command("radio")
 def radio_command(
     seeds: Annotated[Optional[list[str]], typer.Argument(metavar="SEED", help="Liked tracks: catalog ids, paths in the library, or parts of 'artist - title' (none with --mpd-current).")] = None,
     avoid: Annotated[Optional[list[str]], typer.Option("--avoid", metavar="TRACK", help="A disliked track (repeatable): neither it nor anything close to it is played.")] = None,
-    n: Annotated[int, typer.Option("-n", help="How many tracks.")] = 30,
+    n: Annotated[Optional[int], typer.Option("-n", help="How many tracks (default 30, or as many as a smaller library holds).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same playlist; another seed, another mix).")] = 0,
     artist_window: Annotated[int, typer.Option("--artist-window", help="No artist twice among this many consecutive tracks.")] = 3,
     as_json: JsonOption = False,
@@ -589,6 +594,7 @@ def radio_command(
             from .mpd import current_path
 
             seeds.append(str(current_path(mpd, mpd_music_dir)))
+        n = default_length(lib, n, 30)
         matches = radio(lib.searcher(), seeds, avoid or (), n=n, seed=seed, artist_window=artist_window)
         if len(matches) < n:
             console.print(f"[yellow]only {len(matches)} tracks qualify[/] (asked for {n}): the others are seeds, "
@@ -603,7 +609,7 @@ def radio_command(
 def path_command(
     a: Annotated[str, typer.Argument(metavar="A", help="Where to start: a catalog id, a path in the library, or part of 'artist - title'.")],
     b: Annotated[str, typer.Argument(metavar="B", help="Where to arrive, as A.")],
-    n: Annotated[int, typer.Option("-n", help="How many tracks at most, A and B included.")] = 12,
+    n: Annotated[Optional[int], typer.Option("-n", help="How many tracks at most, A and B included (default 12, or as many as a smaller library holds).")] = None,
     as_json: JsonOption = False,
     m3u8: M3u8Option = None,
     absolute: AbsoluteOption = False,
@@ -615,6 +621,7 @@ def path_command(
     from .recommend.path import journey
 
     with open_library() as lib, clear_errors():
+        n = default_length(lib, n, 12)
         trip = journey(lib.searcher(), a, b, n=n)
         first, last = trip.steps[0].track, trip.steps[-1].track
         console.print(f"largest step {trip.largest_step:.3f}, straight A→B {trip.direct:.3f} "
