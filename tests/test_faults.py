@@ -9,6 +9,7 @@ import pytest
 from songspace import Library
 from songspace.catalog import Catalog
 from songspace.errors import CatalogError, LibraryBusy
+from songspace.segment_store import DEFAULT_FILE
 from songspace.vectors import INDEX_FILE
 
 
@@ -101,3 +102,11 @@ def test_check_reports_and_rebuilds_the_index(indexed_library, songspace):
     assert "index     rebuilt" in repaired.output and "does not match its stamp" in repaired.output
     assert "index     ok: 12 vectors" in songspace("check", check=True).output
     assert songspace("similar", "1", "-k", "3", "--json").exit_code == 0
+
+    sidecar = indexed_library / DEFAULT_FILE  # segments torn, as by a crash or a bad disk
+    with open(sidecar, "r+b") as f:
+        f.truncate(sidecar.stat().st_size - 100)
+    damaged = songspace("check")
+    text = " ".join(damaged.output.split())
+    assert damaged.exit_code == 1 and "segments 1 damaged" in text and "tracks [12] need analysing again" in text
+    assert "segments  ok" in songspace("check", check=True).output

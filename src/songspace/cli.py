@@ -775,7 +775,8 @@ def serve(
 @app.command()
 def check():
     """Verify the library: the catalog (SQLite integrity check) and the vector index (rebuilt
-    from the catalog when it does not match). Exit 2 when the catalog itself is damaged."""
+    from the catalog when it does not match) and the stored segments (damaged ones dropped).
+    Exit 2 when the catalog itself is damaged, 1 when tracks need analysing again."""
     with open_library() as lib, clear_errors():
         problems = lib.catalog.integrity()
         if problems:
@@ -792,6 +793,7 @@ def check():
         if problems:
             out.print(f"segments  [yellow]{len(problems)} damaged[/]: {escape(problems[0])}; dropped, tracks {dropped[:10]} "
                       f"need analysing again ({note})")
+            raise typer.Exit(1)
         else:
             out.print(f"segments  ok: {note}")
 
