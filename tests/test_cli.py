@@ -66,6 +66,8 @@ def test_demo_library_command(songspace, tmp_path):
 def test_train_and_use_refuse_bad_input_clearly(songspace, tmp_path):
     proc = songspace("train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m"))
     assert proc.exit_code == 2 and "no such folder" in proc.stderr
+    proc = songspace("train", str(tmp_path), "--out", str(tmp_path))
+    assert proc.exit_code == 2 and "is a folder; give a model file" in proc.stderr
     proc = songspace("train", str(tmp_path), "--objective", "magic", "--out", str(tmp_path / "m"))
     assert proc.exit_code == 2 and "objective" in proc.stderr
     proc = songspace("use", str(tmp_path / "missing.safetensors"))

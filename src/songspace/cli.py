@@ -364,6 +364,8 @@ def train(
             chans = tuple(int(c) for c in channels.split(","))
         except ValueError:
             raise InputError(f"--channels: comma-separated whole numbers such as 16,32,64,128, not {channels!r}") from None
+        if out_path.is_dir():
+            raise InputError(f"--out {out_path}: is a folder; give a model file such as {out_path / 'model.safetensors'}")
         cfg = TrainConfig(objective=objective, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size,
                           segments_per_track=segments_per_track, lr=lr, cosine_decay=cosine,
                           release_weight=release_weight, augment=augment, channels=chans)
