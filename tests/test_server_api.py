@@ -191,7 +191,8 @@ def test_identify_an_uploaded_excerpt(client, rows, monkeypatch):
     assert set(found[0]) == ROW_KEYS | {"offset", "confidence", "similarity", "coverage"}
     assert "clip.mp3" not in str(found)
 
-    assert detail(client.post("/api/identify", files={"file": ("clip.mp3", b"not audio" * 100, "audio/mpeg")}), 400)
+    message = detail(client.post("/api/identify", files={"file": ("clip.mp3", b"not audio" * 100, "audio/mpeg")}), 400)
+    assert message.startswith("clip.mp3: ") and "songspace-upload" not in message  # the upload's name, not ours
     assert "empty" in detail(client.post("/api/identify", files={"file": ("clip.wav", b"", "audio/wav")}), 400)
     detail(client.post("/api/identify"), 422)
     import songspace.server.api as api

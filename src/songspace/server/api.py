@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from ..audio import AUDIO_EXTENSIONS
 from ..catalog import Track
-from ..errors import QueryError
+from ..errors import QueryError, SongspaceError
 from ..playlists import extinf, track_row
 from ..query import Searcher
 from .streaming import audio_response, inside_folders
@@ -226,7 +226,11 @@ def identify(searcher: Search, file: UploadFile = File(description="an audio exc
                 raise HTTPException(413, f"upload too large: at most {MAX_UPLOAD // 2**20} MB")
             if out.tell() == 0:
                 raise HTTPException(400, "the uploaded file is empty")
-        found = run_identify(searcher, tmp, k=k)
+        try:
+            found = run_identify(searcher, tmp, k=k)
+        except SongspaceError as e:  # name the upload, not our temporary copy of it
+            e.args = (str(e).replace(tmp, file.filename or "the upload"), *e.args[1:])
+            raise
     finally:
         os.unlink(tmp)
     return {"items": [track_row(m.track, offset=m.offset, confidence=m.confidence, similarity=m.similarity,
