@@ -162,3 +162,11 @@ def test_a_library_path_that_cannot_be_a_library_is_refused(tmp_path, songspace)
         assert result.exit_code == 2 and reason in result.output, result.output
     result = songspace("export", str(tmp_path / "nowhere" / "x.npz"))
     assert result.exit_code == 2 and "nowhere: no such folder to export to" in result.stderr
+
+
+def test_options_that_would_be_ignored_are_refused(songspace, tmp_path):
+    result = songspace("export", str(tmp_path / "x.npz"), "--rows-per-file", "5")
+    assert result.exit_code == 2 and "--rows-per-file splits a --parquet-dataset" in result.stderr
+    for command in (("radio", "1"), ("path", "1", "2")):
+        result = songspace(*command, "--mpd-music-dir", str(tmp_path))
+        assert result.exit_code == 2 and "--mpd-music-dir is for MPD" in result.stderr

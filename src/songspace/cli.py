@@ -296,6 +296,8 @@ def export(
             return
         if "://" in path:
             raise InputError(f"{path}: only a --parquet-dataset goes to a bucket; .npz and .parquet are local files")
+        if rows_per_file is not None:
+            raise InputError("--rows-per-file splits a --parquet-dataset; one .npz or .parquet file has every row")
         lib.export(path)
     console.print(f"wrote {path}")
 
@@ -592,6 +594,7 @@ def radio_command(
 
     with open_library() as lib, clear_errors():
         seeds = list(seeds or [])
+        require_mpd_for_music_dir(mpd_music_dir, mpd is not None or mpd_current)
         if mpd_current:
             from .mpd import current_path
 
@@ -623,6 +626,7 @@ def path_command(
     from .recommend.path import journey
 
     with open_library() as lib, clear_errors():
+        require_mpd_for_music_dir(mpd_music_dir, mpd is not None)
         n = default_length(lib, n, 12)
         trip = journey(lib.searcher(), a, b, n=n)
         first, last = trip.steps[0].track, trip.steps[-1].track
@@ -842,6 +846,11 @@ def user_remove(name: Annotated[str, typer.Argument(help="User name.")]):
             console.print(f"[red]error:[/] no user {escape(name)!r}")
             raise typer.Exit(2)
         console.print(f"removed user {escape(name)}")
+
+
+def require_mpd_for_music_dir(music_dir: Path | None, with_mpd: bool) -> None:
+    if music_dir is not None and not with_mpd:
+        raise InputError("--mpd-music-dir is for MPD: give --mpd too (or --mpd-current with radio)")
 
 
 def queue_in_mpd(tracks: list, address: str | None, music_dir: Path | None) -> None:
