@@ -1,6 +1,7 @@
 """Leave-one-out retrieval scoring, labels, baselines, and the MFCC embedding method."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -104,3 +105,12 @@ def test_evaluate_cli_json(music, songspace):
     assert json.loads(songspace("status", "--json", check=True).stdout)["tracks"] == 0  # a scratch library
     songspace("evaluate", str(music), "--json", "--workers", "0", "--in-library", check=True)
     assert json.loads(songspace("status", "--json", check=True).stdout)["tracks"] == 12  # asked for: the library
+
+
+def test_labels_with_nothing_to_find_are_refused(demo_music, library_dir, tmp_path):
+    # One track per label: no query has a right answer, so there is no score to give.
+    for label, track in zip("ab", sorted(demo_music.rglob("*.flac"))[:2]):
+        (tmp_path / "lab" / label).mkdir(parents=True)
+        shutil.copy(track, tmp_path / "lab" / label)
+    with Library.open(library_dir) as lib, pytest.raises(ValueError, match="do 2 analysed tracks share a label"):
+        evaluate(lib, tmp_path / "lab", baselines=(), workers=0)

@@ -156,12 +156,13 @@ def evaluate(lib, source: str | Path, label_columns: Sequence[str] | None = None
     for column in columns:
         label_of = dict(zip(data.paths, data.labels[column]))
         kept = [p for p in common if usable(label_of[p])]
-        counts = Counter(label_of[p] for p in kept)
-        if not any(n >= 2 for n in counts.values()):
-            raise InputError(f"{source}: column {column}: no label has 2 or more analysed tracks, so no track "
-                             "has anything to find")
+        if not any(n >= 2 for n in Counter(label_of[p] for p in kept).values()):
+            continue  # no track has anything to find: nothing to score in this column
         results["labels"][column] = {
             method: retrieval_scores(np.stack([v[p] for p in kept]), [label_of[p] for p in kept])
             for method, v in vectors.items()
         }
+    if not results["labels"]:
+        raise InputError(f"{source}: in no label column ({', '.join(columns)}) do 2 analysed tracks share a label, "
+                         "so no track has anything to find")
     return results
