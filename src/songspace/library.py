@@ -243,8 +243,10 @@ class Library:
         # drive than deleted music: keep its tracks unless told otherwise.
         if not allow_empty:
             for root in roots:
+                if any(is_under(p, [root]) for p in present):  # stops at the first file found
+                    continue
                 had = [p for p in known if is_under(p, [root])]
-                if had and not any(is_under(p, [root]) for p in present):
+                if had:
                     result.kept_empty.append((root, len(had)))
                     present.update(had)
         gone = [t.id for p, t in known.items() if p not in present]
