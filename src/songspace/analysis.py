@@ -21,13 +21,14 @@ import numpy as np
 
 from .audio import Audio, load
 from .errors import DecodeError
+from .method import embedder
 from .tags import read_tags
 
 
 @dataclass(frozen=True)
 class Task:
     path: str
-    model: str  # a model file, or "mfcc"
+    model: str  # the embedding method's canonical name (method.py)
     known_hash: str | None = None  # content hash already embedded by this model, if any
     # What the planner saw (None: unknown). A worker on another machine compares them with the
     # file at `path` there, to tell the same file from a different one or none.
@@ -58,27 +59,6 @@ class Analysis:
     segments: np.ndarray | None = None
     segment_starts: np.ndarray | None = None
     audio: Audio | None = None
-
-
-_embedders: dict = {}  # one per model per worker process: loading weights per file would dominate
-
-
-def embedder(model: str):
-    """`model` is a model file, or "mfcc" for the hand-crafted baseline."""
-    if model not in _embedders:
-        if model == "mfcc":
-            from .baselines import MfccEmbedder
-
-            _embedders[model] = MfccEmbedder()
-        else:
-            import torch
-
-            from .embedding import Embedder  # torch is imported in workers only
-
-            # Always the CPU: a GPU is driven from one process (gpu.py), never from every worker,
-            # and `index --device cpu` on a GPU machine means the CPU.
-            _embedders[model] = Embedder(model, device=torch.device("cpu"))
-    return _embedders[model]
 
 
 def content_hash(path: str, chunk: int = 1 << 20) -> str:

@@ -42,10 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Analysis, Task, analyse, analyse_bytes, embedder
+from .analysis import Analysis, Task, analyse, analyse_bytes
 from .audio import AUDIO_EXTENSIONS
 from .errors import ClusterError, InputError
-from .models.files import DEFAULT_MODEL, read_config, resolve_model_path
+from .method import embedder, resolve
+from .models.files import read_config
 from .scan import is_audio_name, scan
 from .tags import TAG_NAMES
 from .workers import run_parallel
@@ -251,12 +252,11 @@ def list_sources(sources: Iterable[str | Path]) -> tuple[list[str], list[tuple[s
 
 def embedding_model(model: str | Path | None) -> str:
     """A model file to embed with ("default" or None: the shipped one)."""
-    if model is None or str(model) == "default":
-        return str(DEFAULT_MODEL)
-    if str(model) == "mfcc":
-        raise InputError("model 'mfcc': a dataset holds a model's vectors; MFCC statistics only compare after "
-                         "standardising over a whole library (index the music, then export it)")
-    return str(resolve_model_path(model))
+    method = resolve(model)
+    if method.standardised:
+        raise InputError(f"model {str(model)!r}: a dataset holds a model's vectors; MFCC statistics only compare "
+                         "after standardising over a whole library (index the music, then export it)")
+    return method.name
 
 
 def embed_to_dataset(sources: Iterable[str | Path], out: str | Path, *, model: str | Path | None = None,

@@ -50,9 +50,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .analysis import Analysis, Task, analyse, analyse_bytes, embedder, remove_stale_temp_files, temp_prefix, unreadable
+from .analysis import Analysis, Task, analyse, analyse_bytes, remove_stale_temp_files, temp_prefix, unreadable
 from .errors import ClusterError, MissingDependency
-from .models.files import config_path, resolve_model_path
+from .method import embedder, resolve
+from .models.files import config_path
 from .workers import MALLOC_ENV, one_thread
 
 MiB = 1 << 20
@@ -143,10 +144,10 @@ def first_line(e: BaseException) -> str:
 
 
 def model_files(model: str) -> dict[str, bytes]:
-    """{file name: bytes} of a model file and its config; {} for "mfcc", which has no file."""
-    if model == "mfcc":
+    """{file name: bytes} of a method's model file and its config; {} for a method without one."""
+    weights = resolve(model).file
+    if weights is None:
         return {}
-    weights = resolve_model_path(model)
     config = config_path(weights)
     return {weights.name: weights.read_bytes(), config.name: config.read_bytes()}
 

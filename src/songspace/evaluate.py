@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import method as methods
 from .errors import InputError
 
 
@@ -48,7 +49,7 @@ def retrieval_scores(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[in
 # A labelled folder, and the model beside the baselines on it
 # ---------------------------------------------------------------------------------------------
 
-BASELINES = ("mfcc", "random")
+BASELINES = methods.BASELINES  # MFCC statistics and the untrained encoder
 DEFAULT_LABELS = ("album", "artist", "genre")
 
 
@@ -93,11 +94,10 @@ def usable(label: str) -> bool:
 
 def _baseline_task(task: tuple[str, str]) -> tuple[str, str, np.ndarray | None]:
     from .audio import DecodeError
-    from .baselines import mfcc_file, random_embedder
 
     method, path = task
     try:
-        vector = mfcc_file(path)[0] if method == "mfcc" else random_embedder().embed_file(path).vector
+        vector = methods.baseline(method).embedder().embed_file(path).vector
     except DecodeError:
         return method, path, None
     return method, path, vector
@@ -143,9 +143,10 @@ def evaluate(lib, source: str | Path, label_columns: Sequence[str] | None = None
             vectors.setdefault(method, {})[path] = vector
         if report:
             report("baselines", done, len(tasks), Path(path).name)
-    if "mfcc" in vectors:
-        keys = list(vectors["mfcc"])
-        vectors["mfcc"] = dict(zip(keys, standardise(np.stack([vectors["mfcc"][k] for k in keys]))))
+    for method in baselines:
+        if method in vectors and methods.baseline(method).standardised:
+            keys = list(vectors[method])
+            vectors[method] = dict(zip(keys, standardise(np.stack([vectors[method][k] for k in keys]))))
 
     # The same tracks for every method: those every method could embed.
     common = [p for p in data.paths if all(p in v for v in vectors.values())]

@@ -37,8 +37,8 @@ from .analysis import Analysis, Task, analyse
 from .catalog import Catalog, Track
 from .errors import InputError, LibraryBusy
 from .gpu import embed_in_batches, embedding_device
-from .models.files import DEFAULT_MODEL
-from .query import MFCC, Searcher, current_method, method_id, method_path_key
+from . import method as methods
+from .query import Searcher
 from .scan import is_under, scan
 from .workers import run_parallel
 
@@ -170,35 +170,35 @@ class Library:
     # -- the current model ----------------------------------------------------------------------
 
     @property
+    def method(self) -> methods.Method:
+        """The embedding method in use (method.py)."""
+        return methods.current(self.catalog)
+
+    @property
     def model(self) -> str:
-        """The embedding method in use: a model file, or "mfcc" for the hand-crafted baseline."""
-        return current_method(self.catalog)
+        """The embedding method in use, by its canonical name: a model file, or "mfcc"."""
+        return self.method.name
 
     @property
     def model_id(self) -> str:
-        return method_id(self.model)
+        return self.method.id
 
     def use_model(self, model: str | Path | None) -> None:
         """Embed with this from now on: a model file, "mfcc", or None / "default" for the shipped
         model. Tracks embedded by another model leave search until the next `index` re-embeds
         them: never mixed."""
-        if model is None or str(model) == "default":
-            model = DEFAULT_MODEL
-        if str(model) != MFCC:
+        method = methods.resolve(model)
+        if method.file is not None:
             from .models.checkpoint import load_model  # torch, once: refuse a file that cannot embed
 
-            model = load_model(model).path
-        self._set_method(str(model))
-
-    def _set_method(self, method: str) -> None:
-        self.catalog.set_meta(method_path_key(method_id(method)), method)
-        self.catalog.set_meta("model", method)
+            method = methods.resolve(load_model(method.file).path)
+        methods.use(self.catalog, method)
 
     def scratch(self, name: str) -> "Library":
         """A separate library inside this one (`scratch/NAME`) embedding with the same model:
         for work on music that must not join the user's library, such as a labelled test set."""
         scratch = Library(self.root / "scratch" / name)
-        scratch._set_method(self.model)
+        methods.use(scratch.catalog, self.method)
         return scratch
 
     # -- indexing --------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ class Library:
 
             require_ray()  # before anything is scanned or written
         gpu = None
-        if ray is None and self.model != MFCC:
+        if ray is None and self.method.file is not None:
             gpu = embedding_device(device)
         elif device not in ("auto", "cpu"):
             raise InputError(f"--device {device}: a GPU is used only without --ray and with a model (not mfcc)")
@@ -234,7 +234,7 @@ class Library:
         roots = [str(Path(f).expanduser().resolve()) for f in folders]
         files, bad = scan(roots)
         self.catalog.add_folders(roots)
-        self.catalog.set_meta(method_path_key(self.model_id), self.model)
+        methods.remember(self.catalog, self.method)
         report("scan", len(files), len(files), f"{len(files)} audio files")
 
         known = {t.path: t for t in self.catalog.tracks() if is_under(t.path, roots)}
@@ -364,7 +364,7 @@ class Library:
         # Fitting again on every track would double the time and give a model nobody checked.
         fit_on, held_out = split_holdout(files, seed)
         out = self.root / "models" / f"fit-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
-        start = load_model(DEFAULT_MODEL if self.model == MFCC else self.model)
+        start = load_model(self.method.fit_start)
         fitted, _ = train(fit_on, out, cfg, init=start, workers=workers, report=report)
         check = check_fit(start, fitted, held_out, cfg, workers, lambda d, n: report("fit-check", d, n, ""))
         used = check.improved or keep_anyway
@@ -383,10 +383,10 @@ class Library:
         searcher = self.searcher()
         catalog = searcher.catalog
         counts = catalog.counts()
-        model = current_method(catalog)
+        method = methods.current(catalog)
         return {
             "library": str(self.root),
-            "model": {"id": method_id(model), "path": model},
+            "model": {"id": method.id, "path": method.name},
             "searched_model": searcher.model_id,
             "folders": catalog.folders(),
             "tracks": counts["ok"] + counts["failed"],

@@ -25,37 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .baselines import MFCC_METHOD, standardise
+from . import method as methods
+from .baselines import standardise
 from .catalog import Catalog, Track
 from .errors import InputError, QueryError
-from .models.files import DEFAULT_MODEL, read_config, resolve_model_path
+from .method import Method
 from .vectors import EXACT_LIMIT, VectorIndex
 
 log = logging.getLogger("songspace")
-
-MFCC = "mfcc"  # the embedding method name users type; MFCC_METHOD is the id its vectors carry
-
 
 @dataclass(frozen=True)
 class Match:
     track: Track
     score: float  # cosine similarity, 1.0 = same direction
-
-
-def method_id(method: str) -> str:
-    """The id of the vectors an embedding method makes: a model file's id, or the MFCC one."""
-    return MFCC_METHOD if method == MFCC else read_config(method)["model_id"]
-
-
-def current_method(catalog: Catalog) -> str:
-    """The embedding method the library indexes with: a model file path, or "mfcc"."""
-    stored = catalog.get_meta("model")
-    return stored if stored == MFCC else str(resolve_model_path(stored or DEFAULT_MODEL))
-
-
-def method_path_key(model_id: str) -> str:
-    """Catalog meta key remembering which file made vectors with this id (to embed queries)."""
-    return f"method:{model_id}"
 
 
 @dataclass(frozen=True)
@@ -64,7 +46,7 @@ class _Space:
     vectors together through `index.all()`)."""
 
     stamp: tuple
-    method: str  # the model file (or "mfcc") that made these vectors
+    method: Method  # what made these vectors
     model_id: str
     index: VectorIndex
     mfcc_stats: tuple[np.ndarray, np.ndarray] | None  # mean, std: MFCC vectors are standardised
@@ -129,15 +111,15 @@ class Searcher:
                 space = self._space
         return space
 
-    def _choose(self, cat: Catalog) -> tuple[str, str]:
+    def _choose(self, cat: Catalog) -> tuple[Method, str]:
         """(method, model id) searched: the current model once it has caught up, else the one
         that embedded the most."""
-        current = current_method(cat)
-        model_id = method_id(current)
+        current = methods.current(cat)
+        model_id = current.id
         counts = cat.models(searchable_only=True)
         if counts and counts.get(model_id, 0) < max(counts.values()):
             model_id = max(counts, key=lambda m: (counts[m], m))
-            current = cat.get_meta(method_path_key(model_id)) or current
+            current = methods.of_vectors(cat, model_id, current)
         return current, model_id
 
     def searched_model_id(self) -> str:
@@ -147,7 +129,7 @@ class Searcher:
     def _build(self, cat: Catalog, stamp: tuple) -> _Space:
         current, model_id = self._choose(cat)
         old = self._space
-        if model_id == MFCC_METHOD:
+        if current.standardised:
             # Standardised over the collection: every change moves every vector. Exact, rebuilt.
             seq = cat.last_change()
             ids, vectors = cat.vectors(model_id)
@@ -223,8 +205,8 @@ class Searcher:
         id and vector by vector; a mismatch is rebuilt from the catalog and saved."""
         with self._lock:
             cat = self.catalog
-            _, model_id = self._choose(cat)
-            if model_id == MFCC_METHOD:
+            searched, model_id = self._choose(cat)
+            if searched.standardised:
                 return True, "MFCC vectors are searched exactly and rebuilt on change (nothing saved)"
             problem = None
             try:
@@ -371,10 +353,8 @@ class Searcher:
     def embed_file(self, path: str | Path):
         """A file outside the library embedded (not added) by the model searched: a
         TrackEmbedding whose vector lies in the search space. Raises DecodeError."""
-        from .analysis import embedder  # torch is imported only for outside files
-
         space = self.space()
-        emb = embedder(space.method).embed_file(path)
+        emb = space.method.embedder().embed_file(path)  # torch is imported only for outside files
         if space.mfcc_stats is not None:
             from dataclasses import replace
 

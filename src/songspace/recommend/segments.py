@@ -18,7 +18,7 @@ import numpy as np
 from pathlib import Path
 
 from ..errors import InputError, QueryError
-from ..query import MFCC, Searcher
+from ..query import Searcher
 
 EXACT_MAX = 200_000  # segments (about 1,000 tracks of 5 minutes): flat search stays under a second per batch
 
@@ -40,9 +40,9 @@ def segment_seconds(searcher: Searcher) -> float:
     from ..models.files import read_config
 
     method = searcher.space().method
-    if method == MFCC:
+    if not method.has_segments:
         raise QueryError("the MFCC baseline stores no segment vectors; segments need a model (songspace's encoder)")
-    f = read_config(method)["features"]
+    f = read_config(method.file)["features"]
     return f["patch_frames"] * f["hop_length"] / f["sr"]
 
 
@@ -94,10 +94,8 @@ def shifted_segments(searcher: Searcher, source, sr: int | None = None, shifts: 
     sit on a fixed grid, so audio cut between two grid points only half-overlaps them; one of
     the trims lines up within hop/shifts. `source`: an audio file, or a mono waveform sampled at `sr`."""
     from .. import audio
-    from ..analysis import embedder
-
     seconds = segment_seconds(searcher)  # also refuses the MFCC baseline, which has no segments
-    model = embedder(searcher.space().method)
+    model = searcher.space().method.embedder()
     cfg = model.features
     name = "the waveform"
     if isinstance(source, (str, Path)):
