@@ -84,7 +84,7 @@ def child_index(engine: str, data: str, workers: int, vectors_out: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="songspace-bench-") as root:
         with Library(root) as lib:
             report = lib.index([data], workers=workers, report=on_progress, ray=ray)
-            vectors = {t.path: lib.catalog.vector(t.id)[1] for t in lib.catalog.tracks("t.status = 'ok'")}
+            vectors = {t.path: lib.catalog.vector(t.id)[1] for t in lib.catalog.ok_tracks()}
     np.savez(vectors_out, paths=np.array(list(vectors)), vectors=np.stack(list(vectors.values())))
     return dict(tracks=report.added, failed=report.failed, audio_seconds=report.audio_seconds,
                 first_result_s=stamps[0], last_result_s=stamps[-1], results=len(stamps))

@@ -60,7 +60,7 @@ def long_tracks(tmp_path_factory):
 
 
 def vectors_by_path(lib) -> dict[str, np.ndarray]:
-    return {t.path: lib.catalog.vector(t.id)[1] for t in lib.catalog.tracks("t.status = 'ok'")}
+    return {t.path: lib.catalog.vector(t.id)[1] for t in lib.catalog.ok_tracks()}
 
 
 def assert_same_vectors(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:

@@ -33,7 +33,7 @@ def put(cat: Catalog, name: str, n: int, seed: int, model: str = "m1", with_segm
 
 
 def fill(cat: Catalog, tracks: int = 30, n: int = 156, model: str = "m1") -> list[int]:
-    """Enough segments for the model's projection to be fitted (30 x 156 > FIT_SEGMENTS)."""
+    """Enough segments for the model's projection to be fitted by `upkeep` (30 x 156 > FIT_SEGMENTS)."""
     return [put(cat, f"{model}-{i}", n, seed=i, model=model) for i in range(tracks)]
 
 
@@ -89,6 +89,8 @@ def test_projection_fitted_once_enough_segments_and_size_per_track(tmp_path):
     before = cat.segments_of([first])[first][1]
     assert cat.segment_projection("m1") is None and before.shape == (156, DIM)  # full until fitted
     ids = fill(cat)
+    assert cat.segment_projection("m1") is None  # a write never fits: the indexer's upkeep does, between writes
+    cat.upkeep()
     proj = cat.segment_projection("m1")
     assert proj is not None and proj.shape == (ss.DIMS, DIM)
     found = cat.segments_of([first, *ids], "m1")
@@ -153,6 +155,7 @@ def test_reembedding_and_removal_leave_no_stale_segments(tmp_path):
 def test_model_switch(tmp_path):
     cat = Catalog(tmp_path / "catalog.sqlite")
     ids = fill(cat, model="old")
+    cat.upkeep()
     assert cat.segment_projection("old") is not None
     new = put(cat, "old-0", 50, seed=9, model="new")  # the same file, embedded by another model
     assert new == ids[0]
@@ -221,3 +224,16 @@ def test_migration_moves_blobs_into_the_sidecar(tmp_path):
     assert set(cat.segments_of(list(written), "m1")) == set(written)
     assert cat.generation == 8
     cat.close()
+
+
+def test_an_index_run_fits_the_projection_after_its_writes(music, tmp_path, monkeypatch):
+    from songspace import Library
+
+    monkeypatch.setattr(ss, "FIT_SEGMENTS", 20)  # the demo music's ~60 segments are then enough
+    with Library(tmp_path / "lib") as lib:
+        lib.index([music], workers=0)
+        cat = lib.catalog
+        assert cat.segment_projection(lib.model_id) is not None
+        codecs = cat.db.execute("SELECT codec, COUNT(*) FROM segment_records GROUP BY codec").fetchall()
+        assert codecs == [(ss.I8, 12)]  # every track's segments re-encoded under it
+        assert len(cat.segments_of([t.id for t in cat.ok_tracks()], lib.model_id)) == 12

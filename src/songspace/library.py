@@ -14,6 +14,7 @@ labelled sets `evaluate` scores). Indexing runs in stages:
            workers across a cluster: distributed.py); every result is committed as it
            arrives, so Ctrl-C or kill -9 loses at most the files in flight, and the next run
            resumes from there with no duplicates
+  upkeep   between writes and at the end: fit segment projections, compact the segment sidecar
 
 With worker processes (workers >= 1, or Ray) the indexing process never imports torch
 (~250 MB); the workers do the embedding. This process stays the catalog's one writer.
@@ -56,6 +57,10 @@ def default_library_dir() -> Path:
     """$SONGSPACE_LIBRARY, else the per-user data directory (e.g. ~/.local/share/songspace)."""
     return Path(os.environ.get(LIBRARY_ENV) or platformdirs.user_data_dir("songspace"))
 
+
+# Stored tracks between two segment upkeeps (Catalog.upkeep): a first index stores at most this
+# many tracks' segments in full before their model's projection is fitted, then all compact.
+UPKEEP_EVERY = 256
 
 FIT_ANCHOR_WEIGHT = 0.1  # L2-SP weight of `fit`, chosen on ost-dev (docs/results.md)
 
@@ -284,6 +289,7 @@ class Library:
                     report("analyse", done_bytes, total_bytes, Path(r.path).name)
         except KeyboardInterrupt:
             result.interrupted = True
+        self.catalog.upkeep()  # segment projections due and compaction: after the writes, never inside one
         return result
 
     def _plan(self, files: list[str], known: dict[str, Track], result: IndexReport) -> list[Task]:
@@ -326,6 +332,8 @@ class Library:
             else:
                 result.added += 1
             result.audio_seconds += r.duration
+            if (result.added + result.updated) % UPKEEP_EVERY == 0:
+                self.catalog.upkeep()
 
     # -- fitting ----------------------------------------------------------------------------------
 
@@ -357,7 +365,7 @@ class Library:
 
         report = report or (lambda *a: None)
         if files is None:
-            files = [t.path for t in self.catalog.tracks("t.status = 'ok'")]
+            files = [t.path for t in self.catalog.ok_tracks()]
         cfg = TrainConfig(objective=objective, minutes=minutes, lr=lr, cosine_decay=cosine, seed=seed,
                           anchor_weight=anchor_weight)
         # The held-out tracks stay out of the fit for good: the model checked is the model used.
@@ -394,7 +402,7 @@ class Library:
             "failed": counts["failed"],
             "searchable": len(searcher),
             "embeddings_by_model": catalog.models(),
-            "failures": [(t.path, t.error) for t in catalog.tracks("t.status = 'failed'")],
+            "failures": [(t.path, t.error) for t in catalog.failed_tracks()],
         }
 
     def export_dataset(self, out: str | Path, rows_per_file: int | None = None):

@@ -8,10 +8,10 @@ keeps inner products) and stored as int8 with one scale per segment. Cosines are
 asked of them, so the scale is not even stored: vectors are renormalised on read. A 4-minute
 track (~156 segments) costs 64 bytes a segment plus a 32-byte header: ~10 KB.
 
-A projection needs segments to be fitted from, so a model's first `FIT_SEGMENTS` segments are
-stored as float16 in full; once that many exist the catalog fits the projection and re-encodes
-them (`Catalog._fit_segments`). Which projection belongs to which model is the catalog's
-business (a row per model id, in SQLite); this module only knows the bytes.
+A projection needs segments to be fitted from, so a model's first segments (at least
+`FIT_SEGMENTS`) are stored as float16 in full; then the catalog fits the projection and re-encodes
+them (`Catalog.upkeep`, between the indexer's writes). Which projection belongs to which model is
+the catalog's business (a row per model id, in SQLite); this module only knows the bytes.
 
 A record: a 32-byte header (magic, track id, count, dims, codec, how starts are kept, CRC-32 of
 header and payload, hop and last start), then the starts (float32, only when they are not on a

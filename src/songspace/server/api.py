@@ -99,7 +99,7 @@ def start_index(request: Request, searcher: Search) -> JSONResponse:
 def tracks(searcher: Search, q: str = "", offset: Annotated[int, Query(ge=0)] = 0,
            limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
     """Analysed tracks whose artist, title, album or path contains `q` (any case), by id; paged."""
-    found = searcher.catalog.tracks("t.status = 'ok'")
+    found = searcher.catalog.ok_tracks()
     text = q.strip().casefold()
     if text:
         found = [t for t in found if matches_text(t, text)]

@@ -179,7 +179,7 @@ def view(searcher: Searcher) -> View:
             found = _cache.get(key)
             generation = cat.generation
             if found is None or found.generation != generation:
-                found = _cache[key] = build_view(generation, cat.tracks("t.status = 'ok'"), cat.folders())
+                found = _cache[key] = build_view(generation, cat.ok_tracks(), cat.folders())
     return found
 
 

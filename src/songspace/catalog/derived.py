@@ -1,0 +1,40 @@
+"""Derived data: what songspace computed from the vectors and keeps beside the tracks, each
+rebuildable from them: predicted labels (classify) and the 2-D library map's cache (map.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .store import Store
+
+
+class Derived(Store):
+    def put_predictions(self, name: str, model_id: str, rows: list[tuple[int, str, float]]) -> None:
+        """Replace every prediction of `name` with rows of (track id, label, confidence)."""
+        with self._transaction():
+            self.db.execute("DELETE FROM predictions WHERE name = ?", (name,))
+            self.db.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?)",
+                                [(i, name, label, float(c), model_id) for i, label, c in rows])
+
+    def predictions(self, name: str) -> dict[int, tuple[str, float]]:
+        """{track id: (label, confidence)} of what `classify` predicted for `name`."""
+        rows = self.db.execute("SELECT track_id, label, confidence FROM predictions WHERE name = ?", (name,))
+        return {i: (label, c) for i, label, c in rows}
+
+    def prediction_names(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT name FROM predictions ORDER BY name")]
+
+    def put_map(self, stamp: str, rows: list[tuple[int, float, float]]) -> None:
+        """Replace the cached library map with rows of (track id, x, y) computed for `stamp`."""
+        with self._transaction():
+            self.db.execute("DELETE FROM map_points")
+            self.db.executemany("INSERT INTO map_points VALUES (?, ?, ?)", [(int(i), float(x), float(y)) for i, x, y in rows])
+            self.set_meta("map", stamp)
+
+    def map_points(self) -> tuple[str | None, dict[int, tuple[float, float]]]:
+        """(stamp, {track id: (x, y)}) of the cached library map; (None, {}) when there is none."""
+        try:
+            rows = self.db.execute("SELECT track_id, x, y FROM map_points").fetchall()
+        except sqlite3.OperationalError:  # a catalog older than the map, opened read-only
+            return None, {}
+        return self.get_meta("map"), {i: (x, y) for i, x, y in rows}

@@ -1,0 +1,199 @@
+"""The catalog's schema, as numbered migration steps.
+
+`PRAGMA user_version` says which steps a file has been through: 0 for a catalog written before
+versioning (of any age: its tables are whatever songspace made then). Opening a catalog for
+writing runs the steps it has not had, in order, each recording its number when done; so a
+catalog of any earlier songspace opens as the newest, and nothing stored is lost. A step must
+be safe to run again after an interruption (CREATE ... IF NOT EXISTS; data moved in resumable
+batches). A catalog written by a newer songspace (a higher number than `LATEST`) is refused.
+
+A new catalog field is one new step at the end of `STEPS` (ALTER TABLE ... ADD COLUMN, a new
+table, an index), tested in tests/test_migrations.py by opening a catalog written at the
+previous version.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .. import segment_store
+from ..errors import CatalogError
+
+# Step 1: every table of songspace as it stood when versioning began. On a catalog of version 0
+# it creates whatever that catalog was still missing.
+TABLES = """
+CREATE TABLE IF NOT EXISTS tracks (
+    id           INTEGER PRIMARY KEY,
+    path         TEXT NOT NULL UNIQUE,
+    size         INTEGER,
+    mtime        REAL,
+    content_hash TEXT,
+    duration     REAL,
+    title        TEXT,
+    artist       TEXT,
+    album        TEXT,
+    genre        TEXT,
+    status       TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error        TEXT,
+    updated_at   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    track_id       INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    model_id       TEXT NOT NULL,
+    vector         BLOB NOT NULL,  -- float32, unit length
+    segments       BLOB,           -- before the sidecar: float16 (n, dim); NULL once moved there
+    segment_starts BLOB            -- before the sidecar: float32 (n,) starts in seconds
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS folders (path TEXT PRIMARY KEY);  -- what `index` was pointed at
+-- Labels songspace predicted (classify): kept apart from the file's own tags, never written to files.
+CREATE TABLE IF NOT EXISTS predictions (
+    track_id   INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,   -- what was predicted: genre, mood, ...
+    label      TEXT NOT NULL,
+    confidence REAL NOT NULL,   -- the classifier's probability for `label`
+    model_id   TEXT NOT NULL,   -- the embedding it was predicted from
+    PRIMARY KEY (track_id, name)
+);
+-- The library map (map.py): 2-D coordinates derived from the searched vectors, a cache; meta 'map'
+-- holds the stamp (model id and generation) they were computed for.
+CREATE TABLE IF NOT EXISTS map_points (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    x        REAL NOT NULL,
+    y        REAL NOT NULL
+);
+-- The change log: one row per change to a track's searchable state, written in the same
+-- transaction as the change, so derived indexes (vectors.py) apply only what is newer than them.
+CREATE TABLE IF NOT EXISTS changes (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    track_id INTEGER NOT NULL,   -- no foreign key: a removed track's row stays
+    op       TEXT NOT NULL       -- 'put' (stored or re-embedded), 'failed', 'removed'
+);
+-- The Subsonic face (server/subsonic.py). Users keep their plain password, as Subsonic's token
+-- auth (md5(password + salt)) needs it: the file is made private (0600) when a user is added.
+CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, password TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS playlists (
+    id      INTEGER PRIMARY KEY,
+    owner   TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    comment TEXT,
+    public  INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    changed REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS playlist_entries (
+    playlist_id INTEGER NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    track_id    INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    PRIMARY KEY (playlist_id, position)
+);
+CREATE TABLE IF NOT EXISTS stars (user TEXT NOT NULL, item TEXT NOT NULL, starred REAL NOT NULL, PRIMARY KEY (user, item));
+CREATE TABLE IF NOT EXISTS plays (  -- scrobbles: may feed radio later
+    id        INTEGER PRIMARY KEY,
+    user      TEXT NOT NULL,
+    track_id  INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    played_at REAL NOT NULL
+);
+-- The segment sidecar (segment_store.py): where each track's segment vectors lie in the file that
+-- meta 'segments_file' names.
+CREATE TABLE IF NOT EXISTS segment_records (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL,
+    offset   INTEGER NOT NULL,  -- bytes into the sidecar
+    nbytes   INTEGER NOT NULL,
+    n        INTEGER NOT NULL,  -- segments
+    codec    INTEGER NOT NULL   -- segment_store.F16 (full) or I8 (projected)
+);
+-- The projection each model's segments are stored under: (dims, dim) float32, fitted once.
+CREATE TABLE IF NOT EXISTS segment_projections (model_id TEXT PRIMARY KEY, basis BLOB NOT NULL, dims INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('generation', '0');
+"""
+
+
+def step_1_tables(cat) -> None:
+    """Every table (those a catalog of version 0 lacks are created), and the segment BLOBs of
+    catalogs older than the sidecar moved into it."""
+    cat.db.executescript(TABLES)
+    move_segment_blobs(cat)
+
+
+def step_2_segment_index(cat) -> None:
+    """An index for the question segment upkeep asks after every index run: how many full
+    segments each model has stored (segments.py, `Segments.upkeep`)."""
+    cat.db.execute("CREATE INDEX IF NOT EXISTS segment_records_by_codec ON segment_records (codec, model_id)")
+
+
+STEPS = [step_1_tables, step_2_segment_index]  # step n is STEPS[n - 1]; only ever append
+LATEST = len(STEPS)
+
+
+def check_version(cat) -> int:
+    """The file's schema version; CatalogError when a newer songspace wrote it."""
+    cat.db.execute("PRAGMA schema_version").fetchone()  # a file that is not a database fails here
+    version = cat.schema_version
+    if version > LATEST:
+        raise CatalogError(f"{cat.path}: written by a newer songspace (catalog schema {version}; this one "
+                           f"knows up to {LATEST}); upgrade songspace to open it")
+    return version
+
+
+def migrate(cat) -> None:
+    """Run the steps the catalog has not had, in order, each recording its number when done."""
+    for number in range(check_version(cat) + 1, LATEST + 1):
+        STEPS[number - 1](cat)
+        cat.db.execute(f"PRAGMA user_version = {number}")
+
+
+def move_segment_blobs(cat) -> None:
+    """Move segment BLOBs of a catalog older than the sidecar into it (projected once a model has
+    enough of them), a few hundred tracks per transaction, so an interrupted migration resumes;
+    nothing is analysed again. VACUUM gives the space back when it is quick."""
+    db = cat.db
+    models = [r[0] for r in db.execute("SELECT DISTINCT model_id FROM embeddings WHERE segments IS NOT NULL")]
+    if not models:
+        return
+    for model_id in models:
+        if cat.segment_projection(model_id) is None:
+            total = db.execute("SELECT COALESCE(SUM(LENGTH(segment_starts)), 0) / 4 FROM embeddings "
+                               "WHERE model_id = ? AND segments IS NOT NULL", (model_id,)).fetchone()[0]
+            if total >= segment_store.FIT_SEGMENTS:  # fitted from up to ~200k segments spread over the library
+                every = max(1, int(total // 200_000))
+                rows = db.execute(
+                    "SELECT segments, segment_starts FROM embeddings WHERE model_id = ? AND segments IS NOT NULL "
+                    "AND LENGTH(segment_starts) > 0 ORDER BY track_id", (model_id,))
+                sample = [np.frombuffer(seg, np.float16).reshape(len(st) // 4, -1).astype(np.float32)
+                          for k, (seg, st) in enumerate(rows) if k % every == 0]  # streamed, never all at once
+                proj = segment_store.fit_projection(np.concatenate(sample))
+                db.execute("INSERT INTO segment_projections VALUES (?, ?, ?)", (model_id, proj.tobytes(), proj.shape[0]))
+    last = -1
+    while True:
+        with cat._transaction():
+            # Keyset paging: each batch starts after the last, instead of rescanning moved rows.
+            rows = db.execute("SELECT track_id, model_id, segments, segment_starts FROM embeddings "
+                              "WHERE segments IS NOT NULL AND track_id > ? ORDER BY track_id LIMIT 256",
+                              (last,)).fetchall()
+            if rows:
+                last = rows[-1][0]
+            items = []
+            for track_id, model_id, seg, st in rows:
+                starts = np.frombuffer(st or b"", dtype=np.float32)
+                if len(starts):  # an empty BLOB (a method without segments) has nothing to move
+                    items.append((track_id, model_id, starts,
+                                  np.frombuffer(seg, np.float16).reshape(len(starts), -1).astype(np.float32)))
+            if items:
+                cat._put_segments(items)
+            db.executemany("UPDATE embeddings SET segments = NULL, segment_starts = NULL WHERE track_id = ?",
+                           [(r[0],) for r in rows])
+            if not rows:
+                cat._bump()
+                break
+    pages, free = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count"))
+    size = pages * db.execute("PRAGMA page_size").fetchone()[0]
+    if size <= 512 * 2**20:
+        db.execute("VACUUM")
+    else:
+        warnings.warn(f"{cat.path}: segment vectors moved to the sidecar; {free} free pages stay in the file "
+                      f"until it is vacuumed (sqlite3 {cat.path} VACUUM, with the library idle)", stacklevel=3)
+

@@ -1,0 +1,205 @@
+"""Tracks: the files indexed, their tags and status, their embedding, and the indexed folders.
+
+Every write is its own transaction, logged in the change log and bumping the generation, so a run
+killed at any moment leaves a consistent catalog and re-running picks up where it stopped.
+Callers ask by name (`ok_tracks`, `by_path`, `search_text`...), never with SQL.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..tags import TAG_NAMES
+from .store import Store, chunks, marks
+
+
+@dataclass(frozen=True)
+class Track:
+    id: int
+    path: str
+    size: int | None
+    mtime: float | None
+    content_hash: str | None
+    duration: float | None
+    title: str | None
+    artist: str | None
+    album: str | None
+    genre: str | None
+    status: str
+    error: str | None
+    model_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        """'artist - title' when tagged, else the file name."""
+        if self.artist or self.title:
+            return f"{self.artist or '?'} - {self.title or Path(self.path).stem}"
+        return Path(self.path).name
+
+
+_TRACK_COLUMNS = "t.id, t.path, t.size, t.mtime, t.content_hash, t.duration, t.title, t.artist, t.album, t.genre, t.status, t.error, e.model_id"
+_TRACK_SELECT = f"SELECT {_TRACK_COLUMNS} FROM tracks t LEFT JOIN embeddings e ON e.track_id = t.id"
+_SEARCHABLE = "FROM tracks t JOIN embeddings e ON e.track_id = t.id WHERE t.status = 'ok' AND e.model_id = ?"
+
+
+class Tracks(Store):
+    # -- writes -------------------------------------------------------------------------------
+
+    def _upsert_track(self, path: str, fields: dict) -> int:
+        cols = ["path", *fields, "updated_at"]
+        vals = [path, *fields.values(), time.time()]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+        self.db.execute(
+            f"INSERT INTO tracks ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT(path) DO UPDATE SET {updates}",
+            vals,
+        )
+        return self.db.execute("SELECT id FROM tracks WHERE path = ?", (path,)).fetchone()[0]
+
+    def put_ok(self, path: str, *, size: int, mtime: float, content_hash: str, duration: float,
+               tags: dict, model_id: str, vector: np.ndarray,
+               segments: np.ndarray | None = None, segment_starts: np.ndarray | None = None) -> int:
+        """Store a successfully analysed track and its embedding in one transaction. Segments go
+        to the sidecar: appended and fsynced inside the transaction, before the row pointing at
+        them commits (a crash in between leaves dead bytes, never a row without bytes). Fitting
+        a model's segment projection and compacting the sidecar are not done here: the indexer
+        asks for them between writes (`Segments.upkeep`)."""
+        fields = dict(size=size, mtime=mtime, content_hash=content_hash, duration=duration,
+                      status="ok", error=None, **{t: tags.get(t) for t in TAG_NAMES})
+        has_segments = segments is not None and segment_starts is not None and len(segment_starts) > 0
+        with self._transaction():
+            track_id = self._upsert_track(path, fields)
+            self.db.execute(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, NULL, NULL)",
+                (track_id, model_id, np.asarray(vector, dtype=np.float32).tobytes()),
+            )
+            if has_segments:
+                self._put_segments([(track_id, model_id, segment_starts, segments)])
+            else:  # a method that makes none (MFCC): nothing stale may stay behind
+                self.db.execute("DELETE FROM segment_records WHERE track_id = ?", (track_id,))
+            self._log([track_id], "put")
+            self._bump()
+        return track_id
+
+    def put_failed(self, path: str, reason: str, *, size: int | None = None, mtime: float | None = None) -> int:
+        """Record a failure. A previously stored embedding is kept (nothing stored is lost) but
+        the track leaves search until it analyses cleanly again."""
+        with self._transaction():
+            track_id = self._upsert_track(path, dict(size=size, mtime=mtime, status="failed", error=reason))
+            self._log([track_id], "failed")
+            self._bump()
+        return track_id
+
+    def touch(self, track_id: int, size: int, mtime: float) -> None:
+        """File metadata changed but its content did not: keep the embedding."""
+        self.db.execute("UPDATE tracks SET size = ?, mtime = ? WHERE id = ?", (size, mtime, track_id))
+
+    def remove(self, track_ids: list[int]) -> None:
+        with self._transaction():
+            self.db.executemany("DELETE FROM tracks WHERE id = ?", [(i,) for i in track_ids])
+            self._log(track_ids, "removed")
+            self._bump()
+
+    def add_folders(self, folders: list[str]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO folders VALUES (?)", [(f,) for f in folders])
+
+    # -- tracks by name ---------------------------------------------------------------------------
+
+    def _select(self, where: str = "", params: tuple = ()) -> list[Track]:
+        sql = f"{_TRACK_SELECT} {('WHERE ' + where) if where else ''} ORDER BY t.id"
+        return [Track(*row) for row in self.db.execute(sql, params)]
+
+    def tracks(self) -> list[Track]:
+        """Every track, ok or failed, in id order."""
+        return self._select()
+
+    def ok_tracks(self) -> list[Track]:
+        """The tracks that analysed cleanly (searchable once embedded by the searched model)."""
+        return self._select("t.status = 'ok'")
+
+    def failed_tracks(self) -> list[Track]:
+        """The tracks that could not be analysed, with their reason in `error`."""
+        return self._select("t.status = 'failed'")
+
+    def track(self, track_id: int) -> Track | None:
+        found = self._select("t.id = ?", (track_id,))
+        return found[0] if found else None
+
+    def tracks_by_id(self, track_ids) -> list[Track | None]:
+        """The tracks with these ids, in that order (None for an unknown id), in few queries."""
+        track_ids = [int(i) for i in track_ids]
+        found: dict[int, Track] = {}
+        for chunk in chunks(track_ids):
+            found.update((t.id, t) for t in self._select(f"t.id IN ({marks(chunk)})", tuple(chunk)))
+        return [found.get(i) for i in track_ids]
+
+    def by_path(self, path: str) -> Track | None:
+        found = self._select("t.path = ?", (path,))
+        return found[0] if found else None
+
+    def search_text(self, text: str) -> list[Track]:
+        """Tracks whose 'artist - title' (or file path) contains `text`, case-insensitively."""
+        like = f"%{text}%"
+        return self._select(
+            "(COALESCE(t.artist, '') || ' - ' || COALESCE(t.title, '')) LIKE ? OR t.path LIKE ?", (like, like)
+        )
+
+    def folders(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT path FROM folders ORDER BY path")]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM tracks GROUP BY status").fetchall()
+        return {"ok": 0, "failed": 0, **dict(rows)}
+
+    def models(self, searchable_only: bool = False) -> dict[str, int]:
+        """How many tracks each model embedded (only tracks whose status is ok, if asked)."""
+        where = "JOIN tracks t ON t.id = e.track_id WHERE t.status = 'ok'" if searchable_only else ""
+        return dict(self.db.execute(f"SELECT e.model_id, COUNT(*) FROM embeddings e {where} GROUP BY e.model_id"))
+
+    # -- vectors ----------------------------------------------------------------------------------
+
+    def vector(self, track_id: int) -> tuple[str, np.ndarray] | None:
+        row = self.db.execute("SELECT model_id, vector FROM embeddings WHERE track_id = ?", (track_id,)).fetchone()
+        return (row[0], np.frombuffer(row[1], dtype=np.float32).copy()) if row else None
+
+    def vectors(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the searchable tracks: status ok and embedded by `model_id`."""
+        rows = self.db.execute(f"SELECT t.id, e.vector {_SEARCHABLE} ORDER BY t.id", (model_id,)).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        return ids, vecs
+
+    def vectors_of(self, track_ids, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of those of `track_ids` that are searchable with `model_id`."""
+        ids, vecs = [], []
+        for chunk in chunks(track_ids):
+            for i, v in self.db.execute(f"SELECT t.id, e.vector {_SEARCHABLE} AND t.id IN ({marks(chunk)})",
+                                        (model_id, *chunk)):
+                ids.append(i)
+                vecs.append(np.frombuffer(v, dtype=np.float32))
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        return np.array(ids, dtype=np.int64), np.stack(vecs)
+
+    def embedded_rows(self, model_id: str, batch: int = 10_000):
+        """The searchable tracks embedded by `model_id`, in id order, `batch` rows at a time:
+        lists of (id, path, title, artist, album, genre, duration, content_hash, vector bytes).
+        Pages by id, so memory stays flat whatever the size of the catalog."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                f"SELECT t.id, t.path, t.title, t.artist, t.album, t.genre, t.duration, t.content_hash, e.vector "
+                f"{_SEARCHABLE} AND t.id > ? ORDER BY t.id LIMIT ?", (model_id, last, batch)).fetchall()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
+    def searchable_count(self, model_id: str) -> int:
+        return self.db.execute(f"SELECT COUNT(*) {_SEARCHABLE}", (model_id,)).fetchone()[0]
