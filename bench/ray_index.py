@@ -127,9 +127,10 @@ def child_main(argv: list[str]) -> None:
 def writer_rate(tracks: int = 2000, segments: int = 160, dim: int = 256) -> float:
     """Tracks per second `Catalog.put_ok` commits, as the driver stores results: each with a
     vector and the segments of a 4-minute track (160 patches at 50% overlap), each its own
-    transaction with the sidecar fsynced. Timed over the second half, past the one-off fit of
-    the segment projection."""
+    transaction with the sidecar fsynced, and the segment upkeep between them as the indexer
+    runs it. Timed over the second half, past the one-off fit of the segment projection."""
     from songspace.catalog import Catalog
+    from songspace.library import UPKEEP_EVERY
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((64, dim)).astype(np.float32)
@@ -145,6 +146,8 @@ def writer_rate(tracks: int = 2000, segments: int = 160, dim: int = 256) -> floa
             cat.put_ok(f"/music/{i:07d}.flac", size=5_000_000, mtime=1.0, content_hash=f"{i:032x}", duration=240.0,
                        tags={"title": f"song {i}", "artist": "someone"}, model_id="bench", vector=vectors[i % 64],
                        segments=patch, segment_starts=starts)
+            if (i + 1) % UPKEEP_EVERY == 0:
+                cat.upkeep()
         rate = (tracks - tracks // 2) / (time.perf_counter() - t_half)
         cat.close()
     return rate
