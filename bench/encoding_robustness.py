@@ -27,6 +27,7 @@ from songspace import audio  # noqa: E402
 from songspace.baselines import mfcc_file, standardise  # noqa: E402
 from songspace.embedding import Embedder  # noqa: E402
 from songspace.evaluate import read_labels  # noqa: E402
+from songspace.method import resolve  # noqa: E402
 from songspace.variants import VARIANTS, write_variants  # noqa: E402
 
 SR = 44100
@@ -43,7 +44,7 @@ def main() -> None:
         print(f"skipped: {labels} is not here")
         return
     paths = read_labels(labels).paths[: args.limit]
-    embedder = Embedder(None if args.model in (None, "default") else args.model)
+    embedder = Embedder(resolve(args.model).name)  # None or "default": the shipped model
     methods = {embedder.model_id: lambda p: embedder.embed_file(p).vector, "mfcc baseline": lambda p: mfcc_file(p)[0]}
     names = ("original", *VARIANTS)
     vectors = {m: {n: [] for n in names} for m in methods}
