@@ -34,6 +34,7 @@ from .vectors import EXACT_LIMIT, VectorIndex
 
 log = logging.getLogger("songspace")
 
+
 @dataclass(frozen=True)
 class Match:
     track: Track
