@@ -3,7 +3,7 @@
 Two styles, both with the user name in `u`:
 - `p`: the password, plain or hex-encoded as `enc:` + hex (the pre-1.13 style);
 - `t` + `s`: t = md5(password + s), s a random salt the client picks for each request.
-The second is why the catalog keeps each password itself, not a hash of it (catalog.py).
+The second is why the catalog keeps each password itself, not a hash of it (catalog/listening.py).
 """
 
 from __future__ import annotations
