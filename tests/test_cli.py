@@ -170,3 +170,28 @@ def test_options_that_would_be_ignored_are_refused(songspace, tmp_path):
     for command in (("radio", "1"), ("path", "1", "2")):
         result = songspace(*command, "--mpd-music-dir", str(tmp_path))
         assert result.exit_code == 2 and "--mpd-music-dir is for MPD" in result.stderr
+
+
+def test_modules_below_the_cli_name_parameters_not_flags():
+    """Errors from the library, MPD, the GPU path... name the parameter ("device"); only the CLI
+    knows its flags (it adds "(--device)"). Docstrings and comments may mention commands."""
+    import ast
+    import re
+
+    import songspace
+
+    root = Path(songspace.__file__).parent
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
+    found = []
+    for path in root.rglob("*.py"):
+        if "cli" in path.relative_to(root).parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                if flag.search(node.value):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}: {node.value!r}")
+    assert not found, "\n".join(found)

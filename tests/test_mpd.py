@@ -119,7 +119,7 @@ def test_radio_from_what_mpd_plays(mpd_server, songspace, library_dir):
     client.disconnect()
 
 
-def test_unreachable_mpd_or_a_track_outside_its_music_directory(mpd_server, songspace, tmp_path):
+def test_unreachable_mpd_or_a_track_outside_its_music_directory(mpd_server, songspace, tmp_path, monkeypatch):
     address, _, music = mpd_server
     nowhere = f"127.0.0.1:{free_port()}"
     result = songspace("radio", "1", "-n", "3", "--mpd", nowhere)
@@ -135,3 +135,9 @@ def test_unreachable_mpd_or_a_track_outside_its_music_directory(mpd_server, song
     result = songspace("radio", "--mpd-current", "--mpd", address, "--mpd-music-dir", str(music))
     assert result.exit_code == 2 and "no current song" in result.stderr
     client.disconnect()
+    # Over TCP MPD does not tell its music directory; with no config file to read either, the
+    # error (from mpd.py, naming no flag) gets the option that gives it from the CLI.
+    monkeypatch.setattr("songspace.mpd._from_config_file", lambda: None)
+    result = songspace("radio", "1", "-n", "3", "--mpd", address)
+    assert result.exit_code == 2 and "music directory is unknown" in result.stderr, result.stderr
+    assert "(--mpd-music-dir)" in result.stderr

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 
 class SongspaceError(Exception):
-    """Base of every expected failure; anything else is a bug."""
+    """Base of every expected failure; anything else is a bug. `param`: the parameter the
+    message is about, by its Python name ("device"), for a face to name it its own way."""
+
+    def __init__(self, *args, param: str | None = None):
+        super().__init__(*args)
+        self.param = param
 
 
 class QueryError(SongspaceError, LookupError):

@@ -23,7 +23,7 @@ def embedding_device(requested: str = "auto") -> str | None:
     if requested == "cpu":
         return None
     if requested != "auto" and not requested.startswith("cuda"):
-        raise InputError(f"--device {requested!r}: expected auto, cpu, cuda or cuda:N")
+        raise InputError(f"device {requested!r}: expected auto, cpu, cuda or cuda:N", param="device")
     if not os.path.exists("/proc/driver/nvidia/version") and requested == "auto":
         return None  # no NVIDIA driver: a CPU-only machine never pays for importing torch here
     import torch
@@ -31,7 +31,8 @@ def embedding_device(requested: str = "auto") -> str | None:
     if not torch.cuda.is_available():
         if requested == "auto":
             return None
-        raise InputError(f"--device {requested}: torch sees no CUDA GPU here (a CPU-only torch, or no driver)")
+        raise InputError(f"device {requested}: torch sees no CUDA GPU here (a CPU-only torch, or no driver)",
+                         param="device")
     return requested if requested != "auto" else "cuda"
 
 

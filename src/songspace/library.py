@@ -227,7 +227,8 @@ class Library:
         if ray is None and self.method.file is not None:
             gpu = embedding_device(device)
         elif device not in ("auto", "cpu"):
-            raise InputError(f"--device {device}: a GPU is used only without --ray and with a model (not mfcc)")
+            raise InputError(f"device {device}: a GPU is used only without Ray and with a model (not mfcc)",
+                             param="device")
         with self.writer():
             return self._index(folders, fit=fit, fit_minutes=fit_minutes, workers=workers, report=report, ray=ray,
                                gpu=gpu, allow_empty=allow_empty)

@@ -88,7 +88,7 @@ def music_directory(client: MPDClient, address: str | None, given: str | Path | 
         found = _from_config_file()
     if not found:
         raise MpdError("MPD's music directory is unknown (MPD tells it only over its local socket, and no MPD "
-                       "config file was found): give it with --mpd-music-dir")
+                       "config file was found): give it", param="music_dir")
     return Path(found).expanduser().resolve()
 
 

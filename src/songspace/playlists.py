@@ -1,4 +1,4 @@
-"""Lists of tracks as files: M3U8 playlists and JSON rows.
+"""Lists of tracks as files: M3U8 playlists (their JSON rows: shapes.py).
 
 M3U8 is UTF-8 `#EXTM3U` with one `#EXTINF:<seconds>,<artist> - <title>` line before each path;
 paths are relative to the playlist file by default (the playlist keeps working when the music
@@ -13,17 +13,6 @@ from pathlib import Path
 
 from .catalog import Track
 from .errors import InputError
-
-
-def track_row(track: Track, score: float | None = None, **extra) -> dict:
-    """One track as JSON-ready fields; every list songspace prints as JSON uses these."""
-    row = {"id": track.id}
-    if score is not None:
-        row["score"] = round(float(score), 4)
-    row.update(path=track.path, artist=track.artist, title=track.title, album=track.album, genre=track.genre,
-               duration=None if track.duration is None else round(track.duration, 2))
-    row.update(extra)
-    return row
 
 
 def extinf(track: Track) -> str:

@@ -1,6 +1,6 @@
 """The JSON API: thin routes over the query layer and the recommenders, unchanged.
 
-Every track is `playlists.track_row(track, score?, **extra)`. Tracks are named by catalog id
+Every answer's JSON comes from `shapes` (the CLI's --json prints the same rows). Tracks are named by catalog id
 only, never by a path or text (that is what `Searcher.resolve` does for the CLI; here an id
 that is not in the catalog, or not searchable, is a 404). Errors are {"detail": message} with a
 4xx status: the recommenders' SongspaceErrors are turned into 400s by the app's handlers.
@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 from ..audio import AUDIO_EXTENSIONS
 from ..catalog import Track
 from ..errors import QueryError, SongspaceError
-from ..playlists import extinf, track_row
+from .. import shapes
+from ..playlists import extinf
 from ..query import Searcher
 from .streaming import audio_response, inside_folders
 
@@ -103,7 +104,7 @@ def tracks(searcher: Search, q: str = "", offset: Annotated[int, Query(ge=0)] = 
     text = q.strip().casefold()
     if text:
         found = [t for t in found if matches_text(t, text)]
-    return {"total": len(found), "items": [track_row(t) for t in found[offset : offset + limit]]}
+    return {"total": len(found), "items": [shapes.track_row(t) for t in found[offset : offset + limit]]}
 
 
 @router.get("/tracks/{track_id}")
@@ -115,7 +116,7 @@ def track(track_id: int, searcher: Search) -> dict:
         found = searcher.catalog.predictions(name).get(t.id)
         if found is not None:
             predictions[name] = {"label": found[0], "confidence": round(found[1], 4)}
-    return track_row(t, predictions=predictions)
+    return shapes.track_row(t, predictions=predictions)
 
 
 @router.get("/tracks/{track_id}/audio", response_class=Response,
@@ -163,8 +164,7 @@ def similar(track_id: int, searcher: Search, k: Annotated[int, Query(ge=1, le=50
 
     manners = Manners(other_artists, other_albums, min_duration, max_duration, collapse_copies=not keep_copies)
     found = find_similar(searcher, searchable(searcher, track_id), k, manners)
-    return {"items": [track_row(m.track, m.score, copy_of_query=m.copy_of_query, copies=list(m.copies))
-                      for m in found]}
+    return {"items": shapes.similar_rows(found)}
 
 
 class RadioRequest(BaseModel):
@@ -183,7 +183,7 @@ def radio(body: RadioRequest, searcher: Search) -> dict:
     seeds = [searchable(searcher, i) for i in body.seeds]
     avoid = [searchable(searcher, i) for i in body.avoid]
     found = make_radio(searcher, seeds, avoid, n=body.n, seed=body.seed, artist_window=body.artist_window)
-    return {"items": [track_row(m.track, m.score) for m in found]}
+    return {"items": shapes.radio_rows(found)}
 
 
 @router.get("/path")
@@ -192,7 +192,7 @@ def path(a: int, b: int, searcher: Search, n: int = 12) -> dict:
     from ..recommend.path import journey
 
     trip = journey(searcher, searchable(searcher, a), searchable(searcher, b), n=n)
-    return {"items": [track_row(s.track, step=round(s.step, 4), to_b=round(s.to_b, 4)) for s in trip.steps],
+    return {"items": shapes.path_rows(trip),
             "largest_step": round(trip.largest_step, 4), "direct": round(trip.direct, 4)}
 
 
@@ -202,13 +202,8 @@ def duplicates(searcher: Search, threshold: float | None = None) -> dict:
     from ..recommend.duplicates import DEFAULT_THRESHOLD, duplicate_groups, find_duplicates
 
     pairs = find_duplicates(searcher, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
-    groups = duplicate_groups(pairs)
-    group_of = {i: n for n, g in enumerate(groups, 1) for i in g}
     tracks = {t.id: t for t in searcher.tracks(sorted({i for p in pairs for i in (p.a, p.b)}))}
-    return {"groups": groups,
-            "pairs": [{"group": group_of[p.a], "a": track_row(tracks[p.a]), "b": track_row(tracks[p.b]),
-                       "similarity": p.similarity, "coverage": p.coverage, "a_span": p.a_span,
-                       "b_span": p.b_span, "offset": p.offset} for p in pairs]}
+    return shapes.duplicates_answer(pairs, duplicate_groups(pairs), tracks)
 
 
 @router.post("/identify", responses={413: {"description": "upload too large"}})
@@ -233,8 +228,7 @@ def identify(searcher: Search, file: UploadFile = File(description="an audio exc
             raise
     finally:
         os.unlink(tmp)
-    return {"items": [track_row(m.track, offset=m.offset, confidence=m.confidence, similarity=m.similarity,
-                                coverage=m.coverage) for m in found]}
+    return {"items": shapes.identify_rows(found)}
 
 
 @router.get("/explain")
@@ -243,7 +237,7 @@ def explain(a: int, b: int, searcher: Search, top: int = 5) -> dict:
     from ..recommend.explain import explain as run_explain
 
     found = run_explain(searcher, searchable(searcher, a).id, searchable(searcher, b).id, top=top)
-    return {"items": [{"a_span": m.a_span, "b_span": m.b_span, "similarity": m.similarity} for m in found]}
+    return {"items": shapes.explain_pairs(found)}
 
 
 @router.get("/predictions")
@@ -260,7 +254,7 @@ def predictions(name: str, searcher: Search) -> dict:
         raise HTTPException(404, f"nothing predicted for {name!r} (names: {', '.join(searcher.catalog.prediction_names()) or 'none'})")
     ids = sorted(found, key=lambda i: -found[i][1])
     tracks = [t for t in searcher.catalog.tracks_by_id(ids) if t is not None]
-    return {"items": [track_row(t, label=found[t.id][0], confidence=round(found[t.id][1], 4)) for t in tracks]}
+    return {"items": [shapes.prediction_row(t, *found[t.id]) for t in tracks]}
 
 
 @router.get("/map", responses={503: {"description": "the map is not available in this version"}})

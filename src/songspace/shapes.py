@@ -1,0 +1,70 @@
+"""The JSON shapes of every answer: what `songspace ... --json` prints and the HTTP API returns.
+
+Both faces build their answers here, so a field added to a track row, or to a duplicate pair,
+appears in the CLI and on the server alike. Every track is `track_row(track, score?, **extra)`;
+floats are rounded where a longer number would only be noise. The faces wrap these lists
+their own way (the CLI prints a list, the API returns {"items": [...]}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .catalog import Track
+
+
+def track_row(track: Track, score: float | None = None, **extra) -> dict:
+    """One track as JSON-ready fields; every list songspace returns as JSON uses these."""
+    row = {"id": track.id}
+    if score is not None:
+        row["score"] = round(float(score), 4)
+    row.update(path=track.path, artist=track.artist, title=track.title, album=track.album, genre=track.genre,
+               duration=None if track.duration is None else round(track.duration, 2))
+    row.update(extra)
+    return row
+
+
+def similar_rows(found: Iterable) -> list[dict]:
+    """`recommend.similar` matches: score, whether the match is a copy of the query, and the
+    ids of the other files of its recording folded into it."""
+    return [track_row(m.track, m.score, copy_of_query=m.copy_of_query, copies=list(m.copies)) for m in found]
+
+
+def radio_rows(found: Iterable) -> list[dict]:
+    return [track_row(m.track, m.score) for m in found]
+
+
+def path_rows(trip) -> list[dict]:
+    """A `recommend.path` journey's steps: each step's cosine distance, and what is left to B."""
+    return [track_row(s.track, step=round(s.step, 4), to_b=round(s.to_b, 4)) for s in trip.steps]
+
+
+def duplicates_answer(pairs: Sequence, groups: list[list[int]], tracks: dict[int, Track]) -> dict:
+    """{"groups": [[ids]], "pairs": [...]}: each pair with its group (numbered from 1), how alike
+    and how much of the shorter file matches, the offset, and the matching span of each file."""
+    group_of = {i: n for n, g in enumerate(groups, 1) for i in g}
+    return {"groups": groups,
+            "pairs": [{"group": group_of[p.a], "similarity": p.similarity, "coverage": p.coverage, "offset": p.offset,
+                       "a": track_row(tracks[p.a]), "a_span": p.a_span, "b": track_row(tracks[p.b]), "b_span": p.b_span}
+                      for p in pairs]}
+
+
+def identify_rows(found: Iterable) -> list[dict]:
+    """`recommend.identify` candidates: where in the track the excerpt starts, and how sure."""
+    return [track_row(m.track, offset=m.offset, confidence=m.confidence, similarity=m.similarity, coverage=m.coverage)
+            for m in found]
+
+
+def explain_pairs(found: Iterable) -> list[dict]:
+    """`recommend.explain` moments: the time span in A and in B, and their similarity."""
+    return [{"a_span": m.a_span, "b_span": m.b_span, "similarity": m.similarity} for m in found]
+
+
+def prediction_row(track: Track, label: str, confidence: float) -> dict:
+    """A track with what `classify` predicted for it."""
+    return track_row(track, label=label, confidence=round(confidence, 4))
+
+
+def playlist_answer(name: str, file: str, noise: bool, tracks: Iterable[Track]) -> dict:
+    """One playlist of `clusters`: its name, its M3U8 file, whether it holds the unclustered."""
+    return {"name": name, "file": file, "noise": noise, "tracks": [track_row(t) for t in tracks]}
