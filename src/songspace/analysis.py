@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from dataclasses import dataclass, field, replace
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from .audio import Audio, load
 from .errors import DecodeError
+from .scan import not_a_file
 from .tags import read_tags
 
 
@@ -102,6 +104,8 @@ def analyse(task: Task) -> Analysis:
     path = task.path
     try:
         st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # replaced by a FIFO since the scan: open() would block
+            return Analysis(path, "failed", error=not_a_file(path) or "is not a regular file")
         digest = content_hash(path)
     except OSError as e:
         return Analysis(path, "failed", error=unreadable(e))

@@ -39,7 +39,7 @@ from .errors import InputError, LibraryBusy
 from .gpu import embed_in_batches, embedding_device
 from .models.files import DEFAULT_MODEL
 from .query import MFCC, Searcher, current_method, method_id, method_path_key
-from .scan import is_under, scan
+from .scan import is_under, scan, shown, storable
 from .workers import run_parallel
 
 if TYPE_CHECKING:
@@ -231,8 +231,9 @@ class Library:
                allow_empty=False) -> IndexReport:
         report = report or (lambda *a: None)
         result = IndexReport()
+        folders = list(folders)
+        files, bad = scan(folders)  # before resolving: a broken link given is named as such
         roots = [str(Path(f).expanduser().resolve()) for f in folders]
-        files, bad = scan(roots)
         self.catalog.add_folders(roots)
         self.catalog.set_meta(method_path_key(self.model_id), self.model)
         report("scan", len(files), len(files), f"{len(files)} audio files")
@@ -255,6 +256,9 @@ class Library:
             result.removed = len(gone)
 
         for path, reason in bad:
+            if not storable(path):  # a name SQLite cannot hold: reported on every run instead
+                result.failed.append((shown(path), reason))
+                continue
             if path not in known or known[path].error != reason:
                 self.catalog.put_failed(path, reason)
             result.failed.append((path, reason))
