@@ -47,6 +47,7 @@ EXTENSIONS = [{"name": "sonicSimilarity", "versions": [1]}, {"name": "formPost",
 MAX_LIST = 500  # albums, random songs: what Subsonic allows per page
 MAX_SEARCH = 10_000  # search3 pages (an empty query syncs the whole library page by page)
 _writes = threading.Lock()  # one writer connection, one write at a time
+LATEST_PLAY_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time ISO 8601 can write
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,9 +473,13 @@ def scrobble(ctx: Ctx) -> dict:
         when = []
         for n, t in enumerate(tracks):
             try:
-                when.append((t.id, int(times[n]) / 1000 if n < len(times) else time.time()))
+                ms = int(times[n]) if n < len(times) else int(time.time() * 1000)
             except ValueError:
-                raise SubsonicError(GENERIC, f"time must be milliseconds since 1970, not {times[n]!r}.") from None
+                ms = -1
+            if not 0 <= ms <= LATEST_PLAY_MS:  # 1e20 stored once made every song listing fail
+                raise SubsonicError(GENERIC, f"time must be milliseconds since 1970 (up to the year 9999), "
+                                             f"not {times[n][:40]!r}.")
+            when.append((t.id, ms / 1000))
         with ctx.writer() as w:
             w.add_plays(ctx.user, when)
     return {}
