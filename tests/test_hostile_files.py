@@ -2,14 +2,20 @@
 a broken link, silence and other degenerate audio. `index` goes on past each of them and says
 what it did with it; nothing reaches search that is not music."""
 
+import json
 import os
 import shutil
+import struct
 import threading
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from songspace.library import Library
+from songspace.server import create_app
 
 
 @pytest.fixture
@@ -82,3 +88,72 @@ def test_a_fifo_or_broken_link_in_the_folder_is_skipped_with_a_reason(two_tracks
     assert result.exit_code == 2 and "is a FIFO" in result.stderr and "no such folder" not in result.stderr
     result = songspace("index", str(link), "--workers", "0")
     assert result.exit_code == 2 and "broken symbolic link" in result.stderr
+
+
+def float_wav(path: Path, y: np.ndarray, sr: int) -> Path:
+    """A 32-bit float WAV written byte by byte: PyAV's encoders would not keep NaN samples."""
+    data = np.asarray(y, "<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, sr, sr * 4, 4, 32)  # 3: IEEE float, mono
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE"
+                     + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+    return path
+
+
+def pcm_wav(path: Path, y: np.ndarray, sr: int) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(sr)
+        w.writeframes((np.clip(y, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_silent_and_degenerate_audio_is_set_aside_and_queries_still_work(indexed_library, tmp_path, songspace):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    sr = 16000
+    rng = np.random.default_rng(0)
+    noise = (0.3 * rng.standard_normal(4 * sr)).astype(np.float32)
+    partly_nan = noise.copy()
+    partly_nan[::50] = np.nan
+    expected = {
+        float_wav(folder / "nan.wav", np.full(3 * sr, np.nan), sr): ("silent", "not numbers"),
+        pcm_wav(folder / "one-sample.wav", np.array([0.5]), sr): ("too_short", "too short"),
+        pcm_wav(folder / "silence.wav", np.zeros(5 * sr), sr): ("silent", "no sound"),
+        float_wav(folder / "dc.wav", np.full(5 * sr, 0.25), sr): ("silent", "DC"),
+        # Longer than the 600 s decoded whole: judged on the windows spread over it.
+        pcm_wav(folder / "long-silence.wav", np.zeros(660 * 8000), 8000): ("silent", "parts analysed"),
+    }
+    music = float_wav(folder / "music-with-some-nan.wav", partly_nan, sr)
+    with Library.open(indexed_library) as lib:
+        report = lib.index([folder], workers=0)
+        assert report.added == 1 and report.failed == []
+        aside = dict(report.set_aside)
+        assert set(aside) == {str(p) for p in expected}
+        status = lib.status()
+        assert (status["silent"], status["too_short"], status["ok"]) == (4, 1, 13)
+        assert status["searchable"] == 13 and status["tracks"] == 18
+        for path, (state, words) in expected.items():
+            t = lib.catalog.by_path(str(path))
+            assert t.status == state and words in t.error, (path, t.error)
+            assert lib.catalog.vector(t.id) is None  # never an ordinary vector
+        kept = lib.catalog.by_path(str(music))
+        assert kept.status == "ok" and np.isfinite(lib.catalog.vector(kept.id)[1]).all()
+        assert lib.index([folder], workers=0).set_aside == report.set_aside  # not analysed again
+        ids = {lib.catalog.by_path(str(p)).id for p in expected}
+
+    app = create_app(indexed_library, index_workers=0)
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        r = client.get("/api/map")
+        assert r.status_code == 200, r.text
+        placed = {p["id"] for p in r.json()["points"]}
+        assert len(placed) == 13 and kept.id in placed and not ids & placed
+        r = client.get("/api/path", params={"a": kept.id, "b": min(placed), "n": 5})
+        assert r.status_code == 200, r.text
+        assert client.get("/api/status").json()["silent"] == 4
+
+    shown = songspace("status", check=True).stdout
+    assert "silent 4, too short 1" in shown and "one-sample.wav: too short" in shown
+    assert songspace("similar", str(kept.id), "--json", check=True).exit_code == 0
+    result = songspace("clusters", str(tmp_path / "lists"), "--json")
+    assert result.exit_code == 0, result.stderr
+    grouped = {t["id"] for g in json.loads(result.stdout) for t in g["tracks"]}
+    assert kept.id in grouped and not ids & grouped

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     artist       TEXT,
     album        TEXT,
     genre        TEXT,
-    status       TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    status       TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'silent', 'too_short')),
     error        TEXT,
     updated_at   REAL NOT NULL
 );
@@ -182,7 +182,32 @@ class Catalog:
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        self._migrate_statuses()
         self._migrate_segments()
+
+    def _migrate_statuses(self) -> None:
+        """Catalogs from before the 'silent' and 'too_short' statuses allow only 'ok' and
+        'failed' (a CHECK constraint, which SQLite cannot alter): rebuild the tracks table once
+        with the new one, as SQLite's ALTER TABLE documentation prescribes. One transaction:
+        a kill leaves the old table or the new, never neither. Ids are kept, so every table
+        pointing at tracks still points right."""
+        sql = self.db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'tracks'").fetchone()[0]
+        if "'silent'" in sql:
+            return
+        start = SCHEMA.index("CREATE TABLE IF NOT EXISTS tracks (")
+        create = SCHEMA[start : SCHEMA.index(");", start) + 2]
+        columns = ", ".join(row[1] for row in self.db.execute("PRAGMA table_info(tracks)"))
+        self.db.execute("PRAGMA foreign_keys=OFF")  # dropping the old table must not cascade
+        try:
+            with self._transaction():
+                self.db.execute(create.replace("IF NOT EXISTS tracks", "tracks_new"))
+                self.db.execute(f"INSERT INTO tracks_new ({columns}) SELECT {columns} FROM tracks")
+                self.db.execute("DROP TABLE tracks")
+                self.db.execute("ALTER TABLE tracks_new RENAME TO tracks")
+                if self.db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise sqlite3.DatabaseError("rows point at tracks that are gone")
+        finally:
+            self.db.execute("PRAGMA foreign_keys=ON")
 
     def integrity(self, quick: bool = False) -> list[str]:
         """What SQLite's integrity check finds wrong with the file ([] when sound)."""
@@ -252,11 +277,13 @@ class Catalog:
             self._after_segment_put(model_id)
         return track_id
 
-    def put_failed(self, path: str, reason: str, *, size: int | None = None, mtime: float | None = None) -> int:
+    def put_failed(self, path: str, reason: str, *, size: int | None = None, mtime: float | None = None,
+                   status: str = "failed") -> int:
         """Record a failure. A previously stored embedding is kept (nothing stored is lost) but
-        the track leaves search until it analyses cleanly again."""
+        the track leaves search until it analyses cleanly again. `status`: "failed", or "silent"
+        or "too_short" for audio that decoded but is no music to compare."""
         with self._transaction():
-            track_id = self._upsert_track(path, dict(size=size, mtime=mtime, status="failed", error=reason))
+            track_id = self._upsert_track(path, dict(size=size, mtime=mtime, status=status, error=reason))
             self._log([track_id], "failed")
             self._bump()
         return track_id
