@@ -157,3 +157,39 @@ def test_silent_and_degenerate_audio_is_set_aside_and_queries_still_work(indexed
     assert result.exit_code == 0, result.stderr
     grouped = {t["id"] for g in json.loads(result.stdout) for t in g["tracks"]}
     assert kept.id in grouped and not ids & grouped
+
+
+def test_a_catalog_from_before_the_new_statuses_takes_them_and_keeps_everything(indexed_library, tmp_path):
+    """Old catalogs allow only 'ok' and 'failed' (a CHECK SQLite cannot alter): the table is
+    rebuilt once on open, with every id, vector, play and playlist entry in place."""
+    import sqlite3
+
+    from songspace.catalog import Catalog
+
+    db_path = indexed_library / "catalog.sqlite"
+    with Library.open(indexed_library) as lib:
+        first = lib.catalog.tracks()[0]
+        lib.catalog.add_plays("bob", [(first.id, 1.0)])
+        lib.catalog.save_playlist(None, "bob", "mine", [first.id])
+        before = {t.id: lib.catalog.vector(t.id)[1].tobytes() for t in lib.catalog.tracks()}
+    db = sqlite3.connect(db_path)
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'tracks'").fetchone()[0]
+    db.execute("PRAGMA writable_schema = ON")  # make it the old table, as an old version made it
+    db.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'tracks'",
+               (sql.replace("'ok', 'failed', 'silent', 'too_short'", "'ok', 'failed'"),))
+    db.commit()
+    db.close()
+    db = sqlite3.connect(db_path)
+    with pytest.raises(sqlite3.IntegrityError):  # the old table refuses the new status
+        db.execute("UPDATE tracks SET status = 'silent' WHERE id = ?", (first.id,))
+    db.close()
+
+    catalog = Catalog(db_path)
+    catalog.put_failed(first.path, "silent: no sound", status="silent")
+    assert catalog.counts()["silent"] == 1
+    assert {t.id: catalog.vector(t.id)[1].tobytes() for t in catalog.tracks()} == before
+    assert catalog.play_counts()[first.id][0] == 1 and catalog.playlists()[0]["track_ids"] == [first.id]
+    catalog.remove([first.id])  # the foreign keys still cascade to the rebuilt table
+    assert first.id not in catalog.play_counts() and catalog.playlists()[0]["track_ids"] == []
+    assert catalog.integrity() == []
+    catalog.close()
