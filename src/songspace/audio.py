@@ -106,7 +106,7 @@ def degenerate(a: Audio) -> tuple[str, str] | None:
     else None. A silent track's vector would be the model's answer to nothing, near every
     other silent track and somewhere arbitrary among the music."""
     if a.duration < MIN_SECONDS or len(a.y) < 2:
-        return TOO_SHORT, f"too short: {a.duration:.3g} s of audio, under the {MIN_SECONDS:g} s a track needs"
+        return TOO_SHORT, f"too short: {a.duration:.2f} s of audio, under the {MIN_SECONDS:g} s a track needs"
     mean = float(a.y.mean(dtype=np.float64))
     peak = max(float(a.y.max()) - mean, mean - float(a.y.min()))  # no copy of a long track
     quiet = 10 ** (SILENCE_DBFS / 20)
