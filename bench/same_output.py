@@ -63,7 +63,7 @@ def run(out: Path, library: Path | None, music: Path) -> None:
         report = lib.index([music], workers=0)
         print(f"added {report.added}, unchanged {report.unchanged}, failed {len(report.failed)}", file=sys.stderr)
         lib.catalog.add_user(USER, PASSWORD)
-        tracks = lib.catalog.tracks("t.status = 'ok'")
+        tracks = lib.catalog.ok_tracks()
     ids = [t.id for t in tracks]
     a, b, c, d = ids[0], ids[len(ids) // 3], ids[len(ids) // 2], ids[-1]
     excerpt = tracks[len(tracks) // 4].path

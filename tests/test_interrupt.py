@@ -99,3 +99,54 @@ def test_ctrl_c_then_resume(many_tracks, tmp_path):
     before = snapshot(library_dir / "catalog.sqlite")
     assert 3 <= len(before) < N
     resume_and_check(many_tracks, library_dir, before)
+
+
+WORKERS_SCRIPT = """
+import multiprocessing as mp, sys, threading, time
+from songspace.workers import run_parallel
+
+def forever(x):
+    time.sleep(3600)
+
+if __name__ == "__main__":
+    threading.Thread(target=lambda: list(run_parallel(forever, range(4), workers=2)), daemon=True).start()
+    while len(mp.active_children()) < 2:
+        time.sleep(0.05)
+    print(" ".join(str(p.pid) for p in mp.active_children()), flush=True)
+    time.sleep(3600)
+"""
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    """kill -9 of the indexing process: its workers go with it, busy or not (they kept running,
+    up to 15 s per file here, forever when idle)."""
+    script = tmp_path / "pool.py"
+    script.write_text(WORKERS_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [psutil.Process(int(pid)) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(w.ppid() == parent.pid for w in workers)
+    parent.kill()
+    parent.wait()
+    # Busy in a task for an hour: without the kernel's help they would outlive this wait.
+    gone, alive = psutil.wait_procs(workers, timeout=120)
+    for w in alive:
+        w.kill()
+    assert not alive
+
+
+def test_sigterm_during_training_removes_its_temporary_files(many_tracks, tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "songspace", "train", str(many_tracks), "--out",
+                             str(tmp_path / "m.safetensors"), "--minutes", "30", "--workers", "1"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(temp.glob("songspace-train-*/*")):  # the corpus is being written
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(0.05)
+    proc.terminate()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0  # stopped, not finished
+    assert not list(temp.glob("songspace-train-*")), err

@@ -230,3 +230,19 @@ def test_cover_art_embedded_or_placeholder(demo_music, tmp_path):
         assert c.get("/rest/getCoverArt", params={**AUTH, "id": album}).content == picture.data
         placeholder = c.get("/rest/getCoverArt", params={**AUTH, "id": ids["without.mp3"], "size": 32})
         assert placeholder.headers["content-type"] == "image/png" and placeholder.content.startswith(b"\x89PNG")
+
+
+def test_absurd_scrobble_times_are_refused_and_stored_ones_do_not_break_listings(client, indexed_library):
+    song = xml(client.get("/rest/getRandomSongs", params={**AUTH, "size": 1})).find(f"{NS}randomSongs/{NS}song").get("id")
+    for when in ("99999999999999999999999", "-5", "NaN", "1e30", "253402300800000"):
+        assert "milliseconds since 1970" in failed(
+            client.get("/rest/scrobble", params={**AUTH, "id": song, "time": when}), 0)
+    assert xml(client.get("/rest/scrobble", params={**AUTH, "id": song, "time": "1700000000000"})).get("status") == "ok"
+    with Library.open(indexed_library) as lib:
+        assert [t for _, t in lib.catalog.db.execute("SELECT track_id, played_at FROM plays")] == [1_700_000_000.0]
+        # What a server before this check stored: every listing showing that song must still answer.
+        lib.catalog.add_plays(USER, [(int(song), 1e20), (int(song), float("inf"))])
+    for name, params in (("getSong", {"id": song}), ("search3", {"query": ""}), ("getRandomSongs", {"size": 50}),
+                         ("getSimilarSongs2", {"id": song})):
+        root = xml(client.get(f"/rest/{name}", params={**AUTH, **params}))
+        assert root.get("status") == "ok", (name, ET.tostring(root)[:300])

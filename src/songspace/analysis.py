@@ -14,14 +14,16 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .audio import Audio, load
+from .audio import Audio, degenerate, load
 from .errors import DecodeError
 from .method import embedder
+from .scan import not_a_file
 from .tags import read_tags
 
 
@@ -42,7 +44,8 @@ class Task:
 class Analysis:
     """What analysing one file gave. `status`: "ok" (embedded), "unchanged" (same content as
     the embedding already stored: nothing else is filled in), "failed" (`error` says why: the
-    file is to blame, and it is retried once it changes) or "skipped" (`error` says why: this
+    file is to blame, and it is retried once it changes), "silent" or "too_short" (decoded, but
+    no music to compare: `error` says why, no vector; audio.degenerate) or "skipped" (`error` says why: this
     run could not get at it, say no worker could read it; reported, not recorded, retried by
     the next run) or "decoded" (`Task.decode_only`: `audio` holds the track, not yet embedded)."""
 
@@ -82,6 +85,8 @@ def analyse(task: Task) -> Analysis:
     path = task.path
     try:
         st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # replaced by a FIFO since the scan: open() would block
+            return Analysis(path, "failed", error=not_a_file(path) or "is not a regular file")
         digest = content_hash(path)
     except OSError as e:
         return Analysis(path, "failed", error=unreadable(e))
@@ -89,13 +94,17 @@ def analyse(task: Task) -> Analysis:
     if digest == task.known_hash:
         return Analysis(path, "unchanged", size, mtime, content_hash=digest)
     try:
-        if task.decode_only:
-            a = load(path, sr=embedder(task.model).features.sr)
-            return Analysis(path, "decoded", size, mtime, content_hash=digest, duration=a.duration,
-                            tags=read_tags(path), audio=a)
-        emb = embedder(task.model).embed_file(path)
+        a = load(path, sr=embedder(task.model).sr)
     except DecodeError as e:
         return Analysis(path, "failed", size, mtime, error=e.reason)
+    if (judged := degenerate(a)) is not None:  # silent, too short: recorded as such, never embedded
+        status, reason = judged
+        return Analysis(path, status, size, mtime, error=reason, content_hash=digest, duration=a.duration,
+                        tags=read_tags(path))
+    if task.decode_only:
+        return Analysis(path, "decoded", size, mtime, content_hash=digest, duration=a.duration,
+                        tags=read_tags(path), audio=a)
+    emb = embedder(task.model).embed_audios([a])[0]
     return Analysis(path, "ok", size, mtime, content_hash=digest, duration=emb.duration, tags=read_tags(path),
                     model_id=embedder(task.model).model_id, vector=emb.vector, segments=emb.segments,
                     segment_starts=emb.segment_starts)

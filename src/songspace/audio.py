@@ -24,7 +24,7 @@ message names the file and a human reason, so a library scan can record it and c
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -47,6 +47,7 @@ class Audio:
     excerpted: bool  # True when only windows spread over the track were kept
     window_starts: tuple[float, ...] = (0.0,)  # where each kept window begins in the track, seconds
     window_seconds: float | None = None  # length of each kept window; None: one continuous run
+    nonfinite: int = 0  # samples the file held as NaN or infinity, kept as silence (0)
 
     def seconds_at(self, sample: int) -> float:
         """Where sample `sample` of `y` lies in the original track, in seconds."""
@@ -76,12 +77,45 @@ def load(path, sr: int = 16000, max_seconds: float = 600.0, window_seconds: floa
 
     with container:
         try:
-            return _load_open(container, path, sr, max_seconds, window_seconds)
+            return _finite(_load_open(container, path, sr, max_seconds, window_seconds))
         except DecodeError:
             raise
         except (av.error.FFmpegError, OSError, ValueError) as e:
             # Anything the specific handlers below did not expect still names the file.
             raise DecodeError(path, f"decoding failed ({_why(e)})") from None
+
+
+def _finite(a: Audio) -> Audio:
+    """NaN or infinite samples (a float WAV can hold them) become silence: one of them would
+    make every feature, and so the track's vector, NaN."""
+    bad = ~np.isfinite(a.y)
+    n = int(np.count_nonzero(bad))
+    return a if n == 0 else replace(a, y=np.where(bad, np.float32(0), a.y), nonfinite=n)
+
+
+# ----------------------------------------------------------------------------------------------
+# Audio that is not music to compare: a status of its own in the catalog, never a vector
+
+MIN_SECONDS = 1.0  # shorter is a click, not a track: a third of one ~3 s patch of the model
+SILENCE_DBFS = -60.0  # no sample further than this from the track's mean (its DC offset) is silence
+SILENT, TOO_SHORT = "silent", "too_short"  # the catalog's statuses for them
+
+
+def degenerate(a: Audio) -> tuple[str, str] | None:
+    """(status, reason) when decoded audio is no music to compare (`SILENT` or `TOO_SHORT`),
+    else None. A silent track's vector would be the model's answer to nothing, near every
+    other silent track and somewhere arbitrary among the music."""
+    if a.duration < MIN_SECONDS or len(a.y) < 2:
+        return TOO_SHORT, f"too short: {a.duration:.2f} s of audio, under the {MIN_SECONDS:g} s a track needs"
+    mean = float(a.y.mean(dtype=np.float64))
+    peak = max(float(a.y.max()) - mean, mean - float(a.y.min()))  # no copy of a long track
+    quiet = 10 ** (SILENCE_DBFS / 20)
+    if peak <= quiet:
+        level = "only a constant (DC) offset" if abs(mean) > quiet else f"no sound above {SILENCE_DBFS:g} dBFS"
+        nan = f"; {a.nonfinite} samples were not numbers (NaN or infinite)" if a.nonfinite else ""
+        kept = " in the parts analysed" if a.excerpted else ""
+        return SILENT, f"silent: {level}{kept}{nan}"
+    return None
 
 
 def _check_file(path) -> None:

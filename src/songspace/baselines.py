@@ -51,12 +51,15 @@ class MfccEmbedder:
     """The baseline behind the same face as `embedding.Embedder`, for the library's workers."""
 
     model_id = MFCC_METHOD
+    sr = SR
 
     def embed_file(self, path: str | Path):
+        return self.embed_audios([audio.load(path, sr=SR)])[0]
+
+    def embed_audios(self, tracks: list[audio.Audio]) -> list:
         from .embedding import TrackEmbedding
 
-        vector, duration, excerpted = mfcc_file(path)
-        return TrackEmbedding(vector, duration, excerpted)
+        return [TrackEmbedding(mfcc_statistics(a.y, SR), a.duration, a.excerpted) for a in tracks]
 
 
 _random = []

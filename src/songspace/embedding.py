@@ -100,6 +100,11 @@ class Embedder:
     def model_id(self) -> str:
         return self.model.model_id
 
+    @property
+    def sr(self) -> int:
+        """The sample rate to decode for this model."""
+        return self.features.sr
+
     @torch.inference_mode()
     def patch_vectors(self, y: np.ndarray) -> torch.Tensor:
         """(n_patches, embed_dim) unit vectors for a waveform at the model's sample rate."""

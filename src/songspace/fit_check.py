@@ -31,6 +31,7 @@ from .errors import InputError
 from .features import level
 from .models.checkpoint import Model
 from .training import Corpus, TrainConfig
+from .workers import unwind_on_sigterm
 
 HOLDOUT = 0.2  # share of the tracks held out of the fit to check it on
 MAX_HELD_OUT = 256  # enough for a tight check; a large library keeps the rest for fitting
@@ -95,7 +96,7 @@ def same_track_losses(model: Model, x: np.ndarray, temperature: float = CHECK_TE
 def check_fit(start: Model, fitted: Model, held_out: Sequence[str], cfg: TrainConfig, workers: int | None = None,
               progress: Callable[[int, int], None] | None = None) -> FitCheck:
     """Score both models on the held-out tracks (read here: the fit never read them)."""
-    with tempfile.TemporaryDirectory(prefix="songspace-check-") as tmp:
+    with unwind_on_sigterm(), tempfile.TemporaryDirectory(prefix="songspace-check-") as tmp:
         corpus = Corpus(held_out, start.features, cfg, Path(tmp), workers, progress)
         if len(corpus) < MIN_HELD_OUT:
             raise InputError(f"only {len(corpus)} of the {len(held_out)} held-out tracks could be read; "

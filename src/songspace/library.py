@@ -35,12 +35,13 @@ import numpy as np
 import platformdirs
 
 from .analysis import Analysis, Task, analyse
+from .audio import SILENT, TOO_SHORT
 from .catalog import Catalog, Track
 from .errors import InputError, LibraryBusy
 from .gpu import embed_in_batches, embedding_device
 from . import method as methods
 from .query import Searcher
-from .scan import is_under, scan
+from .scan import is_under, scan, shown, storable
 from .workers import run_parallel
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from .fit_check import FitCheck
 
 LIBRARY_ENV = "SONGSPACE_LIBRARY"
+SET_ASIDE = (SILENT, TOO_SHORT)  # statuses of decoded audio that is no music to compare
 
 # report(phase, done, total, note): how long work tells the caller where it is.
 Report = Callable[[str, float, float, str], None]
@@ -91,6 +93,8 @@ class IndexReport:
     removed: int = 0
     audio_seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # (path, reason) of audio recorded as silent or too short: not failures, not searchable either
+    set_aside: list[tuple[str, str]] = field(default_factory=list)
     kept_empty: list[tuple[str, int]] = field(default_factory=list)  # (folder, tracks kept): see `index`
     fit: "FitResult | None" = None
     interrupted: bool = False
@@ -237,8 +241,9 @@ class Library:
                allow_empty=False) -> IndexReport:
         report = report or (lambda *a: None)
         result = IndexReport()
+        folders = list(folders)
+        files, bad = scan(folders)  # before resolving: a broken link given is named as such
         roots = [str(Path(f).expanduser().resolve()) for f in folders]
-        files, bad = scan(roots)
         self.catalog.add_folders(roots)
         methods.remember(self.catalog, self.method)
         report("scan", len(files), len(files), f"{len(files)} audio files")
@@ -261,6 +266,9 @@ class Library:
             result.removed = len(gone)
 
         for path, reason in bad:
+            if not storable(path):  # a name SQLite cannot hold: reported on every run instead
+                result.failed.append((shown(path), reason))
+                continue
             if path not in known or known[path].error != reason:
                 self.catalog.put_failed(path, reason)
             result.failed.append((path, reason))
@@ -308,6 +316,9 @@ class Library:
             if same_file and t.status == "failed":
                 result.failed.append((path, t.error))  # retried once the file changes
                 continue
+            if same_file and t.status in SET_ASIDE:
+                result.set_aside.append((path, t.error))  # judged again once the file changes
+                continue
             if same_file and t.model_id == model_id:
                 result.unchanged += 1
                 continue
@@ -324,6 +335,13 @@ class Library:
             result.failed.append((r.path, r.error))
         elif r.status == "skipped":  # not the file's fault: not recorded, so the next run tries again
             result.failed.append((r.path, r.error))
+        elif r.status in SET_ASIDE:
+            self.catalog.put_failed(r.path, r.error, size=r.size, mtime=r.mtime, status=r.status)
+            result.set_aside.append((r.path, r.error))
+        elif not np.isfinite(r.vector).all():  # the last guard: NaN in the index breaks every query
+            reason = "the model gave a vector that is not a number (NaN): not stored"
+            self.catalog.put_failed(r.path, reason, size=r.size, mtime=r.mtime)
+            result.failed.append((r.path, reason))
         else:
             self.catalog.put_ok(r.path, size=r.size, mtime=r.mtime, content_hash=r.content_hash, duration=r.duration,
                                 tags=r.tags, model_id=r.model_id, vector=r.vector, segments=r.segments,
@@ -398,12 +416,16 @@ class Library:
             "model": {"id": method.id, "path": method.name},
             "searched_model": searcher.model_id,
             "folders": catalog.folders(),
-            "tracks": counts["ok"] + counts["failed"],
+            "tracks": sum(counts.values()),
             "ok": counts["ok"],
             "failed": counts["failed"],
+            SILENT: counts.get(SILENT, 0),
+            TOO_SHORT: counts.get(TOO_SHORT, 0),
             "searchable": len(searcher),
             "embeddings_by_model": catalog.models(),
             "failures": [(t.path, t.error) for t in catalog.failed_tracks()],
+            # silent and too short audio: kept out of search and the map, each with its reason
+            "set_aside": [(t.path, t.status, t.error) for t in catalog.set_aside_tracks()],
         }
 
     def export_dataset(self, out: str | Path, rows_per_file: int | None = None):

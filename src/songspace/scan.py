@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -14,25 +15,87 @@ def is_audio_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS and not name.startswith("._")
 
 
+def storable(path: str) -> bool:
+    """Whether the catalog can hold this path. SQLite keeps text as UTF-8, and a name made of
+    other bytes (an old Latin-1 file name, b'caf\\xe9.wav') reaches Python as a str with lone
+    surrogates that no UTF-8 text can carry. Such files are reported on every run, not stored."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(path: str) -> str:
+    """A path as it can be printed and sent as JSON: bytes that are not UTF-8 as \\xNN."""
+    return path if storable(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+NOT_UTF8 = "file name is not valid UTF-8, so the catalog cannot store it: rename it (e.g. convmv -f latin1 -t utf8)"
+
+
+def not_a_file(path: str) -> str | None:
+    """Why an entry with an audio name is not an audio file (None: it is a regular file, or a
+    link to one). A FIFO would block a worker's open() for good; a device is no music either."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"broken symbolic link (to {shown(os.readlink(path))}, which does not exist)"
+        return None  # gone since the walk: the worker says so
+    except OSError as e:
+        return f"cannot read file: {e.strerror or e}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not an audio file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not an audio file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not an audio file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not an audio file"
+    return "is not a regular file"
+
+
 def scan(folders: Iterable[str | Path]) -> tuple[list[str], list[tuple[str, str]]]:
-    """(audio file paths, [(path, reason)] for entries that look like audio but are not files).
+    """(audio file paths, [(path, reason)] for entries that look like audio but are not files:
+    directories, FIFOs, sockets, devices, broken links, and names the catalog cannot store).
 
     A folder given by name must exist; a file given by name is taken whatever its extension."""
     files, bad = [], []
     for folder in folders:
-        folder = Path(folder).expanduser().resolve()
-        if folder.is_file():
-            files.append(str(folder))
+        given = os.path.expanduser(str(folder))
+        if not storable(given):
+            raise InputError(f"{shown(given)}: {NOT_UTF8}")
+        if not os.path.lexists(given):
+            raise InputError(f"{given}: no such folder or file")
+        folder = Path(given).resolve()
+        if folder.is_dir():
+            _walk(folder, files, bad)
             continue
-        if not folder.is_dir():
-            raise InputError(f"{folder}: no such folder")
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            for d in dirnames:
-                if is_audio_name(d):
-                    bad.append((os.path.join(dirpath, d), "is a directory, not an audio file"))
-            files.extend(os.path.join(dirpath, f) for f in sorted(filenames) if is_audio_name(f))
+        why = not_a_file(given)
+        if why is not None:
+            raise InputError(f"{given}: {why}, nor a folder")
+        files.append(str(folder))
     return sorted(set(files)), bad
+
+
+def _walk(folder: Path, files: list[str], bad: list[tuple[str, str]]) -> None:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for d in dirnames:
+            if is_audio_name(d):
+                bad.append((os.path.join(dirpath, d), "is a directory, not an audio file"))
+        for f in sorted(filenames):
+            if not is_audio_name(f):
+                continue
+            path = os.path.join(dirpath, f)
+            why = NOT_UTF8 if not storable(path) else not_a_file(path)
+            if why is None:
+                files.append(path)
+            else:
+                bad.append((path, why))
 
 
 def is_under(path: str, roots: Iterable[str]) -> bool:

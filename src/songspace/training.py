@@ -45,7 +45,7 @@ from .models.checkpoint import Model, load_model, save_model
 from .models.contrastive import Contrastive
 from .models.encoder import Encoder, EncoderConfig
 from .models.files import read_config
-from .workers import run_parallel
+from .workers import run_parallel, unwind_on_sigterm
 
 OBJECTIVES = ("contrastive", "autoencoder")
 
@@ -323,7 +323,7 @@ def train(paths: Sequence[str | Path], out: str | Path, cfg: TrainConfig = Train
         raise InputError("release_weight needs each track's release: a MANIFEST.tsv with `file` and `package` "
                          "columns in the training folder (scripts/fetch-training-corpus.sh writes one)")
     features = init.features if init else (features or FeatureConfig(**read_config(None)["features"]))
-    with tempfile.TemporaryDirectory(prefix="songspace-train-") as tmp:
+    with unwind_on_sigterm(), tempfile.TemporaryDirectory(prefix="songspace-train-") as tmp:
         corpus = Corpus(paths, features, cfg, Path(tmp), workers, lambda d, n: report("fit-corpus", d, n, ""))
         corpus.set_groups(releases or {})
         objective, stats = train_on_corpus(corpus, features, cfg, init, device,

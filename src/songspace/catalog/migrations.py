@@ -14,6 +14,7 @@ previous version.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -125,7 +126,33 @@ def step_2_segment_index(cat) -> None:
     cat.db.execute("CREATE INDEX IF NOT EXISTS segment_records_by_codec ON segment_records (codec, model_id)")
 
 
-STEPS = [step_1_tables, step_2_segment_index]  # step n is STEPS[n - 1]; only ever append
+def step_3_statuses(cat) -> None:
+    """Tracks may also be 'silent' or 'too_short' (audio that decoded but is no music to compare).
+    The status CHECK constraint cannot be altered in SQLite, so the tracks table is rebuilt once
+    as SQLite's ALTER TABLE documentation prescribes: one transaction (a kill leaves the old table
+    or the new, never neither), ids kept, so every table pointing at tracks still points right."""
+    sql = cat.db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'tracks'").fetchone()[0]
+    if "'silent'" in sql or "CHECK" not in sql:  # rebuilt by an interrupted run, or never constrained
+        return
+    create = sql.replace("CHECK (status IN ('ok', 'failed'))",
+                         "CHECK (status IN ('ok', 'failed', 'silent', 'too_short'))")
+    if create == sql:
+        raise CatalogError(f"{cat.path}: the tracks table has an unexpected shape; cannot add track statuses")
+    columns = ", ".join(row[1] for row in cat.db.execute("PRAGMA table_info(tracks)"))
+    cat.db.execute("PRAGMA foreign_keys=OFF")  # dropping the old table must not cascade
+    try:
+        with cat._transaction():
+            cat.db.execute(re.sub(r"^CREATE TABLE (IF NOT EXISTS )?\"?tracks\"?", "CREATE TABLE tracks_new", create))
+            cat.db.execute(f"INSERT INTO tracks_new ({columns}) SELECT {columns} FROM tracks")
+            cat.db.execute("DROP TABLE tracks")
+            cat.db.execute("ALTER TABLE tracks_new RENAME TO tracks")
+            if cat.db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                raise CatalogError(f"{cat.path}: rows point at tracks that are gone")
+    finally:
+        cat.db.execute("PRAGMA foreign_keys=ON")
+
+
+STEPS = [step_1_tables, step_2_segment_index, step_3_statuses]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 

@@ -85,11 +85,13 @@ class Tracks(Store):
             self._bump()
         return track_id
 
-    def put_failed(self, path: str, reason: str, *, size: int | None = None, mtime: float | None = None) -> int:
+    def put_failed(self, path: str, reason: str, *, size: int | None = None, mtime: float | None = None,
+                   status: str = "failed") -> int:
         """Record a failure. A previously stored embedding is kept (nothing stored is lost) but
-        the track leaves search until it analyses cleanly again."""
+        the track leaves search until it analyses cleanly again. `status`: "failed", or "silent"
+        or "too_short" for audio that decoded but is no music to compare."""
         with self._transaction():
-            track_id = self._upsert_track(path, dict(size=size, mtime=mtime, status="failed", error=reason))
+            track_id = self._upsert_track(path, dict(size=size, mtime=mtime, status=status, error=reason))
             self._log([track_id], "failed")
             self._bump()
         return track_id
@@ -124,6 +126,10 @@ class Tracks(Store):
     def failed_tracks(self) -> list[Track]:
         """The tracks that could not be analysed, with their reason in `error`."""
         return self._select("t.status = 'failed'")
+
+    def set_aside_tracks(self) -> list[Track]:
+        """Silent or too short audio: recorded with its reason, kept out of search and the map."""
+        return self._select("t.status IN ('silent', 'too_short')")
 
     def track(self, track_id: int) -> Track | None:
         found = self._select("t.id = ?", (track_id,))

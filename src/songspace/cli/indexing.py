@@ -48,6 +48,8 @@ def index(
         print_fit(report.fit, model_id, reembedded=False)
     for path, reason in report.failed:
         console.print(f"[yellow]failed:[/] {path}: {reason}")
+    for path, reason in report.set_aside:  # silent or too short: recorded, not searched, not a failure
+        console.print(f"set aside: {escape(path)}: {escape(reason)}")
     for folder, n in report.kept_empty:
         console.print(f"[yellow]kept:[/] {escape(folder)} holds no audio now (not mounted?); its {n} tracks stay. "
                       "If the music is really gone, run again with --allow-empty.")
@@ -78,6 +80,10 @@ def status(as_json: PlainJsonOption = False):
         out.print(f"embedded:   {n} by {model_id}{stale}")
     for path, reason in s["failures"]:
         out.print(f"[yellow]failed:[/] {path}: {reason}")
+    if s["set_aside"]:  # silent or too short audio: kept out of search and the map
+        out.print(f"set aside:  silent {s['silent']}, too short {s['too_short']} (not searched)")
+    for path, _, reason in s["set_aside"]:
+        out.print(f"set aside:  {escape(path)}: {escape(reason)}")
 
 
 @app.command()

@@ -32,15 +32,17 @@ def train(
     workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes for decoding (0: in this process).")] = None,
 ):
     """Train the encoder self-supervised on folders of music and save it."""
-    from ..models.files import DEFAULT_MODEL
+    from ..method import resolve as resolve_method
     from ..scan import scan
     from ..training import TrainConfig, read_releases
     from ..training import train as run_training
 
     if steps is not None:
         minutes = None
-    init_model = DEFAULT_MODEL if str(init) == "default" else init
     with clear_errors(), progress_bar() as progress:
+        init_model = None if init is None else resolve_method(init).file
+        if init is not None and init_model is None:
+            raise InputError(f"--init {init}: 'default' or a model file")
         try:
             chans = tuple(int(c) for c in channels.split(","))
         except ValueError:

@@ -18,6 +18,7 @@ from ..errors import ModelError, SongspaceError
 from ..library import Library
 from . import api, auth, subsonic
 from .jobs import IndexJob
+from .limits import BodyLimit
 
 STATIC = Path(__file__).parent / "static"
 
@@ -30,14 +31,6 @@ STATIC = Path(__file__).parent / "static"
 def songspace_error(request: Request, e: SongspaceError) -> JSONResponse:
     # A missing or unloadable model is the server's problem, not the request's.
     return JSONResponse({"detail": str(e)}, status_code=503 if isinstance(e, ModelError) else 400)
-
-
-async def limit_body(request: Request, call_next):
-    """Refuse a declared body over the upload cap before anything reads it (the identify
-    route checks again while copying, for bodies sent without a length)."""
-    if int(request.headers.get("content-length") or 0) > api.MAX_UPLOAD + 64 * 1024:
-        return JSONResponse({"detail": f"request too large: at most {api.MAX_UPLOAD // 2**20} MB"}, status_code=413)
-    return await call_next(request)
 
 
 def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
@@ -80,7 +73,10 @@ def create_app(library_dir: str | Path, token: str | None = None, *, index_worke
 
     app.add_exception_handler(SongspaceError, songspace_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.middleware("http")(limit_body)
+    # Every body is counted as it arrives (limits.py). Added first, so it sits inside the guard:
+    # a request the guard refuses is never read, and the 413 raised while a route reads is not
+    # wrapped by the guard's task group on its way to FastAPI's handler.
+    app.add_middleware(BodyLimit, limit=api.MAX_UPLOAD + 64 * 1024)
     app.middleware("http")(auth.guard(token))  # added last: runs first
     app.include_router(auth.login_router(token))
     app.include_router(api.router)

@@ -54,7 +54,7 @@ class IndexJob:
             with Library(self.root) as lib:
                 r = lib.index(folders, workers=self.workers, report=self._report)
             report = {"added": r.added, "updated": r.updated, "unchanged": r.unchanged, "removed": r.removed,
-                      "failed": len(r.failed), "interrupted": r.interrupted}
+                      "failed": len(r.failed), "set_aside": len(r.set_aside), "interrupted": r.interrupted}
         except SongspaceError as e:
             error = str(e)
         except Exception as e:  # a bug: keep the server up, and say what happened

@@ -4,7 +4,8 @@ Tempo, Amperfy, ...) browses and plays the library, and its "Instant Mix" comes 
 Every method answers at /rest/NAME and /rest/NAME.view, to GET and POST (parameters in the query
 string, a form-encoded body, or both); XML by default, JSON with f=json (subsonic_format.py).
 Every request names a user (subsonic_auth.py): the app's own token guard lets /rest/ through to
-that check. Failures are Subsonic errors in the envelope, never a 500: 10 a required parameter
+that check. Credentials in the query string are checked before a form body is read, and a body
+is read only up to a small size until they are (limits.py). Failures are Subsonic errors in the envelope, never a 500: 10 a required parameter
 is missing, 40 wrong credentials, 50 not yours to change, 70 not found (an unknown id, an id of
 another kind, a path), 0 anything else. Ids: subsonic_library.py.
 
@@ -36,6 +37,7 @@ from ..errors import QueryError, SongspaceError
 from ..query import Searcher
 from . import subsonic_library as lib
 from .coverart import embedded_picture, placeholder_png
+from .limits import lower_body_limit
 from .streaming import audio_response, inside_folders
 from .subsonic_auth import authenticate
 from .subsonic_format import GENERIC, MISSING, NOT_AUTHORIZED, NOT_FOUND, SubsonicError, error, render
@@ -47,6 +49,7 @@ EXTENSIONS = [{"name": "sonicSimilarity", "versions": [1]}, {"name": "formPost",
 MAX_LIST = 500  # albums, random songs: what Subsonic allows per page
 MAX_SEARCH = 10_000  # search3 pages (an empty query syncs the whole library page by page)
 _writes = threading.Lock()  # one writer connection, one write at a time
+LATEST_PLAY_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time ISO 8601 can write
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,10 +182,23 @@ def method(*names: str):
     return register
 
 
-async def _params(request: Request) -> Params:
+# A form body is read only up to these sizes: a little while the caller is unknown (the formPost
+# extension lets credentials travel in the body), more once the query string's credentials are
+# right (a playlist of thousands of songs). Nothing else is read before the credentials are.
+ANONYMOUS_BODY = 64 * 1024
+USER_BODY = 4 * 2**20
+
+
+def _has_credentials(params: Params) -> bool:
+    return bool(params.get("u") and (params.get("p") is not None or params.get("apiKey")
+                                     or (params.get("t") and params.get("s"))))
+
+
+async def _params(request: Request, proven: bool = False) -> Params:
     items = list(request.query_params.multi_items())
     if request.method == "POST" and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
+        lower_body_limit(request, USER_BODY if proven else ANONYMOUS_BODY)
         form = await request.form()
         items += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     return Params(items)
@@ -204,7 +220,16 @@ def _answer(ctx: Ctx, handler: Handler) -> Response:
 
 @router.api_route("/{name}", methods=["GET", "POST"])
 async def dispatch(name: str, request: Request) -> Response:
-    params = await _params(request)
+    query = Params(list(request.query_params.multi_items()))
+    proven = False
+    if _has_credentials(query):  # credentials in the URL: checked before any body is read
+        try:
+            # The catalog of the thread that asks: each thread reads through its own connection.
+            await run_in_threadpool(lambda: authenticate(query, request.app.state.searcher.catalog))
+        except SubsonicError as e:
+            return error(e, query.get("f"))
+        proven = True
+    params = await _params(request, proven)
     handler = HANDLERS.get(name.removesuffix(".view"))
     if handler is None:
         return error(SubsonicError(GENERIC, f"Unknown method: {name!r}."), params.get("f"))
@@ -472,9 +497,13 @@ def scrobble(ctx: Ctx) -> dict:
         when = []
         for n, t in enumerate(tracks):
             try:
-                when.append((t.id, int(times[n]) / 1000 if n < len(times) else time.time()))
+                ms = int(times[n]) if n < len(times) else int(time.time() * 1000)
             except ValueError:
-                raise SubsonicError(GENERIC, f"time must be milliseconds since 1970, not {times[n]!r}.") from None
+                ms = -1
+            if not 0 <= ms <= LATEST_PLAY_MS:  # 1e20 stored once made every song listing fail
+                raise SubsonicError(GENERIC, f"time must be milliseconds since 1970 (up to the year 9999), "
+                                             f"not {times[n][:40]!r}.")
+            when.append((t.id, ms / 1000))
         with ctx.writer() as w:
             w.add_plays(ctx.user, when)
     return {}

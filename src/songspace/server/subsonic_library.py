@@ -42,7 +42,10 @@ def iso(t: float | None) -> str | None:
     """Seconds since the epoch as Subsonic's ISO 8601 time, UTC."""
     if t is None:
         return None
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    try:
+        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    except (OverflowError, ValueError, OSError):  # NaN, or beyond year 9999 (an old scrobble, a file's mtime)
+        return None
 
 
 def index_letter(name: str) -> str:

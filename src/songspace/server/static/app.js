@@ -746,6 +746,7 @@ function showStatus(s) {
   const parts = [`${s.ok} tracks`];
   if (s.searchable !== undefined && s.searchable !== s.ok) parts.push(`${s.searchable} searchable`);
   if (s.failed) parts.push(`${s.failed} failed`);
+  if (s.silent || s.too_short) parts.push(`${(s.silent || 0) + (s.too_short || 0)} silent or too short`);
   parts.push(`model ${s.searched_model || (s.model && s.model.id) || "?"}`);
   const status = $("#status");
   status.textContent = parts.join(" · ");
