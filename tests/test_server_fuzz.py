@@ -43,6 +43,7 @@ def app(_indexed_demo, tmp_path_factory):
     app.state.index_job.join(120)
 
 
+@pytest.mark.slow
 def test_no_server_errors(app):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
