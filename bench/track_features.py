@@ -24,6 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+# A private numba cache: librosa's cached kernels in a shared venv's __pycache__ crashed
+# (segmentation fault in chroma_stft) here, and a fresh cache did not.
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), "numba-songspace-bench"))
+
 _state = {}
 
 
