@@ -28,8 +28,10 @@ from songspace.evaluate import usable
 def load_set(path: Path) -> dict:
     z = np.load(path, allow_pickle=True)
     labels = {k[len("label_"):]: z[k] for k in z.files if k.startswith("label_")}
-    return {"name": path.stem, "labels": labels, "songspace": z["vectors"], "mfcc": standardise(z["mfcc"]),
-            "z": z}
+    data = {"name": path.stem, "labels": labels, "songspace": z["vectors"]}
+    if z["mfcc"].shape[1] > 1:  # track_features.py --no-mfcc leaves a placeholder
+        data["mfcc"] = standardise(z["mfcc"])
+    return data
 
 
 def cosine(v: np.ndarray) -> np.ndarray:
@@ -60,7 +62,7 @@ def variants(sims: np.ndarray, ks, n_candidates: int, sample: int, seed: int = 0
 
 def evaluate_set(data: dict, methods, ks, n_candidates, sample) -> list[dict]:
     rows = []
-    for method in methods:
+    for method in [m for m in methods if m in data]:
         sims = cosine(data[method])
         for variant, scores in variants(sims, ks, n_candidates, sample).items():
             row = {"set": data["name"], "method": method, "variant": variant, **hubness.hub_statistics(scores, 5)}
@@ -81,11 +83,13 @@ def main(argv=None) -> int:
     ap.add_argument("--candidates", type=int, default=50, help="ANN candidates rescored per query")
     ap.add_argument("--sample", type=int, default=500, help="tracks sampled for mutual proximity's moments")
     ap.add_argument("--methods", nargs="+", default=["songspace", "mfcc"])
+    ap.add_argument("--labels", nargs="+", default=["album", "artist"], help="label columns to score")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     rows = []
     for path in args.sets:
         data = load_set(path)
+        data["labels"] = {c: v for c, v in data["labels"].items() if c in args.labels}
         rows += evaluate_set(data, args.methods, args.k, args.candidates, args.sample)
     keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("set", "method", "variant")]
     print("| set | method | rescoring | " + " | ".join(keys) + " |")

@@ -7,7 +7,7 @@ tracks in the same run.
 
 Methods (leave-one-out, evaluate's scoring):
   songspace         cosine of the shipped model's vectors (the baseline)
-  gauss-skl         one Gaussian over 20 MFCCs of the log-mel, symmetric KL, stored as float16
+  gauss-skl         one Gaussian over MFCCs 1-20 of the log-mel, symmetric KL, stored as float16
                     (460 bytes per track; the figures use the stored, rounded values)
   musly             pymusly's "timbre" jukebox (Musly 2.0: 25 MFCCs, Jensen-Shannon-like, its
                     own mutual-proximity normalisation over the set), when installed
@@ -36,7 +36,7 @@ def cosine(v):
 
 def gauss_divergence(z) -> np.ndarray:
     packed = [timbre.unpack(timbre.pack(m, c)) for m, c in zip(z["means"], z["covs"])]
-    t = timbre.TimbreSet(np.stack([m for m, _ in packed]), np.stack([c for _, c in packed]))
+    t = timbre.TimbreSet(np.stack([m for m, _ in packed]), np.stack([c for _, c in packed]))  # ridge inside
     return t.divergence()
 
 
@@ -80,7 +80,7 @@ def score(name: str, s: np.ndarray, labels: dict, row: dict) -> None:
 
 def run(path: Path) -> list[dict]:
     z = np.load(path, allow_pickle=True)
-    labels = {k[len("label_"):]: z[k] for k in z.files if k.startswith("label_")}
+    labels = {k[len("label_"):]: z[k] for k in z.files if k[len("label_"):] in ("album", "artist")}
     cos = cosine(z["vectors"])
     timbres = {"gauss-skl": -np.log1p(gauss_divergence(z))}  # similarity; log: SKL is heavy-tailed
     md = musly_distance(z)

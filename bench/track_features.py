@@ -42,8 +42,10 @@ def read_set(source: Path) -> tuple[list[str], dict[str, list[str]]]:
     return data.paths, data.labels
 
 
-def _init():
+def _init(options=None):
     import torch
+
+    _state.update(options or {})
 
     torch.set_num_threads(1)
     from songspace.embedding import Embedder
@@ -76,12 +78,20 @@ def _one(task: tuple[int, str]) -> dict:
         t3 = time.perf_counter()
         out["mean"], out["cov"] = timbre.gaussian(S)
         t4 = time.perf_counter()
-        a22 = audio.load(path, sr=SR)
+        seconds = _state.get("musly_seconds")
+        if seconds and not _state.get("mfcc", True):  # decode only Musly's centred excerpt
+            a22 = audio.load(path, sr=SR, max_seconds=seconds, window_seconds=seconds)
+        else:
+            a22 = audio.load(path, sr=SR)
         t5 = time.perf_counter()
-        out["mfcc"] = mfcc_statistics(a22.y, SR)
+        out["mfcc"] = mfcc_statistics(a22.y, SR) if _state.get("mfcc", True) else np.zeros(1, np.float32)
         t6 = time.perf_counter()
         if _state["jukebox"] is not None:
-            track = _state["jukebox"].track_from_audiodata(a22.y.tolist())
+            y = a22.y
+            if seconds and len(y) > seconds * SR:  # Musly's own default: an excerpt from the middle
+                start = (len(y) - int(seconds * SR)) // 2
+                y = y[start : start + int(seconds * SR)]
+            track = _state["jukebox"].track_from_audiodata(y.tolist())
             out["musly"] = _state["jukebox"].serialize_track(track)
         t7 = time.perf_counter()
     except audio.DecodeError as err:
@@ -93,21 +103,47 @@ def _one(task: tuple[int, str]) -> dict:
     return out
 
 
+def _timbre_only(path: str):
+    from songspace import audio, timbre
+    from songspace.features import log_mel
+
+    e = _state["embedder"]
+    S = log_mel(audio.load(path, sr=e.features.sr).y, e.features).numpy()
+    return timbre.gaussian(S)
+
+
+def update_timbre(npz: Path) -> None:
+    """Recompute only the timbre Gaussians of an existing cache (after songspace.timbre changed)."""
+    z = dict(np.load(npz, allow_pickle=True))
+    _init()
+    pairs = [_timbre_only(str(p)) for p in z["paths"]]
+    z["means"], z["covs"] = np.stack([m for m, _ in pairs]), np.stack([c for _, c in pairs])
+    np.savez(npz, **z)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("source", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-mfcc", action="store_true", help="skip the MFCC baseline (the slowest part)")
+    ap.add_argument("--musly-seconds", type=float, help="give Musly this long an excerpt from the middle "
+                    "(Musly's own default is 30 s); default: all that was decoded")
+    ap.add_argument("--update-timbre", action="store_true",
+                    help="recompute only the timbre Gaussians in an existing --out")
     args = ap.parse_args(argv)
+    if args.update_timbre:
+        return update_timbre(args.out)
+    options = {"mfcc": not args.no_mfcc, "musly_seconds": args.musly_seconds}
     paths, labels = read_set(args.source)
     results = [None] * len(paths)
     if args.workers <= 1:
-        _init()
+        _init(options)
         it = map(_one, enumerate(paths))
     else:
         import multiprocessing as mp
 
-        pool = mp.get_context("spawn").Pool(args.workers, initializer=_init)
+        pool = mp.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(options,))
         it = pool.imap_unordered(_one, enumerate(paths), chunksize=2)
     start = time.monotonic()
     for done, r in enumerate(it, 1):

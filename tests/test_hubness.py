@@ -80,7 +80,7 @@ def test_timbre_divergence_matches_the_direct_formula():
         m, c = timbre.gaussian(S)
         means.append(m)
         covs.append(c)
-    t = timbre.TimbreSet(np.stack(means), np.stack(covs))
+    t = timbre.TimbreSet(np.stack(means), np.stack(covs), ridge=0.1)
     D = t.divergence()
     p, q = 1, 3
     Cp, Cq, Pp, Pq = t.covs[p], t.covs[q], t.precisions[p], t.precisions[q]
@@ -97,7 +97,13 @@ def test_timbre_pack_round_trip_and_size():
     blob = timbre.pack(m, c)
     assert len(blob) == 460
     m2, c2 = timbre.unpack(blob)
-    assert np.allclose(m2, m, atol=1e-2) and np.allclose(c2, c, rtol=1e-2, atol=1e-3) and np.allclose(c2, c2.T)
+    c_ridge = c + timbre.RIDGE * np.eye(len(m))
+    assert np.allclose(m2, m, atol=1e-2) and np.allclose(c2, c_ridge, rtol=1e-2, atol=1e-2) and np.allclose(c2, c2.T)
+    # A near-singular covariance (a silent stretch) still unpacks positive definite.
+    S = rng.normal(size=(96, 200))
+    S[:, 100:] = -9.2  # log of the offset: digital silence
+    m, c = timbre.gaussian(S)
+    assert np.linalg.eigvalsh(timbre.unpack(timbre.pack(m, c))[1]).min() > 0
     with pytest.raises(ValueError, match="numbers"):
         timbre.unpack(blob[:-2])
     with pytest.raises(ValueError, match="frames"):
