@@ -6,7 +6,8 @@
 The recipe defaults to the shipped model's (docs/model-card.md): contrastive, 64 tracks per
 step, learning rate 1e-3 annealed to 0 (cosine), 16 segments per track; --steps or --minutes
 make it shorter. Prints one line per fold and a table of mean +- sd over folds and seeds
-(and the spread of the per-seed means), and writes every row to --json.
+(and the spread of the per-seed means), and writes every row to --json. Held-out tracks are
+embedded from the segments the corpus keeps of them (see songspace.crossval).
 """
 
 from __future__ import annotations
@@ -15,37 +16,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-
-def shipped_from_cache(args, rows: list[dict]) -> list[dict]:
-    """Reference rows for the shipped model from cached vectors, on the folds the run used."""
-    import numpy as np
-
-    from songspace.crossval import package_folds
-    from songspace.evaluate import retrieval_scores, usable
-    from songspace.training import read_releases
-
-    package_of = read_releases([args.corpus])
-    paths = sorted(package_of)
-    folds = package_folds([package_of[p] for p in paths], args.folds, args.fold_seed)
-    corpus, evaluation = (np.load(p, allow_pickle=True) for p in args.shipped_vectors)
-    where = {str(p): i for i, p in enumerate(corpus["paths"])}
-    extra = {}
-    for column in ("album", "artist"):
-        labels = evaluation[f"label_{column}"]
-        keep = np.array([usable(str(x)) for x in labels])
-        s = retrieval_scores(evaluation["vectors"][keep], labels[keep])
-        extra.update({f"{column}_p@1": s["p@1"], f"{column}_p@5": s["p@5"], f"{column}_map": s["map"]})
-    out = []
-    for f, fold in enumerate(folds):
-        if args.only_folds and f not in args.only_folds:
-            continue
-        mine = [p for p in paths if package_of[p] in set(fold) and p in where]
-        s = retrieval_scores(corpus["vectors"][[where[p] for p in mine]], [package_of[p] for p in mine])
-        out.append({"method": "shipped v3 (heard every fold; cached vectors)", "seed": None, "fold": f,
-                    "packages": len(fold), "tracks": len(mine), "fold_p@1": s["p@1"], "fold_p@5": s["p@5"],
-                    "fold_map": s["map"], **extra})
-    return out + rows
 
 
 def main(argv=None) -> int:
@@ -64,9 +34,6 @@ def main(argv=None) -> int:
     ap.add_argument("--no-references", action="store_true", help="skip the shipped and untrained models")
     ap.add_argument("--workers", type=int, help="decoding processes (default: the machine's)")
     ap.add_argument("--json", type=Path, help="write every row here")
-    ap.add_argument("--shipped-vectors", type=Path, nargs=2, metavar=("CORPUS_NPZ", "EVAL_NPZ"),
-                    help="score the shipped model on the same folds from bench/track_features.py's caches "
-                         "instead of embedding everything again (with --no-references)")
     args = ap.parse_args(argv)
 
     from songspace.crossval import SCORES, cross_validate, summary
@@ -85,8 +52,6 @@ def main(argv=None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.shipped_vectors:
-        rows = shipped_from_cache(args, rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     print("\n| method | runs | " + " | ".join(SCORES) + " |")
