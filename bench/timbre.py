@@ -40,21 +40,42 @@ def gauss_divergence(z) -> np.ndarray:
     return t.divergence()
 
 
-def musly_distance(z) -> np.ndarray | None:
-    blobs = list(z["musly"])
-    if not blobs or not blobs[0]:
-        return None
+def _musly_matrix(blobs, leave_out=()):
     import pymusly
 
     pymusly.set_musly_loglevel(0)
     box = pymusly.MuslyJukebox("timbre")
     tracks = [box.deserialize_track(bytes(b)) for b in blobs]
     rng = np.random.default_rng(0)
-    style = [tracks[i] for i in rng.permutation(len(tracks))[:1000]]  # Musly's advice: <= 1000 random tracks
-    box.set_style(style)
+    # Musly's advice: <= 1000 random tracks set the style (its normalisation).
+    box.set_style([tracks[i] for i in rng.permutation(len(tracks))[:1000] if i not in set(leave_out)])
     pairs = list(zip(range(len(tracks)), tracks))
     box.add_tracks(pairs)
     return np.array([box.compute_similarity(p, pairs) for p in pairs], dtype=np.float64)  # distances
+
+
+def musly_distance(z) -> np.ndarray | None:
+    blobs = list(z["musly"])
+    if not blobs or not blobs[0]:
+        return None
+    d = _musly_matrix(blobs)
+    nan_rows = np.flatnonzero(np.isnan(d).sum(axis=1) > len(d) // 2)
+    if len(nan_rows):  # a track Musly could not model also spoils the style: set it without them
+        print(f"musly: style set again without {len(nan_rows)} tracks with NaN distances")
+        d = _musly_matrix(blobs, nan_rows)
+    # Musly gives NaN against a track it could not model (one corpus track: all of its row and
+    # column): such a track is taken as far from everything.
+    # Musly gives NaN (and 0 after its normalisation) against a track it could not model: such
+    # a track would be everyone's nearest. It is taken as far from everything.
+    off = ~np.eye(len(d), dtype=bool)
+    broken = np.flatnonzero((np.isnan(d) | (d <= 0))[off].reshape(len(d), -1).mean(axis=1) > 0.5)
+    if len(broken):
+        print(f"musly: {len(broken)} tracks it could not model, taken as farthest: "
+              + ", ".join(str(z["paths"][i]) for i in broken[:5]))
+    d[np.isnan(d)] = np.nanmax(d)
+    d[broken, :] = d[:, broken] = np.nanmax(d)
+    np.fill_diagonal(d, 0.0)
+    return d
 
 
 def row_z(s: np.ndarray) -> np.ndarray:
