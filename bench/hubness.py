@@ -46,7 +46,7 @@ def variants(sims: np.ndarray, ks, n_candidates: int, sample: int, seed: int = 0
     out = {"cosine": off}
     for k in ks:
         r = hubness.neighbourhood_mean(off, k)
-        out[f"local scaling k={k}"] = hubness.rescore_top(sims, lambda i, j, s: hubness.csls(s, r[i], r[j]), n_candidates)
+        out[f"local scaling k={k}"] = hubness.rescore_top(sims, lambda i, j, s, r=r: hubness.csls(s, r[i], r[j]), n_candidates)
     rng = np.random.default_rng(seed)
     cols = np.sort(rng.choice(n, size=min(sample, n), replace=False))
     sample_sims = sims[:, cols].copy()

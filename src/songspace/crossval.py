@@ -188,7 +188,7 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
 
 
 def _brief(s: dict) -> str:
-    return ", ".join(f"{k} {v:.3f}" for k, v in s.items() if k.endswith("map") or k.endswith("p@1"))
+    return ", ".join(f"{k} {v:.3f}" for k, v in s.items() if k.endswith(("map", "p@1")))
 
 
 SCORES = ("fold_p@1", "fold_p@5", "fold_map", "album_p@1", "album_map", "artist_p@5", "artist_map")
