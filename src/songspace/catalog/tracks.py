@@ -79,6 +79,8 @@ class Track:
 _BASE_COLUMNS = "t.id, t.path, t.size, t.mtime, t.content_hash, t.duration, t.title, t.artist, t.album, t.genre, t.status, t.error, e.model_id"
 _EXTRA = tuple(c for c in TAG_COLUMNS if c not in ("title", "artist", "album", "genre")) + ("audio_hash", "tags_version")
 _TRACK_COLUMNS = _BASE_COLUMNS + "".join(f", t.{c}" for c in _EXTRA)
+# A reader of a catalog not yet migrated to step 4 (read-only connections never migrate) sees no tags there.
+_OLD_TRACK_COLUMNS = _BASE_COLUMNS + "".join(f", NULL AS {c}" for c in _EXTRA)
 
 
 def _track(row) -> Track:
@@ -86,6 +88,7 @@ def _track(row) -> Track:
     for name in LISTS:
         extra[name] = tuple(json.loads(extra[name])) if extra[name] else ()
     extra["compilation"] = bool(extra["compilation"])
+    extra["tags_version"] = extra["tags_version"] or 0
     return Track(*row[:13], **extra)
 
 
@@ -97,7 +100,7 @@ def _tag_fields(tags: dict) -> dict:
     fields["compilation"] = int(bool(fields["compilation"]))
     fields["tags_version"] = int(tags.get("tags_version", 0))
     return fields
-_TRACK_SELECT = f"SELECT {_TRACK_COLUMNS} FROM tracks t LEFT JOIN embeddings e ON e.track_id = t.id"
+_FROM = "FROM tracks t LEFT JOIN embeddings e ON e.track_id = t.id"
 _SEARCHABLE = "FROM tracks t JOIN embeddings e ON e.track_id = t.id WHERE t.status = 'ok' AND e.model_id = ?"
 
 
@@ -183,7 +186,11 @@ class Tracks(Store):
     # -- tracks by name ---------------------------------------------------------------------------
 
     def _select(self, where: str = "", params: tuple = ()) -> list[Track]:
-        sql = f"{_TRACK_SELECT} {('WHERE ' + where) if where else ''} ORDER BY t.id"
+        columns = getattr(self, "_track_columns", None)
+        if columns is None:
+            have = {row[1] for row in self.db.execute("PRAGMA table_info(tracks)")}
+            columns = self._track_columns = _TRACK_COLUMNS if "tags_version" in have else _OLD_TRACK_COLUMNS
+        sql = f"SELECT {columns} {_FROM} {('WHERE ' + where) if where else ''} ORDER BY t.id"
         return [_track(row) for row in self.db.execute(sql, params)]
 
     def tracks(self) -> list[Track]:
