@@ -214,7 +214,7 @@ def parse_date(text: str | None) -> tuple[str | None, int | None]:
     return date, year
 
 
-_FLOAT = re.compile(r"^\s*([+-]?\d+(?:\.\d*)?|[+-]?\.\d+)")
+_FLOAT = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?![\d.eE])")  # "1e400": no number
 
 
 def parse_gain(text: str | None, lo: float, hi: float) -> float | None:
