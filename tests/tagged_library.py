@@ -185,6 +185,30 @@ def write_tags(path, fields: dict) -> None:
     f.save()
 
 
+def write_absurd_flac(path, seconds: float = 3.0) -> Path:
+    """A FLAC file whose tags hold what no tagger should write: a title with control characters
+    and 5,000 more, 150 artists, track "3/x", disc "1/2/3", year 99999, ReplayGain that is no
+    number, a MusicBrainz id that is none, 100,000 characters of lyrics, a 10 MB picture."""
+    sr = 22050
+    path = write_audio(path, synth_track("bass_drone", seconds, sr=sr), sr)
+    f = FLAC(str(path))
+    if f.tags is None:
+        f.add_tags()
+    f["TITLE"] = ["\x00bad\x07title  " + "x" * 5000]
+    f["ARTIST"] = [f"artist {i}" for i in range(150)]
+    f["TRACKNUMBER"], f["DISCNUMBER"], f["DATE"] = ["3/x"], ["1/2/3"], ["99999"]
+    f["GENRE"] = ["; ;Rock;Rock; Pop"]
+    f["REPLAYGAIN_TRACK_GAIN"], f["REPLAYGAIN_TRACK_PEAK"] = ["nan dB"], ["1e400"]
+    f["REPLAYGAIN_ALBUM_GAIN"] = ["-999 dB"]
+    f["MUSICBRAINZ_ALBUMID"], f["COMPILATION"] = ["not-an-id"], ["maybe"]
+    f["LYRICS"] = ["line\n" * 20_000]
+    p = Picture()
+    p.type, p.mime, p.data = 3, "x" * 500, b"\xff\xd8" + bytes(10 * 2**20)  # a 10 MB JPEG, a silly media type
+    f.add_picture(p)
+    f.save()
+    return path
+
+
 def make_tagged_library(folder, seconds: float = 6.0, sr: int = 22050) -> dict[str, dict]:
     """Write the library into `folder`; {relative path: fields written} (plus the cover and the .lrc)."""
     folder = Path(folder)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tagged_library import ALBUM_MBID, GREAT, HITS, write_tags
+from tagged_library import ALBUM_MBID, GREAT, HITS, write_absurd_flac, write_tags
 
 from songspace import Library
 from songspace import analysis
@@ -128,3 +128,26 @@ def test_a_cover_or_lrc_added_later_is_found_without_analysis(tagged_copy, libra
         os.unlink(folder / "03 - sunny.lrc")
         lib.index([tagged_copy], workers=0)
         assert lib.catalog.by_path(str(folder / "03 - sunny.mp3")).lyrics_file is None and embeds == []
+
+
+def test_absurd_tags_are_stored_and_served(tmp_path, library_dir):
+    from fastapi.testclient import TestClient
+
+    from songspace.server import create_app
+
+    music = tmp_path / "music"
+    music.mkdir()
+    path = write_absurd_flac(music / "absurd.flac")
+    with Library.open(library_dir) as lib:
+        assert lib.index([music], workers=0).added == 1
+        t = lib.catalog.by_path(str(path))
+        lib.catalog.add_user("ann", "pw")
+    assert (t.track, t.disc, t.year, t.rg_track_gain, t.mb_album_id, t.picture_mime) == (3, 1, None, None, None,
+                                                                                         "image/jpeg")
+    assert len(t.artists) == 100 and len(t.title) == 1000 and len(t.lyrics) <= 32 * 1024
+    with TestClient(create_app(library_dir)) as client:
+        auth = {"u": "ann", "p": "pw", "f": "json"}
+        song = client.get("/rest/getSong", params={**auth, "id": t.id}).json()["subsonic-response"]["song"]
+        assert song["track"] == 3 and len(song["artists"]) == 100 and "year" not in song
+        cover = client.get("/rest/getCoverArt", params={**auth, "id": t.id})
+        assert cover.status_code == 200 and len(cover.content) == 10 * 2**20 + 2
