@@ -8,7 +8,10 @@ labelled sets `evaluate` scores). Indexing runs in stages:
   scan     walk the folders; list audio files by extension, and entries that only look like
            audio (a directory named `x.flac`) as failures
   plan     compare with the catalog: skip files whose size and mtime are unchanged and whose
-           embedding came from the current model; drop catalog rows of files that are gone
+           embedding came from the current model (their tags are read again, only them, when
+           an older tag reader filled them; a folder image or .lrc added beside them is noted);
+           drop catalog rows of files that are gone. A changed file whose audio packets are
+           the same (a tag editor rewrote it) gets its tags read, not its audio analysed
   fit      (optional) adapt the current model to these files, without labels
   analyse  hash, tag, decode and embed in worker processes (a local process pool, or Ray
            workers across a cluster: distributed.py); every result is committed as it
