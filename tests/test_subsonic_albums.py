@@ -17,7 +17,7 @@ libopensonic = pytest.importorskip("libopensonic")
 libsonic = pytest.importorskip("libsonic")
 
 import uvicorn  # noqa: E402
-from tagged_library import ALBUM_MBID, JPEG, png_bytes  # noqa: E402
+from tagged_library import ALBUM_MBID, ALBUMARTIST_MBID, JPEG, png_bytes  # noqa: E402
 
 from songspace import Library  # noqa: E402
 from songspace.server import create_app  # noqa: E402
@@ -70,8 +70,10 @@ def test_albums_group_by_album_artist_and_compilations_by_various_artists(openso
         ("The Ensemble", 5, 2004)
     assert (found["Summer Hits"].artist, found["Summer Hits"].is_compilation, found["Summer Hits"].year) == \
         ("Various Artists", True, 2010)
-    artists = sorted(a.name for index in opensonic.get_artists().index for a in index.artist)
-    assert artists == ["The Ensemble", "Unknown artist", "Various Artists"]  # album artists, as apps list them
+    artists = {a.name: a for index in opensonic.get_artists().index for a in index.artist}
+    assert sorted(artists) == ["The Ensemble", "Unknown artist", "Various Artists"]  # album artists, as apps list them
+    ensemble = opensonic.get_artist(artists["The Ensemble"].id)
+    assert (ensemble.music_brainz_id, ensemble.sort_name) == (ALBUMARTIST_MBID, "Ensemble, The")
 
 
 def test_an_album_plays_in_disc_and_track_order(opensonic):

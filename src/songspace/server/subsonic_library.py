@@ -105,6 +105,8 @@ class Artist:
     name: str
     albums: list[Album] = field(default_factory=list)  # as album artist
     songs: list[Track] = field(default_factory=list)  # as a track's artist
+    mbid: str | None = None  # MusicBrainz artist id and sort name, from the first track that tags them
+    sort_name: str | None = None
 
 
 @dataclass
@@ -181,6 +183,10 @@ def build_view(generation: int, tracks: list[Track], folders: list[str]) -> View
             credited.songs.append(t)
         artist_name = album_artist(t)
         artist = view.artists.setdefault(artist_id(artist_name), Artist(artist_id(artist_name), artist_name))
+        if (t.albumartist or "").strip():
+            artist.mbid, artist.sort_name = artist.mbid or t.mb_albumartist_id, artist.sort_name or t.albumartist_sort
+        elif not t.compilation:
+            artist.mbid, artist.sort_name = artist.mbid or t.mb_artist_id, artist.sort_name or t.artist_sort
         album_name = (t.album or "").strip()
         key = (artist.id, album_name.casefold()) if album_name else (artist.id, "\0folder", d.path)
         if album_name and t.mb_album_id:
@@ -305,4 +311,4 @@ def album(a: Album, marks: Marks) -> dict:
 
 def artist(a: Artist, marks: Marks) -> dict:
     return {"id": a.id, "name": a.name, "albumCount": len(a.albums), "coverArt": a.id,
-            "starred": iso(marks.stars.get(a.id))}
+            "starred": iso(marks.stars.get(a.id)), "musicBrainzId": a.mbid, "sortName": a.sort_name}
