@@ -96,7 +96,7 @@ def analyse(task: Task) -> Analysis:
     except OSError as e:
         return Analysis(path, "failed", error=unreadable(e))
     size, mtime = st.st_size, st.st_mtime
-    if task.tags_only and digest == task.known_hash:  # changed after all: analysed as any changed file
+    if task.tags_only and digest == task.known_hash:  # (changed after all: analysed as any changed file)
         return Analysis(path, "retagged", size, mtime, content_hash=digest,
                         audio_hash=audio_hash(path), tags=read_tags(path))
     if digest == task.known_hash:

@@ -100,6 +100,8 @@ def _tag_fields(tags: dict) -> dict:
     fields["compilation"] = int(bool(fields["compilation"]))
     fields["tags_version"] = int(tags.get("tags_version", 0))
     return fields
+
+
 _FROM = "FROM tracks t LEFT JOIN embeddings e ON e.track_id = t.id"
 _SEARCHABLE = "FROM tracks t JOIN embeddings e ON e.track_id = t.id WHERE t.status = 'ok' AND e.model_id = ?"
 

@@ -36,8 +36,8 @@ from starlette.concurrency import run_in_threadpool
 from ..catalog import Catalog, Track
 from ..errors import QueryError, SongspaceError
 from ..query import Searcher
-from . import subsonic_library as lib
 from ..tags import embedded_picture
+from . import subsonic_library as lib
 from .coverart import placeholder_png
 from .limits import lower_body_limit
 from .streaming import audio_response, inside_folders
