@@ -239,3 +239,27 @@ def test_a_catalog_from_a_newer_songspace_is_refused(tmp_path):
     for readonly in (False, True):
         with pytest.raises(CatalogError, match=f"{path}.*newer songspace"):
             Catalog(path, readonly=readonly)
+
+
+def test_step_4_adds_the_tag_fields_and_marks_the_tags_to_read_again(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.sqlite"
+    written = unversioned_catalog(path)
+    with monkeypatch.context() as m:  # a catalog of schema 3: the four tags only
+        m.setattr(migrations, "STEPS", migrations.STEPS[:3])
+        m.setattr(migrations, "LATEST", 3)
+        Catalog(path).close()
+    cat = Catalog(path)
+    assert cat.schema_version == 4
+    t = cat.by_path("/music/2.flac")
+    assert (t.title, t.artist, t.album, t.genre) == ("title 2", "artist", "album", "genre")
+    assert (t.tags_version, t.albumartist, t.track, t.year, t.artists, t.compilation, t.audio_hash) == \
+        (0, None, None, None, (), False, None)  # the next index reads the files' tags again
+    generation = cat.generation
+    cat.put_tags(t.id, {"albumartist": "The Ensemble", "track": 2, "artists": ["A", "B"], "compilation": True,
+                        "tags_version": 1}, audio_hash="abc")
+    t = cat.by_path("/music/2.flac")
+    assert (t.albumartist, t.track, t.artists, t.compilation, t.tags_version, t.audio_hash, t.title) == \
+        ("The Ensemble", 2, ("A", "B"), True, 1, "abc", "title 2")
+    assert cat.generation == generation + 1 and cat.last_change() == 3  # browsing refreshes; vectors untouched
+    assert_survived(cat, written)
+    cat.close()

@@ -24,7 +24,7 @@ from .audio import Audio, degenerate, load
 from .errors import DecodeError
 from .method import embedder
 from .scan import not_a_file
-from .tags import read_tags
+from .tags import audio_hash, read_tags
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class Task:
     mtime: float | None = None
     # Decode only: the result carries the audio, for a GPU in the parent to embed (gpu.py).
     decode_only: bool = False
+    # Tags: the hash of the audio alone already embedded (tags.audio_hash): a file whose bytes
+    # changed but whose audio did not (a tag editor rewrote it) only has its tags read again.
+    known_audio_hash: str | None = None
+    tags_only: bool = False  # the file is unchanged, its tags are to be read again (a newer tag reader)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Analysis:
     segments: np.ndarray | None = None
     segment_starts: np.ndarray | None = None
     audio: Audio | None = None
+    audio_hash: str | None = None
 
 
 def content_hash(path: str, chunk: int = 1 << 20) -> str:
@@ -91,8 +96,14 @@ def analyse(task: Task) -> Analysis:
     except OSError as e:
         return Analysis(path, "failed", error=unreadable(e))
     size, mtime = st.st_size, st.st_mtime
+    if task.tags_only and digest == task.known_hash:  # (changed after all: analysed as any changed file)
+        return Analysis(path, "retagged", size, mtime, content_hash=digest,
+                        audio_hash=audio_hash(path), tags=read_tags(path))
     if digest == task.known_hash:
         return Analysis(path, "unchanged", size, mtime, content_hash=digest)
+    sound = audio_hash(path)
+    if sound is not None and sound == task.known_audio_hash:
+        return Analysis(path, "retagged", size, mtime, content_hash=digest, audio_hash=sound, tags=read_tags(path))
     try:
         a = load(path, sr=embedder(task.model).sr)
     except DecodeError as e:
@@ -100,14 +111,14 @@ def analyse(task: Task) -> Analysis:
     if (judged := degenerate(a)) is not None:  # silent, too short: recorded as such, never embedded
         status, reason = judged
         return Analysis(path, status, size, mtime, error=reason, content_hash=digest, duration=a.duration,
-                        tags=read_tags(path))
+                        tags=read_tags(path), audio_hash=sound)
     if task.decode_only:
         return Analysis(path, "decoded", size, mtime, content_hash=digest, duration=a.duration,
-                        tags=read_tags(path), audio=a)
+                        tags=read_tags(path), audio=a, audio_hash=sound)
     emb = embedder(task.model).embed_audios([a])[0]
     return Analysis(path, "ok", size, mtime, content_hash=digest, duration=emb.duration, tags=read_tags(path),
                     model_id=embedder(task.model).model_id, vector=emb.vector, segments=emb.segments,
-                    segment_starts=emb.segment_starts)
+                    segment_starts=emb.segment_starts, audio_hash=sound)
 
 
 def analyse_bytes(task: Task, data: bytes) -> Analysis:
@@ -118,7 +129,8 @@ def analyse_bytes(task: Task, data: bytes) -> Analysis:
     with tempfile.NamedTemporaryFile(prefix=temp_prefix(), suffix=suffix) as f:
         f.write(data)
         f.flush()
-        r = analyse(Task(f.name, task.model, task.known_hash))
+        r = analyse(Task(f.name, task.model, task.known_hash, known_audio_hash=task.known_audio_hash,
+                         tags_only=task.tags_only))
     size = task.size if task.size is not None else len(data)
     return replace(r, path=task.path, size=size, mtime=task.mtime)
 

@@ -8,7 +8,10 @@ labelled sets `evaluate` scores). Indexing runs in stages:
   scan     walk the folders; list audio files by extension, and entries that only look like
            audio (a directory named `x.flac`) as failures
   plan     compare with the catalog: skip files whose size and mtime are unchanged and whose
-           embedding came from the current model; drop catalog rows of files that are gone
+           embedding came from the current model (their tags are read again, only them, when
+           an older tag reader filled them; a folder image or .lrc added beside them is noted);
+           drop catalog rows of files that are gone. A changed file whose audio packets are
+           the same (a tag editor rewrote it) gets its tags read, not its audio analysed
   fit      (optional) adapt the current model to these files, without labels
   analyse  hash, tag, decode and embed in worker processes (a local process pool, or Ray
            workers across a cluster: distributed.py); every result is committed as it
@@ -42,6 +45,7 @@ from .gpu import embed_in_batches, embedding_device
 from . import method as methods
 from .query import Searcher
 from .scan import is_under, scan, shown, storable
+from .tags import TAGS_VERSION, beside
 from .workers import run_parallel
 
 if TYPE_CHECKING:
@@ -91,6 +95,7 @@ class IndexReport:
     updated: int = 0
     unchanged: int = 0
     removed: int = 0
+    retagged: int = 0  # of the unchanged: tracks whose tags were read again, their audio not analysed
     audio_seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
     # (path, reason) of audio recorded as silent or too short: not failures, not searchable either
@@ -306,6 +311,7 @@ class Library:
         the rest as unchanged."""
         model, model_id = self.model, self.model_id
         tasks = []
+        listings: dict[str, list[str]] = {}
         for path in files:
             try:
                 st = os.stat(path)
@@ -320,16 +326,38 @@ class Library:
                 result.set_aside.append((path, t.error))  # judged again once the file changes
                 continue
             if same_file and t.model_id == model_id:
+                if t.tags_version < TAGS_VERSION:  # tags read by an older songspace: read them again, only them
+                    tasks.append(Task(path, model, t.content_hash, st.st_size, st.st_mtime, tags_only=True))
+                    continue
+                self._check_beside(t, listings)
                 result.unchanged += 1
                 continue
-            known_hash = t.content_hash if t is not None and t.status == "ok" and t.model_id == model_id else None
-            tasks.append(Task(path, model, known_hash, st.st_size if st else 0, st.st_mtime if st else None))
+            embedded = t is not None and t.status == "ok" and t.model_id == model_id
+            tasks.append(Task(path, model, t.content_hash if embedded else None, st.st_size if st else 0,
+                              st.st_mtime if st else None, known_audio_hash=t.audio_hash if embedded else None))
         return tasks
+
+    def _check_beside(self, t: Track, listings: dict[str, list[str]]) -> None:
+        """A cover or .lrc file added or removed beside an unchanged track: one listing per folder."""
+        folder = os.path.dirname(t.path)
+        if folder not in listings:
+            try:
+                listings[folder] = os.listdir(folder)
+            except OSError:
+                listings[folder] = []
+        found = beside(t.path, listings[folder])
+        if (found["folder_image"], found["lyrics_file"]) != (t.folder_image, t.lyrics_file):
+            self.catalog.put_tags(t.id, found)
 
     def _store(self, r: Analysis, known: dict[str, Track], result: IndexReport) -> None:
         if r.status == "unchanged":
             self.catalog.touch(known[r.path].id, r.size, r.mtime)
             result.unchanged += 1
+        elif r.status == "retagged":  # the same audio: new tags, the embedding kept
+            self.catalog.put_tags(known[r.path].id, {**r.tags, **beside(r.path)}, size=r.size, mtime=r.mtime,
+                                  content_hash=r.content_hash, audio_hash=r.audio_hash)
+            result.unchanged += 1
+            result.retagged += 1
         elif r.status == "failed":
             self.catalog.put_failed(r.path, r.error, size=r.size, mtime=r.mtime)
             result.failed.append((r.path, r.error))
@@ -344,8 +372,8 @@ class Library:
             result.failed.append((r.path, reason))
         else:
             self.catalog.put_ok(r.path, size=r.size, mtime=r.mtime, content_hash=r.content_hash, duration=r.duration,
-                                tags=r.tags, model_id=r.model_id, vector=r.vector, segments=r.segments,
-                                segment_starts=r.segment_starts)
+                                tags={**r.tags, **beside(r.path)}, model_id=r.model_id, vector=r.vector,
+                                segments=r.segments, segment_starts=r.segment_starts, audio_hash=r.audio_hash)
             if r.path in known:
                 result.updated += 1
             else:

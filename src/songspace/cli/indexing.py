@@ -44,6 +44,8 @@ def index(
         model_id = lib.model_id
     summary = (f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
                f"removed {report.removed}, failed {len(report.failed)}")
+    if report.retagged:  # of the unchanged: new tags read, the audio not analysed again
+        summary += f", tags read again {report.retagged}"
     if report.fit is not None:
         print_fit(report.fit, model_id, reembedded=False)
     for path, reason in report.failed:
