@@ -44,8 +44,14 @@ export async function showSimilar(id, { stay = false } = {}) {
     el("span", { class: "label", text: "Sounds like " }),
     el("button", { class: "link", "data-action": "play-query", title: "Play it", "aria-label": `Play ${labelOf(t)}`, text: `▶ ${labelOf(t)}` }),
     el("button", { class: "small", "data-action": "radio-query", title: "Radio from this track", "aria-label": `Radio from this track: ${labelOf(t)}`, text: "∿ Radio" }));
+  if (state.searchable !== undefined && state.searchable <= 1) {
+    showList("similar", [], "The library holds no other track to compare it with");
+    return;
+  }
   $("#similar-info").textContent = "Listening for neighbours…";
-  const params = new URLSearchParams({ k: $("#similar-k").value });
+  // The server refuses more neighbours than the library has other tracks.
+  const k = Math.min(Number($("#similar-k").value), state.searchable ? state.searchable - 1 : Infinity);
+  const params = new URLSearchParams({ k });
   if ($("#similar-other-artists").checked) params.set("other_artists", "true");
   if ($("#similar-other-albums").checked) params.set("other_albums", "true");
   try {

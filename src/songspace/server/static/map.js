@@ -37,7 +37,11 @@ export const mapView = (() => {
     return Math.min(10, base * Math.sqrt(Math.max(1, view.k / (Math.min(width, height) * 0.9))));
   }
 
+  // The whole map in view; it stays fitted as the box resizes (or appears: a phone's Map tab)
+  // until the user zooms or drags.
+  let fitted = true;
   function fit() {
+    fitted = true;
     view = { cx: 0.5, cy: 0.5, k: Math.max(10, Math.min(width, height) * 0.9) };
     layerDirty = true; draw();
   }
@@ -48,7 +52,7 @@ export const mapView = (() => {
     dpr = window.devicePixelRatio || 1;
     for (const c of [canvas, layer]) { c.width = Math.round(width * dpr); c.height = Math.round(height * dpr); }
     canvas.style.width = `${width}px`; canvas.style.height = `${height}px`;
-    if (!points.length || view.k === 1) fit(); else { layerDirty = true; draw(); }
+    if (!points.length || fitted) fit(); else { layerDirty = true; draw(); }
     legendCue();
   }
 
@@ -272,6 +276,7 @@ export const mapView = (() => {
       if (!drag.moved) return;
       if (drag.selecting) { box = [drag.x, drag.y, x, y]; draw(); return; }
       view.cx = drag.cx - (x - drag.x) / view.k; view.cy = drag.cy - (y - drag.y) / view.k;
+      fitted = false;
       canvas.style.cursor = "grabbing"; tip.hidden = true;
       layerDirty = true; draw();
       return;
@@ -297,6 +302,7 @@ export const mapView = (() => {
     const base = Math.min(width, height) * 0.9;
     view.k = Math.max(base * 0.5, Math.min(base * 200, view.k * Math.exp(-e.deltaY * 0.0015)));
     view.cx = wx - (x - width / 2) / view.k; view.cy = wy - (y - height / 2) / view.k;
+    fitted = false;
     layerDirty = true; draw();
   }, { passive: false });
 

@@ -100,6 +100,7 @@ export async function startRadio(id) {
     return;
   }
   if (!state.radio || state.radio.seeds[0] !== id) return; // another radio was asked for meanwhile
+  if (!items.length) state.radio.exhausted = true; // nothing to top up from
   const rows = [{ ...head, score: 1 }, ...items];
   showList("radio", rows, items.length
     ? `Radio from ${labelOf(head)}: ${plural(items.length, "track")} after it${why(items.length, asked - 1)} · more come as it plays`
