@@ -292,6 +292,7 @@ def test_the_player_works_from_the_keyboard(sized):
     assert page.locator("#tab-radio").get_attribute("aria-selected") == "true"
     assert not page.evaluate("document.querySelector('#audio').paused")
     # Typing in the search field is typing, not commands.
+    page.click("#tab-search")
     page.focus("#search")
     page.keyboard.type("n p")
     assert page.input_value("#search") == "n p" and page.evaluate("songspace.state.playing") == first
