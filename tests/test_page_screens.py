@@ -20,7 +20,7 @@ SIZES = {"phone": (390, 844), "desktop": (1440, 900)}
 VIEWS = ["search", "similar", "radio", "journey", "selection", "map"]
 
 # Every visible control: its box inside the viewport (scrolled into view first when it sits in
-# a scrolling list), on top at its centre, and on a phone at least 40 px square (a control inside
+# a scrolling list or panel), on top at its centre, and on a phone at least 40 px square (a control inside
 # a <label> is tapped through its label). Returns the problems, as text.
 CHECK_CONTROLS = """(phone) => {
   const problems = [];
@@ -29,7 +29,7 @@ CHECK_CONTROLS = """(phone) => {
   const controls = [...document.querySelectorAll('button, a[href], input, select, audio, [role=tab], [tabindex="0"]')]
     .filter((e) => e.checkVisibility());
   for (const c of controls) {
-    const scroller = c.closest('ol.tracks, ul.chips, .legend');
+    const scroller = c.closest('ol.tracks, ul.chips, .legend, .panel');
     if (scroller) c.scrollIntoView({block: 'nearest'});
     const target = c.closest('label') || c;
     const r = target.getBoundingClientRect();
@@ -68,17 +68,29 @@ def open_page(browser, url: str, size: str):
     return context, page
 
 
-@pytest.fixture(params=list(SIZES))
-def sized(request, browser, server):
-    """A page at each size over the indexed demo library, loaded (list and map)."""
-    context, page = open_page(browser, server, request.param)
+def loaded(browser, server, size):
+    """A page of this size over the indexed demo library, loaded (list and map); checked for
+    JavaScript errors and 5xx answers at the end."""
+    context, page = open_page(browser, server, size)
     page.wait_for_selector("#search-results li.track")
     page.wait_for_function("document.querySelector('#map-canvas').dataset.points > 0")
-    page.size = request.param
+    page.size = size
     yield page
     assert not page.errors, f"JavaScript errors on the page: {page.errors}"
     assert not page.server_errors, page.server_errors
     context.close()
+
+
+@pytest.fixture(params=list(SIZES))
+def sized(request, browser, server):
+    """The page at each size (phone, desktop)."""
+    yield from loaded(browser, server, request.param)
+
+
+@pytest.fixture
+def desktop(browser, server):
+    """The page at the desktop size, for what does not depend on the layout."""
+    yield from loaded(browser, server, "desktop")
 
 
 def tap(page, selector: str) -> None:
@@ -178,10 +190,8 @@ def test_every_view_fits_and_every_control_is_reachable(sized):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_one_click_radio_from_a_list_the_similar_list_the_map_and_the_player_bar(sized):
-    page = sized
-    if page.size == "phone":
-        pytest.skip("the same code at both sizes: once is enough (the layout test covers the phone)")
+def test_one_click_radio_from_a_list_the_similar_list_the_map_and_the_player_bar(desktop):
+    page = desktop
     searchable = page.evaluate("songspace.state.searchable")
     first = playable(page)[0]
 
@@ -223,13 +233,11 @@ def test_one_click_radio_from_a_list_the_similar_list_the_map_and_the_player_bar
     shot(page, "radio-one-click")
 
 
-def test_radio_tops_itself_up_and_never_repeats(sized):
+def test_radio_tops_itself_up_and_never_repeats(desktop):
     """A short radio (4 tracks) from the Radio tab: once it plays, it asks for more from the same
     seeds as the queue runs low, adds only tracks not played or queued, and says when nothing
     close is left."""
-    page = sized
-    if page.size == "phone":
-        pytest.skip("the same code at both sizes")
+    page = desktop
     searchable = page.evaluate("songspace.state.searchable")
     liked = playable(page)[0]
     page.locator(f'#search-results li.track[data-id="{liked}"] [data-action="like"]').click()
@@ -259,10 +267,8 @@ def test_radio_tops_itself_up_and_never_repeats(sized):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_the_player_works_from_the_keyboard(sized):
-    page = sized
-    if page.size == "phone":
-        pytest.skip("keyboards are a desktop matter")
+def test_the_player_works_from_the_keyboard(desktop):
+    page = desktop
     tracks = ids(page, "#search-results")
     first = playable(page)[0]
     at = tracks.index(first)
@@ -333,10 +339,8 @@ def test_axe_finds_nothing_serious_on_any_view(sized):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_progress_lines_say_what_is_happening(sized):
-    page = sized
-    if page.size == "phone":
-        pytest.skip("text, not layout")
+def test_progress_lines_say_what_is_happening(desktop):
+    page = desktop
     text = lambda p: page.evaluate("(p) => songspace.progressText(p)", p)  # noqa: E731
     assert "starting the workers" in text({"running": True, "phase": "analyse", "done": 0, "total": 1000, "note": ""})
     assert "0%" not in text({"running": True, "phase": "analyse", "done": 0, "total": 1000, "note": ""})
@@ -350,10 +354,8 @@ def test_progress_lines_say_what_is_happening(sized):
     page.evaluate("songspace.showIndex({running: false, phase: 'done', done: 1000, total: 1000, started: 1, report: null})")
 
 
-def test_a_short_journey_says_why(sized):
-    page = sized
-    if page.size == "phone":
-        pytest.skip("text, not layout")
+def test_a_short_journey_says_why(desktop):
+    page = desktop
     show_view(page, "journey")
     got = len(ids(page, "#journey-list"))
     why = page.locator("[data-testid=journey-why]").inner_text()
@@ -371,17 +373,17 @@ def test_the_legend_says_when_it_scrolls(sized):
     assert page.locator("#legend-cue").is_hidden()  # 4 albums: all in view
     legend = page.evaluate("""() => { const points = [];
         for (let i = 0; i < 60; i++) points.push({id: 500000 + i, x: (i % 8) / 8, y: Math.floor(i / 8) / 8,
-            album: `album ${i % 17}`, title: `t${i}`, predicted: {}});
+            album: `a rather long album title, number ${i % 17}`, title: `t${i}`, predicted: {}});
         songspace.map.setData({points, method: "umap", predicted_names: []});
         return [...document.querySelectorAll('#map-legend li')].map((li) => li.textContent); }""")
     assert any(t.startswith("1 other ") for t in legend), legend  # 17 albums, 16 colours: "1 other", not "1 others"
-    if page.locator("#map-legend").evaluate("ul => ul.scrollHeight > ul.clientHeight"):
-        cue = page.locator("#legend-cue")
-        cue.wait_for(state="visible")
-        assert "scroll the legend" in cue.inner_text()
-        page.locator("#map-legend").evaluate("ul => ul.scrollTop = ul.scrollHeight")
-        cue.wait_for(state="hidden")
+    assert page.locator("#map-legend").evaluate("ul => ul.scrollHeight > ul.clientHeight")  # 17 long entries
+    cue = page.locator("#legend-cue")
+    cue.wait_for(state="visible")
+    assert "scroll the legend" in cue.inner_text()
     shot(page, f"{page.size}-legend")
+    page.locator("#map-legend").evaluate("ul => ul.scrollTop = ul.scrollHeight")
+    cue.wait_for(state="hidden")  # the end is in view
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,13 +47,14 @@ export function renderSeeds() {
 }
 
 // How many tracks a radio may ask for: the server refuses more than the library holds.
+// The seeds never come back, so a radio can hold at most the library less its seeds.
 function capped(n) {
-  return state.searchable ? Math.min(n, state.searchable) : n;
+  return state.searchable ? Math.max(1, Math.min(n, state.searchable - state.radio.seeds.length)) : n;
 }
 
 function why(found, asked) {
   if (found >= asked) return "";
-  return ` (asked for ${asked}: the others are seeds, close to a disliked track, far from the seeds, or would break the artist window)`;
+  return ` (of ${asked} asked for: the rest are near a disliked track, far from the seeds, or would break the artist gap)`;
 }
 
 async function fetchRadio(n) {
@@ -103,7 +104,7 @@ export async function startRadio(id) {
   if (!items.length) state.radio.exhausted = true; // nothing to top up from
   const rows = [{ ...head, score: 1 }, ...items];
   showList("radio", rows, items.length
-    ? `Radio from ${labelOf(head)}: ${plural(items.length, "track")} after it${why(items.length, asked - 1)} · more come as it plays`
+    ? `Radio from ${labelOf(head)}: ${plural(items.length, "track")} after it${why(items.length, asked)} · more come as it plays`
     : (state.searchable || 0) <= 1 ? "No radio: the library holds no other track" : "No other track qualifies: the others are disliked, close to a disliked track, or far from this one");
   if (state.playing === id && !$("#audio").paused) state.queue = { list: "radio", index: 0 };
   else hooks.play(id, { list: "radio", index: 0 });
