@@ -1,10 +1,11 @@
-"""What the file system does to a library: a read-only mount, a full disk. Real SQLite on real
-(tmpfs) mounts; the mount tests skip where this process may not mount (they need root or
-CAP_SYS_ADMIN, as CI has)."""
+"""What the file system does to a library: a read-only mount, a full disk, a write-ahead log
+deleted under a running index. Real SQLite on real (tmpfs) mounts; the mount tests skip where
+this process may not mount (they need root or CAP_SYS_ADMIN, as CI has)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -163,3 +164,36 @@ def test_a_nearly_full_disk_before_the_catalog_opens(indexed_library, tmpfs):
     refused = run(library, "user", "add", "ann", "--password", "pw")
     assert refused.exit_code in (4,), refused.output
     assert "disk full" in refused.output
+
+
+# ---------------------------------------------------------------------------------------------
+# the write-ahead log deleted while in use
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_write_ahead_log_deleted_mid_run_is_saved_and_said(library_dir, music, songspace, caplog):
+    lib = Library(library_dir)
+    path = lib.catalog.path
+    reader = Catalog(path, readonly=True)  # a server's query connection, open all along
+    assert sum(reader.counts().values()) == 0
+    wal = path.with_name(path.name + "-wal")
+    stored = []
+
+    def report(phase, done, total, note):
+        if phase == "analyse" and done:
+            stored.append(note)
+            if len(stored) == 3:  # mid-run, between two commits
+                wal.unlink()
+
+    with caplog.at_level(logging.WARNING, logger="songspace"):
+        result = lib.index([music], workers=0, report=report)
+    assert result.added == 12 and len(stored) == 12
+    assert sum(reader.counts().values()) == 12  # the reader goes on reading
+    lib.close()
+    reader.close()
+
+    assert count_tracks(library_dir) == 12  # nothing lost once every connection is gone
+    status = songspace("status", "--json")
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["ok"] == 12
+    assert "was deleted while in use" in caplog.text  # and said

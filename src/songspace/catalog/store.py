@@ -6,7 +6,12 @@ What the file system can do to it, and what this does back:
 - a read-only catalog (read-only mount, no write permission): opened for reading; every write
   raises ReadOnlyLibrary, never a traceback;
 - a full disk: a write raises DiskFull (the transaction rolls back, what was stored stays); a
-  writer that cannot even open is opened for reading, so reading commands and a server still work.
+  writer that cannot even open is opened for reading, so reading commands and a server still work;
+- the write-ahead log (catalog.sqlite-wal) deleted while in use: the writer notices after its
+  next commit, checkpoints what the deleted log holds into the catalog (its own open handle still
+  reads it) and reopens (also as it closes: beside a reader, closing does not checkpoint, and
+  the changes would go with the deleted file); a reader that then meets "disk I/O error"
+  reopens once.
 """
 
 from __future__ import annotations
@@ -109,7 +114,7 @@ class Store:
         self._why_readonly: SongspaceError | None = None  # what a write raises when the writer fell back
         self._opening = False  # while opening, SQLite's errors go to _open as they are
         try:
-            self._open_healing(readonly)
+            self._open_quiet(readonly)
         except BaseException as e:
             self._close_quietly()
             # OperationalError (locked, no permission) is not damage
@@ -134,7 +139,7 @@ class Store:
                                   factory=_Connection)
         self.db.store = self
 
-    def _open_healing(self, readonly: bool) -> None:
+    def _open_quiet(self, readonly: bool) -> None:
         self._opening = True
         try:
             self._open(readonly)
@@ -200,16 +205,41 @@ class Store:
         return self._why_readonly or read_only(self.path)
 
     def _failed(self, e: sqlite3.OperationalError, retry):
-        """What a failed statement raises: ReadOnlyLibrary or DiskFull when it is one of those."""
+        """What a failed statement raises: ReadOnlyLibrary or DiskFull when it is one of those; a
+        reader's "disk I/O error" (a log deleted and made anew under it) reopens and retries once."""
         if self._opening:
             raise e  # _open decides what a failure to open means
         code = _sqlite_code(e)
         if code == SQLITE_READONLY and self._why_readonly is not None:
             raise self._why_readonly from None
+        if code == SQLITE_IOERR and self.readonly and retry is not None and not _low_space(self.path):
+            log.warning("songspace: %s: %s; reopened the catalog (was its write-ahead log deleted?)", self.path, e)
+            self._close_quietly()
+            self._open_quiet(True)
+            return retry(self.db)
         why = write_failure(e, self.path)
         if why is not None:
             raise why from None
         raise e
+
+    def _wal_lost(self, reopen: bool = True) -> None:
+        """After a commit and before closing: the log this writer writes to must still be on disk.
+        When it was deleted, the committed changes live only in the deleted file this connection
+        still holds open (and would go with it once closed beside a reader): checkpoint them into
+        the catalog now, then go on with a new log."""
+        if self.readonly or self._wal.exists():
+            return
+        busy = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        log.warning("songspace: %s: its write-ahead log %s was deleted while in use; what it held %s",
+                    self.path, self._wal.name, "was saved into the catalog" if not busy else
+                    "could not all be saved (a reader held it): run `songspace check`")
+        if reopen:
+            self.db.close()
+            self._opening = True
+            try:
+                self._open_writer()
+            finally:
+                self._opening = False
 
     def integrity(self, quick: bool = False) -> list[str]:
         """What SQLite's integrity check finds wrong with the file ([] when sound)."""
@@ -222,7 +252,12 @@ class Store:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     def close(self) -> None:
-        self.db.close()
+        try:
+            self._wal_lost(reopen=False)
+        except sqlite3.ProgrammingError:
+            pass  # closed already
+        finally:
+            self.db.close()
 
     @contextmanager
     def _transaction(self):
@@ -237,6 +272,7 @@ class Store:
                     pass  # the error that brought us here says more
             raise
         self.db.execute("COMMIT")
+        self._wal_lost()
 
     # -- meta ---------------------------------------------------------------------------------
 
