@@ -96,6 +96,8 @@ class IndexReport:
     # (path, reason) of audio recorded as silent or too short: not failures, not searchable either
     set_aside: list[tuple[str, str]] = field(default_factory=list)
     kept_empty: list[tuple[str, int]] = field(default_factory=list)  # (folder, tracks kept): see `index`
+    # (folder, reason, tracks kept) of folders that could not be read: their tracks stay
+    unreadable: list[tuple[str, str, int]] = field(default_factory=list)
     fit: "FitResult | None" = None
     interrupted: bool = False
 
@@ -248,7 +250,8 @@ class Library:
         report = report or (lambda *a: None)
         result = IndexReport()
         folders = list(folders)
-        files, bad = scan(folders)  # before resolving: a broken link given is named as such
+        unreadable: list[tuple[str, str]] = []
+        files, bad = scan(folders, unreadable)  # before resolving: a broken link given is named as such
         roots = [str(Path(f).expanduser().resolve()) for f in folders]
         self.catalog.add_folders(roots)
         methods.remember(self.catalog, self.method)
@@ -266,6 +269,12 @@ class Library:
                 if had:
                     result.kept_empty.append((root, len(had)))
                     present.update(had)
+        # A folder that cannot be read (permissions, a failing disk) says nothing about its
+        # tracks: keep them, with their playlist entries and stars, and say so.
+        for folder, reason in unreadable:
+            had = [p for p in known if is_under(p, [folder])]
+            present.update(had)
+            result.unreadable.append((folder, reason, len(had)))
         gone = [t.id for p, t in known.items() if p not in present]
         if gone:
             self.catalog.remove(gone)
