@@ -152,7 +152,16 @@ def step_3_statuses(cat) -> None:
         cat.db.execute("PRAGMA foreign_keys=ON")
 
 
-STEPS = [step_1_tables, step_2_segment_index, step_3_statuses]  # step n is STEPS[n - 1]; only ever append
+def step_5_api_keys(cat) -> None:
+    """OpenSubsonic API keys (`songspace user key NAME`): only each key's SHA-256 is kept, so the
+    catalog cannot give a key away; a user's keys go with the user."""
+    cat.db.execute("CREATE TABLE IF NOT EXISTS api_keys (key_sha256 TEXT PRIMARY KEY, "
+                   "user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE, created REAL NOT NULL)")
+
+
+# MERGE NOTE (reliability2): step_5_api_keys follows the step 4 being added on another branch;
+# until both are on main it sits at number 4 here.
+STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_5_api_keys]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 
