@@ -76,8 +76,11 @@ def test_the_cookie_holds_a_derived_value_secure_behind_tls(locked):
     behind_tls = locked.post("/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"})
     assert "secure" in behind_tls.headers["set-cookie"].lower()
     locked.cookies.clear()
-    assert locked.get("/api/status", cookies={"songspace_token": TOKEN}).status_code == 401  # the raw token is no cookie
-    assert locked.get("/api/status", cookies={"songspace_token": session_value(TOKEN)}).status_code == 200
+    locked.cookies.set("songspace_token", TOKEN)
+    assert locked.get("/api/status").status_code == 401  # the raw token is no cookie
+    locked.cookies.set("songspace_token", session_value(TOKEN))
+    assert locked.get("/api/status").status_code == 200
+    locked.cookies.clear()
     assert locked.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
 
 
