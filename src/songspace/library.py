@@ -101,6 +101,8 @@ class IndexReport:
     # (path, reason) of audio recorded as silent or too short: not failures, not searchable either
     set_aside: list[tuple[str, str]] = field(default_factory=list)
     kept_empty: list[tuple[str, int]] = field(default_factory=list)  # (folder, tracks kept): see `index`
+    # (folder, reason, tracks kept) of folders that could not be read: their tracks stay
+    unreadable: list[tuple[str, str, int]] = field(default_factory=list)
     fit: "FitResult | None" = None
     interrupted: bool = False
 
@@ -140,6 +142,8 @@ class Library:
             finally:
                 self._writing -= 1
             return
+        if self.catalog.readonly:  # a read-only mount or a full disk: say so before anything is scanned
+            raise self.catalog.write_refusal()
         f = open(self.root / "writer.lock", "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -150,15 +154,19 @@ class Library:
             raise LibraryBusy(f"library {self.root} is being indexed or fitted by another process"
                               f"{f' (pid {holder})' if holder else ''}; wait for it to finish") from None
         try:
-            f.truncate(0)
-            f.write(str(os.getpid()))
-            f.flush()
+            try:
+                os.truncate(f.fileno(), 0)
+                os.write(f.fileno(), str(os.getpid()).encode())  # unbuffered: a full disk fails here, not in close
+            except OSError:
+                pass  # the pid only tells whoever waits; a full disk is met (and reported) by the run
             self._writing = 1
             yield
         finally:
             self._writing = 0
-            f.truncate(0)
-            f.close()  # closing releases the lock
+            try:
+                os.truncate(f.fileno(), 0)
+            finally:
+                f.close()  # closing releases the lock
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> "Library":
@@ -247,7 +255,8 @@ class Library:
         report = report or (lambda *a: None)
         result = IndexReport()
         folders = list(folders)
-        files, bad = scan(folders)  # before resolving: a broken link given is named as such
+        unreadable: list[tuple[str, str]] = []
+        files, bad = scan(folders, unreadable)  # before resolving: a broken link given is named as such
         roots = [str(Path(f).expanduser().resolve()) for f in folders]
         self.catalog.add_folders(roots)
         methods.remember(self.catalog, self.method)
@@ -265,6 +274,12 @@ class Library:
                 if had:
                     result.kept_empty.append((root, len(had)))
                     present.update(had)
+        # A folder that cannot be read (permissions, a failing disk) says nothing about its
+        # tracks: keep them, with their playlist entries and stars, and say so.
+        for folder, reason in unreadable:
+            had = [p for p in known if is_under(p, [folder])]
+            present.update(had)
+            result.unreadable.append((folder, reason, len(had)))
         gone = [t.id for p, t in known.items() if p not in present]
         if gone:
             self.catalog.remove(gone)

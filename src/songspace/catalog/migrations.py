@@ -181,7 +181,14 @@ def step_4_tags(cat) -> None:
                 cat.db.execute(f"ALTER TABLE tracks ADD COLUMN {field.strip()}")
 
 
-STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags]  # step n is STEPS[n - 1]; only ever append
+def step_5_api_keys(cat) -> None:
+    """OpenSubsonic API keys (`songspace user key NAME`): only each key's SHA-256 is kept, so the
+    catalog cannot give a key away; a user's keys go with the user."""
+    cat.db.execute("CREATE TABLE IF NOT EXISTS api_keys (key_sha256 TEXT PRIMARY KEY, "
+                   "user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE, created REAL NOT NULL)")
+
+
+STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 

@@ -28,7 +28,8 @@ def index(
 ):
     """Add music to the library. Incremental: only new or changed files are analysed, removed
     files are dropped, and an interrupted run resumes where it stopped. Exit code 1 if any
-    file could not be analysed (see `songspace status`). With --ray the files are analysed
+    file could not be analysed (see `songspace status`) or a folder could not be read (its
+    tracks stay). Links to folders are followed. With --ray the files are analysed
     across a Ray cluster, and this process still writes every result to the library as it
     arrives. Workers read each file at its path when every node mounts the music at the same
     path (NFS, SMB); otherwise this process sends them its bytes."""
@@ -55,11 +56,14 @@ def index(
     for folder, n in report.kept_empty:
         console.print(f"[yellow]kept:[/] {escape(folder)} holds no audio now (not mounted?); its {n} tracks stay. "
                       "If the music is really gone, run again with --allow-empty.")
+    for folder, reason, n in report.unreadable:
+        console.print(f"[yellow]unreadable:[/] {escape(folder)}: {escape(reason)}; "
+                      f"{f'its {n} tracks stay' if n else 'nothing in it was indexed'}")
     if report.interrupted:
         console.print(f"[yellow]interrupted[/] ({summary}); run the same command again to resume")
         raise typer.Exit(130)
     console.print(summary)
-    if report.failed:
+    if report.failed or report.unreadable:
         raise typer.Exit(1)
 
 

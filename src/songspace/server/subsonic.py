@@ -41,13 +41,16 @@ from . import subsonic_library as lib
 from .coverart import placeholder_png
 from .limits import lower_body_limit
 from .streaming import audio_response, inside_folders
+from .public import without_paths
 from .subsonic_auth import authenticate
-from .subsonic_format import GENERIC, MISSING, NOT_AUTHORIZED, NOT_FOUND, SubsonicError, error, render
+from .subsonic_format import GENERIC, MISSING, NOT_AUTHORIZED, NOT_FOUND, WRONG_CREDENTIALS, SubsonicError, error, render
+from .throttle import client_address
 
 log = logging.getLogger("songspace")
 router = APIRouter(prefix="/rest", include_in_schema=False)
 
-EXTENSIONS = [{"name": "sonicSimilarity", "versions": [1]}, {"name": "formPost", "versions": [1]}]
+EXTENSIONS = [{"name": "sonicSimilarity", "versions": [1]}, {"name": "formPost", "versions": [1]},
+              {"name": "apiKeyAuthentication", "versions": [1]}]
 MAX_LIST = 500  # albums, random songs: what Subsonic allows per page
 MAX_SEARCH = 10_000  # search3 pages (an empty query syncs the whole library page by page)
 _writes = threading.Lock()  # one writer connection, one write at a time
@@ -193,8 +196,25 @@ USER_BODY = 4 * 2**20
 
 
 def _has_credentials(params: Params) -> bool:
-    return bool(params.get("u") and (params.get("p") is not None or params.get("apiKey")
-                                     or (params.get("t") and params.get("s"))))
+    return bool(params.get("apiKey") or params.get("u") and (params.get("p") is not None
+                                                             or (params.get("t") and params.get("s"))))
+
+
+def _sign_in(request: Request, params: Params, catalog: Catalog) -> str:
+    """The user `params` prove to be (subsonic_auth.py), throttled per client: after repeated
+    wrong credentials an address gets error 40 without its credentials being looked at."""
+    state, client = request.app.state, client_address(request)
+    wait = state.throttle.wait(client)
+    if wait:
+        raise SubsonicError(WRONG_CREDENTIALS, f"Too many wrong credentials from this address: try again in {wait} s.")
+    try:
+        user = authenticate(params, catalog, state.salts, client)
+    except SubsonicError as e:
+        if e.code not in (MISSING,):
+            state.throttle.failed(client)
+        raise
+    state.throttle.succeeded(client)
+    return user
 
 
 async def _params(request: Request, proven: bool = False) -> Params:
@@ -210,33 +230,33 @@ async def _params(request: Request, proven: bool = False) -> Params:
 def _answer(ctx: Ctx, handler: Handler) -> Response:
     fmt = ctx.params.get("f")
     try:
-        ctx.user = authenticate(ctx.params, ctx.catalog)
+        if not ctx.user:  # not proven by the query string already
+            ctx.user = _sign_in(ctx.request, ctx.params, ctx.catalog)
         result = handler(ctx)
         return result if isinstance(result, Response) else render(result, fmt)
     except SubsonicError as e:
         return error(e, fmt)
     except QueryError as e:  # not indexed, not searchable by the current model
-        return error(SubsonicError(NOT_FOUND, str(e)), fmt)
+        return error(SubsonicError(NOT_FOUND, without_paths(str(e))), fmt)
     except SongspaceError as e:
-        return error(SubsonicError(GENERIC, str(e)), fmt)
+        return error(SubsonicError(GENERIC, without_paths(str(e))), fmt)
 
 
 @router.api_route("/{name}", methods=["GET", "POST"])
 async def dispatch(name: str, request: Request) -> Response:
     query = Params(list(request.query_params.multi_items()))
-    proven = False
+    user = ""
     if _has_credentials(query):  # credentials in the URL: checked before any body is read
         try:
             # The catalog of the thread that asks: each thread reads through its own connection.
-            await run_in_threadpool(lambda: authenticate(query, request.app.state.searcher.catalog))
+            user = await run_in_threadpool(lambda: _sign_in(request, query, request.app.state.searcher.catalog))
         except SubsonicError as e:
             return error(e, query.get("f"))
-        proven = True
-    params = await _params(request, proven)
+    params = await _params(request, proven=bool(user))
     handler = HANDLERS.get(name.removesuffix(".view"))
     if handler is None:
         return error(SubsonicError(GENERIC, f"Unknown method: {name!r}."), params.get("f"))
-    ctx = Ctx(request, params, request.app.state.searcher)
+    ctx = Ctx(request, params, request.app.state.searcher, user)
     try:
         return await run_in_threadpool(_answer, ctx, handler)
     except Exception as e:  # a bug: logged with its traceback, answered as a Subsonic error, never a 500
