@@ -22,7 +22,7 @@ import numpy as np
 
 from songspace import hubness
 from songspace.baselines import standardise
-from songspace.evaluate import usable
+from songspace.evaluate import ranking_scores, usable
 
 
 def load_set(path: Path) -> dict:
@@ -70,7 +70,7 @@ def evaluate_set(data: dict, methods, ks, n_candidates, sample) -> list[dict]:
                 keep = np.array([usable(str(x)) for x in labels])
                 if keep.sum() < 2:
                     continue
-                s = hubness.ranking_scores(scores[np.ix_(keep, keep)], labels[keep])
+                s = ranking_scores(scores[np.ix_(keep, keep)], labels[keep])
                 row.update({f"{column} p@1": s["p@1"], f"{column} p@5": s["p@5"], f"{column} map": s["map"]})
             rows.append(row)
     return rows

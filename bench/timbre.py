@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from songspace import hubness, timbre
-from songspace.evaluate import usable
+from songspace.evaluate import ranking_scores, usable
 
 WEIGHTS = (0.5, 0.7, 0.8, 0.9)
 
@@ -95,7 +95,7 @@ def score(name: str, s: np.ndarray, labels: dict, row: dict) -> None:
     row.update(hubness.hub_statistics(s, 5))
     for column, lab in labels.items():
         keep = np.array([usable(str(x)) for x in lab])
-        r = hubness.ranking_scores(s[np.ix_(keep, keep)], lab[keep])
+        r = ranking_scores(s[np.ix_(keep, keep)], lab[keep])
         row.update({f"{column} p@1": r["p@1"], f"{column} p@5": r["p@5"], f"{column} map": r["map"]})
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,3 +38,28 @@ def ok_rows(db_path) -> int:
 def style_of(path: str) -> str:
     """The style of a synthesized demo track: the folder `make_demo_library` put it in."""
     return Path(path).parent.name
+
+
+@contextmanager
+def serving(root: Path, port: int | None = None, **app_options):
+    """A real songspace server (uvicorn, in a thread) over the library in `root`; yields its base
+    URL, http://127.0.0.1:PORT. `app_options` go to `create_app` (e.g. index_workers=0)."""
+    import uvicorn
+
+    from songspace.server.app import create_app
+
+    port = port or free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(root, **app_options), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, name="test-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=15)

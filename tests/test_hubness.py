@@ -108,13 +108,3 @@ def test_timbre_pack_round_trip_and_size():
         timbre.unpack(blob[:-2])
     with pytest.raises(ValueError, match="frames"):
         timbre.gaussian(np.zeros((96, 1)))
-
-
-def test_ranking_scores_agree_with_evaluate_on_cosines():
-    from songspace.evaluate import retrieval_scores
-
-    rng = np.random.default_rng(4)
-    v = _unit(rng.normal(size=(40, 6)))
-    labels = [str(i % 7) for i in range(40)]
-    labels[0] = "alone"
-    assert hubness.ranking_scores(v @ v.T, labels) == pytest.approx(retrieval_scores(v, labels))

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-screenshots"
@@ -33,39 +30,11 @@ BACKGROUND = (0x12, 0x14, 0x1A)  # the map's background colour (app.js)
 # ---------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serving(root: Path):
-    """A real songspace server over the library in `root`, in a thread; yields its base URL."""
-    from songspace.server.app import create_app
-
-    port = free_port()
-    config = uvicorn.Config(create_app(root, index_workers=0), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="test-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def server(_indexed_demo, tmp_path_factory):
     """The base URL of a real songspace server over a private copy of the indexed demo library."""
     root = Path(shutil.copytree(_indexed_demo, tmp_path_factory.mktemp("page") / "library"))
-    with serving(root) as url:
+    with serving(root, index_workers=0) as url:
         yield url
 
 
@@ -328,7 +297,7 @@ def growing_server(_indexed_demo, demo_music, tmp_path):
     catalog = Catalog(root / "catalog.sqlite")
     catalog.add_folders([str(extra)])
     catalog.close()
-    with serving(root) as url:
+    with serving(root, index_workers=0) as url:
         yield url
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from test_page import CHROMIUM, SCREENSHOTS, browser, free_port, serving, server, sync_api  # noqa: F401 (fixtures)
+from helpers import free_port, serving
+from test_page import CHROMIUM, SCREENSHOTS, browser, server, sync_api  # noqa: F401 (fixtures)
 
 SIZES = {"phone": (390, 844), "desktop": (1440, 900)}
 VIEWS = ["search", "similar", "radio", "journey", "selection", "map"]
@@ -413,7 +414,7 @@ def tiny_libraries(demo_music, tmp_path_factory):
 
 @pytest.mark.parametrize("n", [0, 1, 2])
 def test_tiny_libraries(browser, tiny_libraries, n):
-    with serving(tiny_libraries[n]) as url:
+    with serving(tiny_libraries[n], index_workers=0) as url:
         context, page = open_page(browser, url, "desktop")
         page.wait_for_function("document.querySelector('#search-info').textContent !== ''")
         page.wait_for_function("!document.querySelector('#map-info').textContent.startsWith('Drawing')")

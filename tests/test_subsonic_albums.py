@@ -6,21 +6,16 @@ files and their folders."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
 libopensonic = pytest.importorskip("libopensonic")
 libsonic = pytest.importorskip("libsonic")
 
-import uvicorn  # noqa: E402
+from helpers import free_port, serving  # noqa: E402
 from tagged_library import ALBUM_MBID, ALBUMARTIST_MBID, JPEG, png_bytes  # noqa: E402
 
 from songspace import Library  # noqa: E402
-from songspace.server import create_app  # noqa: E402
 
 USER, PASSWORD = "bob", "pw"
 GREAT_ORDER = ["Opening", "Second", "Third", "Disc Two Opens", "Closing"]  # not the file names' order
@@ -32,19 +27,9 @@ def server(tagged_music, tmp_path_factory):
     with Library.open(root) as lib:
         lib.index([tagged_music], workers=0)
         lib.catalog.add_user(USER, PASSWORD)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(root), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield port
-    srv.should_exit = True
-    thread.join(timeout=10)
+    port = free_port()
+    with serving(root, port=port):
+        yield port
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ talking HTTP to a real uvicorn server over the demo library."""
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -15,11 +13,9 @@ import pytest
 libopensonic = pytest.importorskip("libopensonic")
 libsonic = pytest.importorskip("libsonic")
 
-import uvicorn  # noqa: E402
 
 from songspace import Library  # noqa: E402
-from songspace.server import create_app  # noqa: E402
-from helpers import free_port  # noqa: E402
+from helpers import free_port, serving  # noqa: E402
 
 USER, PASSWORD = "alice", "s3same & spaces"
 
@@ -31,16 +27,8 @@ def server(_indexed_demo, tmp_path_factory):
     with Library.open(root) as lib:
         lib.catalog.add_user(USER, PASSWORD)
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(root), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield "http://127.0.0.1", port, root
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(root, port=port):
+        yield "http://127.0.0.1", port, root
 
 
 @pytest.fixture(scope="module")

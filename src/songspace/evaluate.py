@@ -21,19 +21,26 @@ from .errors import InputError
 
 
 def retrieval_scores(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Leave-one-out P@k and mAP of ranking every other track by cosine similarity."""
     v = np.asarray(vectors, dtype=np.float64)
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return ranking_scores(v @ v.T, labels, ks)
+
+
+def ranking_scores(scores: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Leave-one-out P@k and mAP from a square matrix of scores (higher: closer), such as cosines
+    or a rescored ranking (hubness.py); a query whose label no other track has is skipped."""
+    sims = np.asarray(scores, dtype=np.float64).copy()
     labels = np.asarray(labels)
-    sims = v @ v.T
     np.fill_diagonal(sims, -np.inf)
     precision = {k: [] for k in ks}
     average_precision = []
-    for i in range(len(v)):
+    for i in range(len(sims)):
         relevant = labels == labels[i]
         relevant[i] = False
         if not relevant.any():
             continue
-        order = np.argsort(-sims[i], kind="stable")[: len(v) - 1]  # the query itself sorts last
+        order = np.argsort(-sims[i], kind="stable")[: len(sims) - 1]  # the query itself sorts last
         hits = relevant[order]
         for k in ks:
             precision[k].append(hits[:k].mean())

@@ -130,28 +130,3 @@ def hub_statistics(scores: np.ndarray, k: int = 5) -> dict[str, float]:
     sd = nk.std()
     skew = float(((nk - nk.mean()) ** 3).mean() / sd**3) if sd > 0 else 0.0
     return {f"skew_n{k}": skew, f"orphans_n{k}": float((nk == 0).mean()), f"max_n{k}": float(nk.max())}
-
-
-def ranking_scores(scores: np.ndarray, labels, ks=(1, 5, 10)) -> dict[str, float]:
-    """evaluate.retrieval_scores over a given square score matrix instead of cosines of vectors
-    (the same leave-one-out P@k and mAP, the same skipped queries), for rescored rankings."""
-    s = np.asarray(scores, dtype=np.float64).copy()
-    labels = np.asarray(labels)
-    np.fill_diagonal(s, -np.inf)
-    precision = {k: [] for k in ks}
-    average_precision = []
-    for i in range(len(s)):
-        relevant = labels == labels[i]
-        relevant[i] = False
-        if not relevant.any():
-            continue
-        order = np.argsort(-s[i], kind="stable")[: len(s) - 1]
-        hits = relevant[order]
-        for k in ks:
-            precision[k].append(hits[:k].mean())
-        ranks = np.flatnonzero(hits) + 1
-        average_precision.append(np.mean(np.arange(1, len(ranks) + 1) / ranks))
-    out = {f"p@{k}": float(np.mean(p)) for k, p in precision.items()}
-    out["map"] = float(np.mean(average_precision))
-    out["queries"] = len(average_precision)
-    return out
