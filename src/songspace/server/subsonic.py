@@ -208,7 +208,8 @@ def _answer(ctx: Ctx, handler: Handler) -> Response:
     fmt = ctx.params.get("f")
     try:
         ctx.user = authenticate(ctx.params, ctx.catalog)
-        result = handler(ctx)
+        with ctx.searcher.snapshot():  # the view's songs and the search: one snapshot
+            result = handler(ctx)
         return result if isinstance(result, Response) else render(result, fmt)
     except SubsonicError as e:
         return error(e, fmt)
