@@ -64,9 +64,11 @@ def clear_errors():
         raise typer.Exit(2)
 
 
-def open_library() -> Library:
+def open_library(readonly: bool = False) -> Library:
+    """The library --library names; `readonly` for commands that only ask (nothing is created,
+    migrated or written in the catalog)."""
     with clear_errors():  # a catalog that is not a database: one line naming the file, exit 2
-        return Library.open(state.get("library"))
+        return Library.open(state.get("library"), readonly=readonly)
 
 
 def print_json(answer) -> None:

@@ -64,7 +64,7 @@ def index(
 @app.command()
 def status(as_json: PlainJsonOption = False):
     """Counts, the current model, and every failure with its reason."""
-    with open_library() as lib:
+    with open_library(readonly=True) as lib:
         s = lib.status()
     if as_json:
         print_json(s)
