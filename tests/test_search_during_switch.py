@@ -16,7 +16,6 @@ import threading
 from collections import Counter
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 
 from songspace import Library
@@ -91,7 +90,7 @@ def test_similar_keeps_answering_from_one_model_while_use_reembeds(indexed_libra
                 for q in ids:  # every track, after every change
                     try:
                         found = similar(searcher, q, K, RAW)
-                    except Exception as e:  # a QueryError here is what the API answers with 404 or 400
+                    except Exception as e:  # noqa: BLE001 (a QueryError here is what the API answers with 404 or 400)
                         rounds.failures.append(f"searcher: similar {q}: {type(e).__name__}: {e}")
                         continue
                     answers.append(("searcher", q, [(m.track.id, m.score) for m in found]))
@@ -100,7 +99,7 @@ def test_similar_keeps_answering_from_one_model_while_use_reembeds(indexed_libra
         def run(name, target):
             try:
                 target()
-            except BaseException as e:
+            except BaseException as e:  # noqa: BLE001 (reported, and the test stops)
                 rounds.crashed(name, e)
 
         threads = [threading.Thread(target=run, args=("http", over_http)),

@@ -62,7 +62,7 @@ def one_snapshot(recommend):
     (`Searcher.snapshot`)."""
 
     @functools.wraps(recommend)
-    def asked(searcher: "Searcher", *args, **kwargs):
+    def asked(searcher: Searcher, *args, **kwargs):
         with searcher.snapshot():
             return recommend(searcher, *args, **kwargs)
 
