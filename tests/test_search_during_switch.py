@@ -147,3 +147,39 @@ def test_similar_keeps_answering_from_one_model_while_use_reembeds(indexed_libra
         assert fits, f"{who}: similar {q} answered {hits}: scores of no single model"
         by_model[fits[0]] += 1
     assert all(by_model.values()), by_model  # both models answered: the test saw the switch
+
+
+def test_a_question_keeps_its_snapshot_while_another_sees_the_change(tmp_path):
+    """The race behind the 400s: a search finds a track, the catalog removes it, another thread's
+    question applies that; the first question's look-ups still find what its search found, and
+    its next question sees the track gone."""
+    from songspace.catalog import Catalog
+    from songspace.query import Searcher
+
+    cat = Catalog(tmp_path / "catalog.sqlite")
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((20, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [cat.put_ok(f"/music/{i}.flac", size=1, mtime=1.0, content_hash=str(i), duration=60.0, tags={},
+                      model_id="test-model", vector=v) for i, v in enumerate(vectors)]
+    searcher = Searcher(cat.path)
+    try:
+        with searcher.snapshot():
+            nearest = searcher.search(vectors[0], 3, exclude={ids[0]})[0]
+            gone = nearest[0][0]
+            cat.remove([gone])
+            seen = {}
+            other = threading.Thread(target=lambda: seen.update(n=len(searcher), ids=set(searcher.ids().tolist())))
+            other.start()
+            other.join()
+            # The other thread answered without waiting, from the snapshot it could have: not
+            # changed in place under this question.
+            assert seen["n"] == 20 and gone in seen["ids"]
+            np.testing.assert_allclose(searcher.vectors([i for i, _ in nearest]), vectors[[ids.index(i) for i, _ in nearest]],
+                                       atol=1e-6)
+            assert [t.id for t in searcher.tracks([i for i, _ in nearest[1:]])] == [i for i, _ in nearest[1:]]
+        assert len(searcher) == 19 and gone not in searcher.ids()  # the next question sees the change
+        assert gone not in {i for i, _ in searcher.search(vectors[0], 19)[0]}
+    finally:
+        searcher.close()
+        cat.close()

@@ -206,9 +206,12 @@ class Searcher:
                 if not idle:
                     return None
                 index = index.update(leaving, ids, vectors, seq, limit)
-        else:  # nothing a question sees changes (only the seq moves): what was derived stays
+        else:  # no vector a question sees changes: only the seq moves
             index.update([], ids, vectors, seq, limit)
-            if "segments" in old.derived:
+            # While a switch is under way the held model's segments go with its vectors (the
+            # catalog is replacing them). Otherwise never: the generation also moves when the
+            # sidecar's projections are fitted, which changes every stored segment.
+            if stale and "segments" in old.derived:
                 derived["segments"] = old.derived["segments"]
         # Saved only while it matches the catalog: held vectors of re-embedded tracks do not.
         if self.save and not stale and old.mfcc_stats is None and index.unsaved > max(1000, len(index) // 20):
