@@ -71,6 +71,12 @@ def open_library(readonly: bool = False) -> Library:
         return Library.open(state.get("library"), readonly=readonly)
 
 
+def indexed() -> bool:
+    """Whether the library --library names has a catalog yet."""
+    root = state.get("library") or default_library_dir()
+    return (Path(root).expanduser() / "catalog.sqlite").is_file()
+
+
 def print_json(answer) -> None:
     """An answer from `shapes` as indented JSON on stdout."""
     out.print_json(json.dumps(answer))
