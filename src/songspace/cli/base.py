@@ -5,6 +5,7 @@ line with an exit code (2), never a traceback."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
@@ -61,6 +62,15 @@ def clear_errors():
         yield
     except SongspaceError as e:
         console.print(f"[red]error:[/] {escape(error_text(e))}")
+        raise typer.Exit(2)
+    except sqlite3.DatabaseError as e:
+        if isinstance(e, sqlite3.OperationalError):  # locked, no permission: not damage
+            raise
+        # A writer checks the whole catalog when it opens it; a read-only query does not (it
+        # would cost seconds at a million tracks), so damage shows where it is read.
+        catalog = Path(state.get("library") or default_library_dir()).expanduser() / "catalog.sqlite"
+        console.print(f"[red]error:[/] {escape(str(catalog))}: not a songspace catalog or damaged ({escape(str(e))}); "
+                      f"move it aside and index the music again to rebuild it, or restore it from a backup")
         raise typer.Exit(2)
 
 

@@ -65,7 +65,7 @@ def index(
 def status(as_json: PlainJsonOption = False):
     """Counts, the current model, and every failure with its reason."""
     # A library is read, never written; one not indexed yet is made, empty, as before.
-    with open_library(readonly=indexed()) as lib:
+    with open_library(readonly=indexed()) as lib, clear_errors():
         s = lib.status()
     if as_json:
         print_json(s)
