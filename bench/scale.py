@@ -117,7 +117,9 @@ def child_serve(catalog: Path, args) -> dict:
     import faiss
 
     from songspace.query import Searcher
+    from songspace.recommend.similar import Manners, similar
 
+    raw = Manners(collapse_copies=False)  # ranked as search ranks them, as before `similar` was one
     faiss.omp_set_num_threads(1)
     exact = args.child == "exact"
     t0 = time.perf_counter()
@@ -125,11 +127,11 @@ def child_serve(catalog: Path, args) -> dict:
     s.space()
     open_s = time.perf_counter() - t0
     queries = [int(q) for q in args.queries.split(",")]
-    s.similar(queries[0], k=10)  # warm
+    similar(s, queries[0], 10, raw)  # warm
     times, cpu, found = [], [], []
     for q in queries:
         t, c = time.perf_counter(), time.thread_time()
-        matches = s.similar(q, k=10)
+        matches = similar(s, q, 10, raw)
         cpu.append(time.thread_time() - c)
         times.append(time.perf_counter() - t)
         found.append([m.track.id for m in matches])
@@ -144,7 +146,9 @@ def child_update(catalog: Path, args) -> dict:
 
     from songspace.catalog import Catalog
     from songspace.query import Searcher
+    from songspace.recommend.similar import Manners, similar
 
+    raw = Manners(collapse_copies=False)
     faiss.omp_set_num_threads(1)
     s = Searcher(catalog)
     index = s.space().index
@@ -157,7 +161,7 @@ def child_update(catalog: Path, args) -> dict:
     t1 = time.perf_counter()
     s.space()
     t2 = time.perf_counter()
-    assert len(s) == n0 + N_CHANGE and s.similar(added[0], k=1)
+    assert len(s) == n0 + N_CHANGE and similar(s, added[0], 1, raw)
     assert s.search(new[5], 1)[0][0][0] == added[5]
     gone = [int(i) for i in np.random.default_rng(5).choice(s.ids(), N_CHANGE, replace=False)]
     t3 = time.perf_counter()

@@ -17,7 +17,7 @@ FLOORS = [
     ("storage", ["catalog", "segment_store", "vectors"]),
     ("making vectors", ["embedding", "baselines", "method", "analysis", "training", "fit_check", "evaluate",
                         "crossval", "distributed", "dataset", "gpu"]),
-    ("asking", ["query", "recommend", "shapes", "playlists", "map", "mpd"]),
+    ("asking", ["query", "snapshot", "segment_index", "recommend", "shapes", "playlists", "map", "mpd"]),
     ("library", ["library", "check"]),
     ("faces", ["cli", "server", "__main__", ""]),  # "": the package itself (its __init__ re-exports Library)
 ]

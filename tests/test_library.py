@@ -12,7 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from songspace import Library, QueryError
+from songspace.recommend.similar import Manners, similar
 from songspace.synth import synth_track, write_audio
+
+RAW = Manners(collapse_copies=False)  # every file listed, as search ranks them
 
 
 def index(lib, folder):
@@ -24,7 +27,7 @@ def test_index_then_similar(music, library_dir):
         report = index(lib, music)
         assert (report.added, report.failed) == (12, [])
         assert report.audio_seconds == pytest.approx(12 * 8.0, rel=0.02)
-        matches = lib.searcher().similar(1, k=5)
+        matches = similar(lib.searcher(), 1, 5, RAW)
         assert len(matches) == 5
         assert 1 not in [m.track.id for m in matches]
         scores = [m.score for m in matches]
@@ -101,26 +104,26 @@ def test_query_forms(music, library_dir, tmp_path):
             lib.searcher().resolve("no such song anywhere")
 
         outside = write_audio(tmp_path / "outside.ogg", synth_track("mid_chords", 6.0, seed=3), 16000)
-        matches = lib.searcher().similar(str(outside), k=3)
+        matches = similar(lib.searcher(), str(outside), 3, RAW)
         assert len(matches) == 3
         assert len(lib.catalog.tracks()) == 12  # embedded on the fly, not added
 
         # A query that is itself in the library finds its own copy first when given as an outside file.
         copy = Path(tmp_path / "copy").with_suffix(Path(some.path).suffix)
         copy.write_bytes(Path(some.path).read_bytes())
-        assert lib.searcher().similar(str(copy), k=1)[0].track.id == some.id
+        assert similar(lib.searcher(), str(copy), 1, RAW)[0].track.id == some.id
 
 
 def test_searcher_follows_catalog_changes(music, library_dir):
     with Library.open(library_dir) as lib:
         index(lib, music)
         searcher = lib.searcher()
-        first = [m.track.id for m in searcher.similar(2, k=4)]
+        first = [m.track.id for m in similar(searcher, 2, 4, RAW)]
         assert len(searcher) == 12
         gone = first[0]
         lib.catalog.remove([gone])  # the same Searcher sees the change at its next query
         assert len(searcher) == 11
-        assert [m.track.id for m in searcher.similar(2, k=3)] == first[1:]
+        assert [m.track.id for m in similar(searcher, 2, 3, RAW)] == first[1:]
 
 
 def test_export_npz_and_parquet(music, library_dir, tmp_path):
@@ -210,6 +213,6 @@ def test_fit_reembeds_and_search_never_goes_empty(music, library_dir):
         searcher = lib.searcher()
         assert lib.model_id != shipped
         assert searcher.model_id == shipped and len(searcher) == 12  # the old vectors keep answering
-        assert len(searcher.similar(1, k=3)) == 3
+        assert len(similar(searcher, 1, 3, RAW)) == 3
         lib.fit(minutes=0.05, workers=0, keep_anyway=True)  # the default: re-embed the library's folders at once
         assert searcher.model_id == lib.model_id and lib.catalog.models() == {lib.model_id: 12}

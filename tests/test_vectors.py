@@ -14,7 +14,10 @@ import pytest
 from songspace.catalog import Catalog
 from songspace.query import Searcher
 from songspace.recommend.radio import radio
+from songspace.recommend.similar import Manners, similar
 from songspace.vectors import INDEX_FILE, STAMP_FILE, VectorIndex
+
+RAW = Manners(collapse_copies=False)
 
 MODEL = "test-model"
 
@@ -88,7 +91,7 @@ def test_removed_tracks_never_returned_before_compaction(catalog):
     assert s.space().index is index and index.changed < index.built_n // 2
     hits = s.search(vectors[0], 100)[0]
     assert len(hits) == 100 and not set(near) & {i for i, _ in hits}
-    assert not set(near) & {m.track.id for m in s.similar(1, k=50)}
+    assert not set(near) & {m.track.id for m in similar(s, 1, 50, RAW)}
     assert not set(near) & {m.track.id for m in radio(s, [1], n=40)}
     assert not set(near) & set(s.ids().tolist()) and len(s) == 340
     with pytest.raises(LookupError, match="not searchable"):

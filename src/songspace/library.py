@@ -40,7 +40,7 @@ import platformdirs
 from .analysis import Analysis, Task, analyse
 from .audio import SILENT, TOO_SHORT
 from .catalog import Catalog, Track
-from .errors import InputError, LibraryBusy
+from .errors import InputError, LibraryBusy, QueryError
 from .gpu import embed_in_batches, embedding_device
 from . import method as methods
 from .query import Searcher
@@ -118,15 +118,22 @@ class IndexReport:
 
 
 class Library:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, readonly: bool = False):
+        """`readonly`: an existing library opened to ask questions (query commands): nothing is
+        created, migrated or written in the catalog; QueryError when nothing was indexed here."""
         self.root = Path(root).expanduser().resolve()
         if self.root.exists() and not self.root.is_dir():
             raise InputError(f"{self.root}: is a file, not a library folder")
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"{self.root}: cannot make the library folder ({e.strerror or e})") from None
-        self.catalog = Catalog(self.root / "catalog.sqlite")
+        if readonly:
+            if not (self.root / "catalog.sqlite").is_file():
+                raise QueryError(f"{self.root / 'catalog.sqlite'}: no catalog here (nothing indexed yet)")
+            self.catalog = Catalog(self.root / "catalog.sqlite", readonly=True)
+        else:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise InputError(f"{self.root}: cannot make the library folder ({e.strerror or e})") from None
+            self.catalog = Catalog(self.root / "catalog.sqlite")
         self._searcher: Searcher | None = None
         self._writing = 0  # depth of `writer()`: fit re-enters it through index
 
@@ -169,8 +176,8 @@ class Library:
                 f.close()  # closing releases the lock
 
     @classmethod
-    def open(cls, root: str | Path | None = None) -> "Library":
-        return cls(root if root is not None else default_library_dir())
+    def open(cls, root: str | Path | None = None, readonly: bool = False) -> "Library":
+        return cls(root if root is not None else default_library_dir(), readonly=readonly)
 
     def close(self) -> None:
         if self._searcher is not None:

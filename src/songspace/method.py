@@ -55,10 +55,11 @@ class Method:
         """Its embedder (`embedding.Embedder`'s face: `embed_file`, `model_id`), one per method per
         process: loading weights per file would dominate."""
         if self.name not in _embedders:
-            _embedders[self.name] = self._make_embedder()
+            _embedders[self.name] = self.new_embedder()
         return _embedders[self.name]
 
-    def _make_embedder(self):
+    def new_embedder(self):
+        """A new embedder, not shared: for an owner that keeps its own (the Searcher, query.py)."""
         if self.kind == "mfcc":
             from .baselines import MfccEmbedder
 

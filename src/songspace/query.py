@@ -1,27 +1,42 @@
 """The query layer: everything that asks the library a question reads through a `Searcher`.
 
-A `Searcher` holds the searchable vectors in memory (a `VectorIndex`, vectors.py: exact when
-small, approximate when large), loaded from the saved index beside the catalog or built from the
-catalog, and brought up to date from the catalog's change log when the catalog changed (its
-generation or its current model): a few changed tracks are applied in place, never a rebuild; a
-model switch is a new index. It searches a batch of query vectors at once, takes a set of track
-ids to leave out, returns stored vectors by id and fetches tracks in bulk. It is safe to share
-between threads, as a server does: each thread reads the catalog through its own read-only SQLite
-connection, snapshots (`_Space`) are swapped whole under a lock, and the index they share takes
-its own lock for every search and change.
+A `Searcher` owns the search state, one snapshot (`_Space`) at a time: the searchable vectors
+in memory (a `VectorIndex`, vectors.py: exact when small, approximate when large), loaded from
+the saved index beside the catalog or built from the catalog; and what is derived from them on
+demand, once per snapshot: the segment index (segment_index.py), the Subsonic routes' view of
+the library (`derived`); plus the embedders that embed queries from outside the library. When
+the catalog changes (its generation or its current model) the next question brings the
+snapshot up to date from the change log: a few changed tracks are applied in place, never a
+rebuild; a model switch is a new index.
+
+It searches a batch of query vectors at once, takes a set of track ids to leave out, returns
+stored vectors by id and fetches tracks in bulk. It is safe to share between threads, as a
+server does: each thread reads the catalog through its own read-only SQLite connection,
+snapshots are swapped whole under a lock, and the index they share takes its own lock for
+every search and change. A question that looks up what it searched (similar: search, then the
+hits' vectors and segments) asks inside `snapshot()`: everything it reads comes from one
+snapshot, and a change in place waits until no such question is reading (the question never
+waits for it: until then the next questions answer from the snapshot they have).
 
 Which vectors are searched: those of the library's current model once it has embedded at least
-as many tracks as any other model, else those of the model that embedded the most. So after
-`fit` or `use`, search keeps answering from the old vectors until re-embedding has caught up;
-never an empty library, never two models mixed.
+as many tracks as are searched now (a fresh process: as any other model), else the ones
+searched until then. While `fit` or `use` re-embeds, search keeps answering from the previous
+model's vectors, all of them, as they were held when the switch began (the catalog keeps one
+vector per track, so a new process can only find those not yet re-embedded), and switches once
+the new model has caught up: never an empty library, never two models mixed, never a track
+missing halfway.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +45,7 @@ from .baselines import standardise
 from .catalog import Catalog, Track
 from .errors import InputError, QueryError
 from .method import Method
+from .snapshot import Readers, Snapshot
 from .vectors import EXACT_LIMIT, VectorIndex
 
 log = logging.getLogger("songspace")
@@ -41,25 +57,16 @@ class Match:
     score: float  # cosine similarity, 1.0 = same direction
 
 
-@dataclass(frozen=True)
-class _Space:
-    """What is searched: which model and its index (which `update` changes in place; read ids and
-    vectors together through `index.all()`)."""
+def one_snapshot(recommend):
+    """For a function `recommend(searcher, ...)`: everything it reads comes from one snapshot
+    (`Searcher.snapshot`)."""
 
-    stamp: tuple
-    method: Method  # what made these vectors
-    model_id: str
-    index: VectorIndex
-    mfcc_stats: tuple[np.ndarray, np.ndarray] | None  # mean, std: MFCC vectors are standardised
+    @functools.wraps(recommend)
+    def asked(searcher: Searcher, *args, **kwargs):
+        with searcher.snapshot():
+            return recommend(searcher, *args, **kwargs)
 
-    def lookup(self, track_ids) -> np.ndarray:
-        track_ids = np.asarray(track_ids, dtype=np.int64)
-        try:
-            return self.index.reconstruct(track_ids)
-        except KeyError as e:
-            missing = ", ".join(map(str, e.args[0]))
-            raise QueryError(f"track {missing} is not searchable (not indexed, failed, "
-                             f"or not yet embedded by model {self.model_id})") from None
+    return asked
 
 
 class Searcher:
@@ -76,13 +83,17 @@ class Searcher:
         # FAISS's OpenMP threads spin-wait: with a server's threads each asking one query, they
         # made `similar` 2.5x slower here (35 vs 88 queries/s on 2 cores). One thread per query.
         faiss.omp_set_num_threads(1)
-        self._local = threading.local()
+        self._local = threading.local()  # per thread: its catalog connection, its pinned snapshot
         self._connections: list[Catalog] = []
-        self._lock = threading.RLock()
-        self._space: _Space | None = None
+        self._connections_lock = threading.Lock()
+        self._lock = threading.RLock()  # one thread brings the snapshot up to date at a time
+        self._space: Snapshot | None = None
+        self._readers = Readers()
+        self._embedders: dict[str, object] = {}  # per method name: loading weights per query would dominate
+        self._embedders_lock = threading.Lock()
 
     def close(self) -> None:
-        with self._lock:
+        with self._connections_lock:
             for c in self._connections:
                 c.close()
             self._connections.clear()
@@ -94,30 +105,54 @@ class Searcher:
         cat = getattr(self._local, "catalog", None)
         if cat is None:
             cat = self._local.catalog = Catalog(self.catalog_path, readonly=True)
-            with self._lock:
+            with self._connections_lock:
                 self._connections.append(cat)
         return cat
 
-    # -- the in-memory vectors ------------------------------------------------------------------
+    # -- the snapshot ----------------------------------------------------------------------------
 
-    def space(self) -> _Space:
-        """The current snapshot, rebuilt first if the catalog changed since it was taken."""
+    @contextmanager
+    def snapshot(self):
+        """Inside the block, everything this thread asks of the Searcher answers from one
+        snapshot, brought up to date first: what a search found can be looked up, a track the
+        Subsonic view names can be searched. Re-entrant; for one question, not for long work."""
+        if getattr(self._local, "pinned", None) is not None:
+            yield self
+            return
+        space = self.space()
+        with self._readers.reading():
+            self._local.pinned = self._space or space  # the newest, never changed while we read
+            try:
+                yield self
+            finally:
+                self._local.pinned = None
+
+    def space(self) -> Snapshot:
+        """The snapshot this thread answers from: the pinned one inside `snapshot()`, else the
+        current one, brought up to date first if the catalog changed since it was taken."""
+        pinned = getattr(self._local, "pinned", None)
+        if pinned is not None:
+            return pinned
         cat = self.catalog
         stamp = (cat.generation, cat.get_meta("model"))
         space = self._space
         if space is None or space.stamp != stamp:
             with self._lock:
                 if self._space is None or self._space.stamp != stamp:
-                    self._space = self._build(cat, stamp)
+                    # None: a change in place has to wait for the questions reading (see snapshot.py)
+                    self._space = self._build(cat, stamp) or self._space
                 space = self._space
         return space
 
-    def _choose(self, cat: Catalog) -> tuple[Method, str]:
-        """(method, model id) searched: the current model once it has caught up, else the one
-        that embedded the most."""
+    def _choose(self, cat: Catalog, held: Snapshot | None = None) -> tuple[Method, str]:
+        """(method, model id) searched: the one searched now (`held`) until another model has
+        embedded as many tracks as it holds; then the current model once it has embedded as
+        many as any other model, else the one that embedded the most."""
         current = methods.current(cat)
-        model_id = current.id
         counts = cat.models(searchable_only=True)
+        if held is not None and held.model_id != current.id and max(counts.values(), default=0) < len(held.index):
+            return held.method, held.model_id
+        model_id = current.id
         if counts and counts.get(model_id, 0) < max(counts.values()):
             model_id = max(counts, key=lambda m: (counts[m], m))
             current = methods.of_vectors(cat, model_id, current)
@@ -125,12 +160,15 @@ class Searcher:
 
     def searched_model_id(self) -> str:
         """The id of the model whose vectors search answers from, without loading them."""
-        return self._choose(self.catalog)[1]
+        held = getattr(self._local, "pinned", None) or self._space
+        return self._choose(self.catalog, held)[1]
 
-    def _build(self, cat: Catalog, stamp: tuple) -> _Space:
-        current, model_id = self._choose(cat)
+    def _build(self, cat: Catalog, stamp: tuple) -> Snapshot | None:
         old = self._space
-        if current.standardised:
+        searched, model_id = self._choose(cat, old)
+        if old is not None and old.model_id == model_id and (old.mfcc_stats is None or model_id != methods.current(cat).id):
+            return self._caught_up(cat, old, stamp)
+        if searched.standardised:
             # Standardised over the collection: every change moves every vector. Exact, rebuilt.
             seq = cat.last_change()
             ids, vectors = cat.vectors(model_id)
@@ -139,14 +177,46 @@ class Searcher:
                 mfcc_stats = vectors.mean(axis=0), vectors.std(axis=0)
                 vectors = standardise(vectors, *mfcc_stats)
             index = VectorIndex.build(ids, vectors, model_id, seq, exact_limit=len(ids) + 1)
-            return _Space(stamp, current, model_id, index, mfcc_stats)
-        if old is not None and old.model_id == model_id and old.mfcc_stats is None:
-            index = self._catch_up(cat, old.index)
-        else:
-            index = self._open_index(cat, model_id)
-        if self.save and index.unsaved > max(1000, len(index) // 20):
+            return Snapshot(stamp, searched, model_id, index, mfcc_stats)
+        index = self._open_index(cat, model_id)
+        return Snapshot(stamp, searched, model_id, index, None)
+
+    def _caught_up(self, cat: Catalog, old: Snapshot, stamp: tuple) -> Snapshot | None:
+        """`old` with the catalog's changes applied to its index in place (None: not now, a
+        question is reading it). A track re-embedded by another model keeps the vector held
+        for it (the catalog no longer has it) until search switches to that model: while a
+        switch is under way, every track stays searchable, by one model."""
+        index = old.index
+        found = cat.changes_since(index.seq)
+        if found is None:  # a catalog older than the change log: only a rebuild can tell
+            return Snapshot(stamp, old.method, old.model_id, self.rebuild(cat, old.model_id), None)
+        seq, changed = found
+        ids, vectors = cat.vectors_of(changed, old.model_id)
+        if old.mfcc_stats is not None and len(ids):  # the statistics searched with stay until the switch
+            vectors = standardise(vectors, *old.mfcc_stats)
+        others = {t.id for t in cat.tracks_by_id(changed)
+                  if t is not None and t.status == "ok" and t.model_id != old.model_id}
+        leaving = np.asarray([i for i in changed if i not in others], dtype=np.int64)
+        held = np.asarray(sorted(others), dtype=np.int64)
+        stale = old.stale or bool(index.contains(held).any())
+        limit = max(self.exact_limit, len(index) + 1) if old.mfcc_stats is not None else self.exact_limit
+        derived = {}
+        if len(ids) or index.contains(leaving).any():
+            with self._readers.changing_if_idle() as idle:
+                if not idle:
+                    return None
+                index = index.update(leaving, ids, vectors, seq, limit)
+        else:  # no vector a question sees changes: only the seq moves
+            index.update([], ids, vectors, seq, limit)
+            # While a switch is under way the held model's segments go with its vectors (the
+            # catalog is replacing them). Otherwise never: the generation also moves when the
+            # sidecar's projections are fitted, which changes every stored segment.
+            if stale and "segments" in old.derived:
+                derived["segments"] = old.derived["segments"]
+        # Saved only while it matches the catalog: held vectors of re-embedded tracks do not.
+        if self.save and not stale and old.mfcc_stats is None and index.unsaved > max(1000, len(index) // 20):
             self._save(index)
-        return _Space(stamp, current, model_id, index, None)
+        return Snapshot(stamp, old.method, old.model_id, index, old.mfcc_stats, derived, stale)
 
     def _open_index(self, cat: Catalog, model_id: str) -> VectorIndex:
         """The saved index when it can be trusted (brought up to date from the change log and
@@ -228,6 +298,41 @@ class Searcher:
             self._space = None
             return False, f"{problem}; rebuilt {len(index)} vectors of model {model_id} ({index.kind})"
 
+    # -- what is derived from the snapshot, once per snapshot ---------------------------------------
+
+    def derived(self, name: str, build: Callable[[], Any]) -> Any:
+        """What `build()` makes from the current snapshot (the Subsonic view...), made once per
+        snapshot, shared by every thread until the catalog changes."""
+        return self.space().get(name, build)
+
+    def segment_index(self):
+        """(SegmentIndex, {track id: (starts, vectors)}) of every searchable track that has
+        segments (those embedded before segments were stored have none), built once per snapshot."""
+        from . import segment_index
+
+        space = self.space()
+        if not space.method.has_segments:
+            raise QueryError("the MFCC baseline stores no segment vectors; segments need a model (songspace's encoder)")
+
+        def build():
+            segments = self.catalog.segments_of(space.index.ids, space.model_id)
+            if not segments:
+                raise QueryError("no track in the library has segment vectors to search")
+            return segment_index.build(segments), segments
+
+        return space.get("segments", build)
+
+    def embedder(self, method: Method | None = None):
+        """The embedder of the searched model (or of `method`): `embed_file`, `patch_vectors`...;
+        one per method, made on first use (torch is imported only then)."""
+        method = method or self.space().method
+        with self._embedders_lock:
+            if method.name not in self._embedders:
+                self._embedders[method.name] = method.new_embedder()
+            return self._embedders[method.name]
+
+    # -- the in-memory vectors ------------------------------------------------------------------
+
     @property
     def model_id(self) -> str:
         """The model whose vectors are searched."""
@@ -291,13 +396,14 @@ class Searcher:
 
     def segments_of(self, track_ids) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """{track id: (starts, vectors)} of those searchable `track_ids` that have segments,
-        fetched in bulk; QueryError names an id that is not searchable."""
+        fetched in bulk (from the segment index when this snapshot has built it); QueryError
+        names an id that is not searchable."""
         space = self.space()
         track_ids = np.asarray(track_ids, dtype=np.int64)
-        missing = track_ids[~space.index.contains(track_ids)]
-        if len(missing):
-            raise QueryError(f"track {', '.join(map(str, missing.tolist()))} is not searchable (not indexed, failed, "
-                             f"or not yet embedded by model {space.model_id})")
+        space.require_searchable(track_ids)
+        built = space.derived.get("segments")
+        if built is not None:
+            return {i: built[1][i] for i in track_ids.tolist() if i in built[1]}
         return self.catalog.segments_of(track_ids, space.model_id)
 
     def as_segments(self, vectors: np.ndarray) -> np.ndarray:
@@ -355,24 +461,9 @@ class Searcher:
         """A file outside the library embedded (not added) by the model searched: a
         TrackEmbedding whose vector lies in the search space. Raises DecodeError."""
         space = self.space()
-        emb = space.method.embedder().embed_file(path)  # torch is imported only for outside files
+        emb = self.embedder(space.method).embed_file(path)  # torch is imported only for outside files
         if space.mfcc_stats is not None:
             from dataclasses import replace
 
             emb = replace(emb, vector=standardise(emb.vector[None], *space.mfcc_stats)[0])
         return emb
-
-    def query_vector(self, query: str | int | Path | Track) -> tuple[Track | Path, np.ndarray]:
-        target = self.resolve(query)
-        if isinstance(target, Path):
-            return target, self.embed_file(target).vector
-        return target, self.vector(target)
-
-    def similar(self, query: str | int | Path | Track, k: int = 10, exclude: set[int] | frozenset[int] = frozenset()) -> list[Match]:
-        """The k tracks that sound most like the query, best first (the query itself excluded)."""
-        if k < 1:
-            raise QueryError(f"k must be at least 1, not {k}")
-        target, vector = self.query_vector(query)
-        if isinstance(target, Track):
-            exclude = {*exclude, target.id}
-        return self.matches(self.search(vector, k, exclude)[0])

@@ -10,6 +10,7 @@ command that writes to it); 4 the disk is full (nothing stored before is lost); 
 from __future__ import annotations
 
 import json
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
@@ -79,11 +80,28 @@ def clear_errors():
             raise
         console.print(f"[red]error:[/] {escape(str(why))}")
         raise typer.Exit(EXIT_READ_ONLY if isinstance(why, ReadOnlyLibrary) else EXIT_DISK_FULL)
+    except sqlite3.DatabaseError as e:
+        if isinstance(e, sqlite3.OperationalError):  # locked, no permission: not damage
+            raise
+        # A writer checks the whole catalog when it opens it; a read-only query does not (it
+        # would cost seconds at a million tracks), so damage shows where it is read.
+        catalog = Path(state.get("library") or default_library_dir()).expanduser() / "catalog.sqlite"
+        console.print(f"[red]error:[/] {escape(str(catalog))}: not a songspace catalog or damaged ({escape(str(e))}); "
+                      f"move it aside and index the music again to rebuild it, or restore it from a backup")
+        raise typer.Exit(2)
 
 
-def open_library() -> Library:
+def open_library(readonly: bool = False) -> Library:
+    """The library --library names; `readonly` for commands that only ask (nothing is created,
+    migrated or written in the catalog)."""
     with clear_errors():  # a catalog that is not a database: one line naming the file, exit 2
-        return Library.open(state.get("library"))
+        return Library.open(state.get("library"), readonly=readonly)
+
+
+def indexed() -> bool:
+    """Whether the library --library names has a catalog yet."""
+    root = state.get("library") or default_library_dir()
+    return (Path(root).expanduser() / "catalog.sqlite").is_file()
 
 
 def print_json(answer) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from ..library import FIT_ANCHOR_WEIGHT
-from .base import app, clear_errors, console, open_library, out, print_json
+from .base import app, clear_errors, console, indexed, open_library, out, print_json
 from .output import PlainJsonOption, ProgressReport, progress_bar
 from .ray_option import RayAddressCommand, RayOption, ray_config
 
@@ -70,7 +70,8 @@ def index(
 @app.command()
 def status(as_json: PlainJsonOption = False):
     """Counts, the current model, and every failure with its reason."""
-    with open_library() as lib:
+    # A library is read, never written; one not indexed yet is made, empty, as before.
+    with open_library(readonly=indexed()) as lib, clear_errors():
         s = lib.status()
     if as_json:
         print_json(s)

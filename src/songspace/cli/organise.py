@@ -68,7 +68,7 @@ def clusters_command(
     written as M3U8 files into OUT_DIR."""
     from ..recommend.clusters import cluster_library, write_playlists
 
-    with open_library() as lib, clear_errors():
+    with open_library(readonly=True) as lib, clear_errors():
         searcher = lib.searcher()
         groups = cluster_library(searcher, k, auto, seed)
         files = write_playlists(searcher, groups, out_dir, absolute)

@@ -36,7 +36,7 @@ def similar(
     from ..recommend.similar import similar as find_similar
 
     manners = Manners(other_artists, other_albums, min_duration, max_duration, collapse_copies=not keep_copies)
-    with open_library() as lib, clear_errors():
+    with open_library(readonly=True) as lib, clear_errors():
         searcher = lib.searcher()
         target = searcher.resolve(query)
         found = find_similar(searcher, target, k, manners)
@@ -85,7 +85,7 @@ def radio_command(
     """A playlist around SEED tracks: close to them, varied, never drifting away."""
     from ..recommend.radio import radio
 
-    with open_library() as lib, clear_errors():
+    with open_library(readonly=True) as lib, clear_errors():
         seeds = list(seeds or [])
         require_mpd_for_music_dir(mpd_music_dir, mpd is not None or mpd_current)
         if mpd_current:
@@ -117,7 +117,7 @@ def path_command(
     """A journey from A to B in small steps, each track closer to B than the one before."""
     from ..recommend.path import journey
 
-    with open_library() as lib, clear_errors():
+    with open_library(readonly=True) as lib, clear_errors():
         require_mpd_for_music_dir(mpd_music_dir, mpd is not None)
         n = default_length(lib, n, 12)
         trip = journey(lib.searcher(), a, b, n=n)
@@ -145,7 +145,7 @@ def duplicates(
     excerpt of a longer file; with which part of each matches."""
     from ..recommend.duplicates import DEFAULT_THRESHOLD, duplicate_groups, find_duplicates
 
-    with open_library() as lib, clear_errors():
+    with open_library(readonly=True) as lib, clear_errors():
         searcher = lib.searcher()
         pairs = find_duplicates(searcher, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
         tracks = {t.id: t for t in searcher.tracks(sorted({i for p in pairs for i in (p.a, p.b)}))}
@@ -171,7 +171,7 @@ def identify(
     """Which library track an excerpt comes from, and where in it it starts."""
     from ..recommend.identify import identify as run_identify
 
-    with open_library() as lib, clear_errors():
+    with open_library(readonly=True) as lib, clear_errors():
         found = run_identify(lib.searcher(), file, k=k)
     if as_json:
         print_json(shapes.identify_rows(found))
@@ -197,7 +197,7 @@ def explain(
     """The moments of A and B that sound most alike: time ranges in each, with their similarity."""
     from ..recommend.explain import explain as run_explain
 
-    with open_library() as lib, clear_errors():
+    with open_library(readonly=True) as lib, clear_errors():
         searcher = lib.searcher()
         track_a, track_b = searcher.resolve_track(a), searcher.resolve_track(b)
         found = run_explain(searcher, track_a.id, track_b.id, top=top)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..catalog import Catalog, Track
 from ..errors import InputError, QueryError
-from ..query import Searcher
+from ..query import Searcher, one_snapshot
 
 TAG_COLUMNS = ("genre", "artist", "album")
 MIN_PER_CLASS = 2
@@ -178,6 +178,7 @@ def mfcc_vectors(paths: list[str], workers: int | None = None, report: Report | 
 # ---------------------------------------------------------------------------------------------
 
 
+@one_snapshot
 def classify(searcher: Searcher, column: str, labels_csv: str | Path | None = None, *, baseline: bool = True,
              workers: int | None = None, report: Report | None = None, seed: int = 0) -> Classification:
     """Learn `column` from the searchable tracks that carry it (their tag, or the CSV's rows) and

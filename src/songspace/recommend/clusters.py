@@ -25,7 +25,7 @@ import numpy as np
 from ..catalog import Catalog, Track
 from ..errors import InputError, QueryError
 from ..playlists import write_m3u8
-from ..query import Searcher
+from ..query import Searcher, one_snapshot
 
 UNCLUSTERED = "unclustered"
 TAG_ORDER = ("genre", "album", "artist")
@@ -123,6 +123,7 @@ def predicted_labels(catalog: Catalog) -> dict[str, dict[int, tuple[str, float]]
 # ---------------------------------------------------------------------------------------------
 
 
+@one_snapshot
 def cluster_library(searcher: Searcher, k: int | None = None, auto: bool = False, seed: int = 0) -> list[Cluster]:
     """Every searchable track in exactly one named group, largest group first ("unclustered"
     last): k-means with k groups (default `default_k`), or HDBSCAN when `auto`."""

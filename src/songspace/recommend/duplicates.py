@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DecodeError, InputError
-from ..query import Searcher
+from ..query import Searcher, one_snapshot
 from .align import Alignment, align
-from .segments import segment_index, segment_seconds, shifted_segments
+from .segments import segment_seconds, shifted_segments
 
 DEFAULT_THRESHOLD = 0.975  # mean cosine along the aligned segments (bench/copies.py: copies 0.975+, see above)
 MIN_COVERAGE = 0.8  # share of the shorter file that must be matched
@@ -50,11 +50,12 @@ class DuplicatePair:
     offset: float  # seconds: a time in A plus offset is the same moment in B
 
 
+@one_snapshot
 def candidate_pairs(searcher: Searcher, floor: float, probes: int = 24, k: int = 64) -> set[tuple[int, int]]:
     """Pairs of tracks owning at least one pair of segments with cosine >= floor. `k` hits per
     query leave room for the querying track's own neighbouring segments, which come first in
     a track that keeps one texture."""
-    index, segments = segment_index(searcher)
+    index, segments = searcher.segment_index()
     queries, owners = [], []
     for track_id, (_, vectors) in segments.items():
         # A few segments spread over the track: enough to hit a copy of any length, since the
@@ -75,6 +76,7 @@ def candidate_pairs(searcher: Searcher, floor: float, probes: int = 24, k: int =
     return pairs
 
 
+@one_snapshot
 def find_duplicates(searcher: Searcher, threshold: float = DEFAULT_THRESHOLD,
                     min_coverage: float = MIN_COVERAGE, recheck: bool = True) -> list[DuplicatePair]:
     """Pairs of tracks that are the same recording, most similar first. `threshold` is the mean
@@ -86,7 +88,7 @@ def find_duplicates(searcher: Searcher, threshold: float = DEFAULT_THRESHOLD,
     if not 0.0 < min_coverage <= 1.0:
         raise InputError(f"min_coverage must be in (0, 1], not {min_coverage}")
     seconds = segment_seconds(searcher)
-    _, segments = segment_index(searcher)
+    _, segments = searcher.segment_index()
     durations = {t.id: t.duration for t in searcher.tracks(list(segments))}
     found = []
     # A copy's best segment pair is at least as close as the mean along its diagonal.

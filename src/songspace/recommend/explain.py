@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, QueryError
-from ..query import Searcher
+from ..query import Searcher, one_snapshot
 from .segments import segment_seconds
 
 
@@ -24,6 +24,7 @@ class SegmentMatch:
     similarity: float  # cosine of the two segments
 
 
+@one_snapshot
 def explain(searcher: Searcher, a_id: int, b_id: int, top: int = 5) -> list[SegmentMatch]:
     """Up to `top` segment pairs that make tracks A and B close, most similar first (fewer when
     the tracks are too short for `top` moments that do not overlap)."""
@@ -33,8 +34,11 @@ def explain(searcher: Searcher, a_id: int, b_id: int, top: int = 5) -> list[Segm
         raise QueryError(f"track {a_id} explained against itself: give two different tracks")
     a, b = searcher.tracks([int(a_id), int(b_id)])  # QueryError names an unknown id
     seconds = segment_seconds(searcher)
-    starts_a, vectors_a = searcher.segments(a.id)
-    starts_b, vectors_b = searcher.segments(b.id)
+    stored = searcher.segments_of([a.id, b.id])  # one read for both
+    for t in (a, b):
+        if t.id not in stored:
+            raise QueryError(f"track {t.id} has no segment vectors (embedded by {searcher.model_id})")
+    (starts_a, vectors_a), (starts_b, vectors_b) = stored[a.id], stored[b.id]
     sim = vectors_a @ vectors_b.T
 
     # Greedy: best remaining pair, then block both segments' overlapping neighbours (within one

@@ -17,9 +17,9 @@ import numpy as np
 
 from ..catalog import Track
 from ..errors import InputError
-from ..query import Searcher
+from ..query import Searcher, one_snapshot
 from .align import Alignment, align
-from .segments import segment_index, segment_seconds, shifted_segments
+from .segments import segment_seconds, shifted_segments
 
 SHIFTS = 4  # embeddings of the excerpt, each trimmed by a further 1/SHIFTS of a hop: offsets within ~0.2 s
 
@@ -33,6 +33,7 @@ class Identification:
     coverage: float  # share of the excerpt's segments matched inside the track
 
 
+@one_snapshot
 def identify(searcher: Searcher, source, sr: int | None = None, k: int = 5, candidates: int = 20) -> list[Identification]:
     """The library tracks the excerpt most likely comes from, best first, each with the offset
     where the excerpt begins. `source`: an audio file, or a mono waveform sampled at `sr`."""
@@ -40,7 +41,7 @@ def identify(searcher: Searcher, source, sr: int | None = None, k: int = 5, cand
         raise InputError(f"k must be at least 1, not {k}")
     raw = shifted_segments(searcher, source, sr, shifts=SHIFTS)
     shifted = [(starts, searcher.as_segments(vectors)) for starts, vectors in raw]  # as segments are stored
-    index, segments = segment_index(searcher)
+    index, segments = searcher.segment_index()
     seconds = segment_seconds(searcher)
 
     # Candidates: the tracks owning the segments nearest the excerpt's, by their summed cosines.

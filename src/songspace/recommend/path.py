@@ -27,7 +27,7 @@ import numpy as np
 
 from ..catalog import Track
 from ..errors import InputError
-from ..query import Searcher
+from ..query import Searcher, one_snapshot
 
 # The corridor: at most 48 x 20 ≈ 1000 candidates, as the search below costs O(candidates² · n).
 _POINTS = 48
@@ -78,6 +78,7 @@ def _hops_within(allowed: np.ndarray, max_hops: int) -> np.ndarray:
     return reach
 
 
+@one_snapshot
 def journey(searcher: Searcher, a: int | str | Track, b: int | str | Track, n: int = 12) -> Journey:
     """`n` tracks from `a` to `b` (both included; fewer only if the library holds too few tracks
     ever closer to `b`), in the smallest steps the library allows, each strictly closer to `b`

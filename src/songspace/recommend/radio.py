@@ -34,7 +34,7 @@ import numpy as np
 
 from ..catalog import Track
 from ..errors import InputError
-from ..query import Match, Searcher
+from ..query import Match, Searcher, one_snapshot
 
 AVOID_QUANTILE = 0.98
 _SAMPLE = 2000  # tracks whose pairs estimate the quantile: 2M pairs, a few ms, stable to ~0.001
@@ -66,6 +66,7 @@ def _tracks(searcher: Searcher, queries: Iterable[int | str | Track]) -> list[Tr
     return list(found.values())
 
 
+@one_snapshot
 def radio(searcher: Searcher, seeds: Iterable[int | str | Track], avoid: Iterable[int | str | Track] = (),
           n: int = 30, seed: int = 0, artist_window: int = 3, diversity: float = 0.3, pool: int = 3,
           jitter: float = 0.1) -> list[Match]:

@@ -1,38 +1,16 @@
-"""Every segment vector of the library in one FAISS index: which few seconds of which track sound
-like these few seconds. Duplicates and identify take their candidates from it, so a 10-s
-excerpt finds the long track it was cut from even where the two track vectors differ.
-
-Derived from the catalog like the track index, and rebuilt when the searched space changes.
-Exact inner-product search up to `EXACT_MAX` segments; HNSW above, where exact search of every
-segment against every other would be quadratic.
+"""Segments as the recommenders meet them: how long one lasts with the searched model, and audio
+cut into segments at several sub-hop trims (`shifted_segments`). The index of every stored
+segment is the Searcher's (`Searcher.segment_index`, built once per snapshot: segment_index.py).
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
-from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from pathlib import Path
-
 from ..errors import InputError, QueryError
 from ..query import Searcher
-
-EXACT_MAX = 200_000  # segments (about 1,000 tracks of 5 minutes): flat search stays under a second per batch
-
-
-@dataclass(frozen=True)
-class SegmentIndex:
-    track_ids: np.ndarray  # (n,) int64: the track each indexed segment belongs to
-    starts: np.ndarray  # (n,) float32 seconds
-    index: object  # faiss index over the segments' unit vectors, row i = segment i
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(cosines, rows) of the k nearest segments of each query row; rows -1 where fewer."""
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        return self.index.search(queries, min(k, len(self.track_ids)))
 
 
 def segment_seconds(searcher: Searcher) -> float:
@@ -46,47 +24,6 @@ def segment_seconds(searcher: Searcher) -> float:
     return f["patch_frames"] * f["hop_length"] / f["sr"]
 
 
-def track_segments(searcher: Searcher) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """{track id: (starts, vectors)} of every searchable track that has segments (those embedded
-    before segments were stored have none: nothing to align)."""
-    return searcher.segments_of(searcher.ids())
-
-
-_cache: "weakref.WeakKeyDictionary[Searcher, tuple]" = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-
-
-def segment_index(searcher: Searcher) -> tuple[SegmentIndex, dict[int, tuple[np.ndarray, np.ndarray]]]:
-    """The segment index of the searched space and every track's segments, built once per space."""
-    segment_seconds(searcher)  # a clear error for the MFCC baseline before any work
-    stamp = searcher.space().stamp
-    with _lock:
-        cached = _cache.get(searcher)
-        if cached is None or cached[0] != stamp:
-            segments = track_segments(searcher)
-            if not segments:
-                raise QueryError("no track in the library has segment vectors to search")
-            cached = (stamp, _build(segments), segments)
-            _cache[searcher] = cached
-    return cached[1], cached[2]
-
-
-def _build(segments: dict[int, tuple[np.ndarray, np.ndarray]]) -> SegmentIndex:
-    import faiss
-
-    ids = np.concatenate([np.full(len(s), i, dtype=np.int64) for i, (s, _) in segments.items()])
-    starts = np.concatenate([s for s, _ in segments.values()]).astype(np.float32)
-    vectors = np.ascontiguousarray(np.concatenate([v for _, v in segments.values()]), dtype=np.float32)
-    dim = vectors.shape[1]
-    if len(vectors) <= EXACT_MAX:
-        index = faiss.IndexFlatIP(dim)
-    else:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = 128
-    index.add(vectors)
-    return SegmentIndex(ids, starts, index)
-
-
 def shifted_segments(searcher: Searcher, source, sr: int | None = None, shifts: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
     """Audio embedded by the searched model `shifts` times, trimmed each time by a further
     1/shifts of a hop: [(starts in the audio, seconds; (n, dim) unit vectors, as the model makes
@@ -95,7 +32,7 @@ def shifted_segments(searcher: Searcher, source, sr: int | None = None, shifts: 
     the trims lines up within hop/shifts. `source`: an audio file, or a mono waveform sampled at `sr`."""
     from .. import audio
     seconds = segment_seconds(searcher)  # also refuses the MFCC baseline, which has no segments
-    model = searcher.space().method.embedder()
+    model = searcher.embedder()
     cfg = model.features
     name = "the waveform"
     if isinstance(source, (str, Path)):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..catalog import Track
 from ..errors import QueryError
-from ..query import Searcher
+from ..query import Searcher, one_snapshot
 from .align import align
 from .duplicates import DEFAULT_THRESHOLD, MIN_COVERAGE
 
@@ -67,6 +67,7 @@ def _allowed(t: Track, query: Track | None, manners: Manners) -> bool:
     return True
 
 
+@one_snapshot
 def similar(searcher: Searcher, query: str | int | Path | Track, k: int = 10,
             manners: Manners = Manners()) -> list[SimilarTrack]:
     """The k tracks that sound most like the query, best first, minding `manners`."""
@@ -76,14 +77,14 @@ def similar(searcher: Searcher, query: str | int | Path | Track, k: int = 10,
     target = searcher.resolve(query)
     if isinstance(target, Track):
         query_track, vector = target, searcher.vector(target)
-        query_segments = _segments(searcher, target.id)
+        copies = _Copies(searcher, vector, query_id=target.id)  # its segments come with the first candidates'
     else:  # an outside file: embedded, not added
         query_track, emb = None, searcher.embed_file(target)
         vector = emb.vector
         query_segments = ((emb.segment_starts, searcher.as_segments(emb.segments.astype(np.float32)))
                           if len(emb.segment_starts) else None)  # put where stored segments are compared
+        copies = _Copies(searcher, vector, query_segments=query_segments)
     exclude = {query_track.id} if query_track else set()
-    copies = _Copies(searcher, vector, query_segments)
     total = len(searcher)
 
     fetch = min(total, 4 * k + 8)
@@ -95,19 +96,35 @@ def similar(searcher: Searcher, query: str | int | Path | Track, k: int = 10,
         fetch = min(total, fetch * 4)
 
 
-def _segments(searcher: Searcher, track_id: int):
-    try:
-        return searcher.segments(track_id)
-    except QueryError:  # the MFCC baseline, or embedded before segments were stored
-        return None
-
-
 class _Copies:
-    """Is this track another file of the query's recording, or of a track already listed?"""
+    """Is this track another file of the query's recording, or of a track already listed?
 
-    def __init__(self, searcher: Searcher, query_vector: np.ndarray, query_segments):
-        self.searcher, self.query_vector, self.query_segments = searcher, query_vector, query_segments
-        self.segments: dict[int, object] = {}
+    Segments are read in bulk (`fetch`), once per widening of the search, for the candidates
+    that could be a copy of something: those at least `CANDIDATE_COSINE` alike to the query or
+    to another candidate. Below it no alignment is looked at, so no other segments are needed."""
+
+    def __init__(self, searcher: Searcher, query_vector: np.ndarray, query_id: int | None = None,
+                 query_segments=None):
+        self.searcher, self.query_vector, self.query_id = searcher, query_vector, query_id
+        self.with_segments = searcher.space().method.has_segments  # MFCC vectors come without
+        self.segments: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.fetched: set[int] = set()
+        self.query_segments = query_segments  # of an outside file; a library track's are fetched
+
+    def fetch(self, track_ids: list[int], vectors: np.ndarray) -> None:
+        """Read the segments of those `track_ids` (rows of `vectors`) that an alignment may need."""
+        if not self.with_segments or not track_ids:
+            return
+        close = vectors @ vectors.T
+        np.fill_diagonal(close, -1.0)
+        floor = CANDIDATE_COSINE - 1e-6  # rounding must not skip a pair `_same` would align
+        needed = (vectors @ self.query_vector >= floor) | (close >= floor).any(axis=1)
+        wanted = [i for i, n in zip(track_ids, needed.tolist()) if n and i not in self.fetched]
+        if self.query_id is not None and self.query_id not in self.fetched:
+            wanted.append(self.query_id)
+        if wanted:
+            self.segments.update(self.searcher.segments_of(wanted))
+            self.fetched.update(wanted)
 
     def _same(self, vector_a, segments_a, vector_b, segments_b) -> bool:
         cosine = float(vector_a @ vector_b)
@@ -118,16 +135,12 @@ class _Copies:
         m = align(*segments_a, *segments_b)
         return m.similarity >= DEFAULT_THRESHOLD and m.coverage >= MIN_COVERAGE
 
-    def _of(self, track_id: int):
-        if track_id not in self.segments:
-            self.segments[track_id] = _segments(self.searcher, track_id)
-        return self.segments[track_id]
-
     def of_query(self, t: Track, vector: np.ndarray) -> bool:
-        return self._same(self.query_vector, self.query_segments, vector, self._of(t.id))
+        query_segments = self.query_segments if self.query_id is None else self.segments.get(self.query_id)
+        return self._same(self.query_vector, query_segments, vector, self.segments.get(t.id))
 
     def of_track(self, t: Track, vector: np.ndarray, other: Track, other_vector: np.ndarray) -> bool:
-        return self._same(other_vector, self._of(other.id), vector, self._of(t.id))
+        return self._same(other_vector, self.segments.get(other.id), vector, self.segments.get(t.id))
 
 
 def _pick(searcher: Searcher, hits: list[tuple[int, float]], query: Track | None, copies: _Copies,
@@ -137,6 +150,7 @@ def _pick(searcher: Searcher, hits: list[tuple[int, float]], query: Track | None
     if not manners.collapse_copies:
         return [SimilarTrack(t, s) for t, s in kept[:k]]
     vectors = searcher.vectors([t.id for t, _ in kept]) if kept else np.zeros((0, 1), np.float32)
+    copies.fetch([t.id for t, _ in kept], vectors)
     picked: list[SimilarTrack] = []
     picked_rows: list[int] = []
     query_copy_at = None  # where the (one) entry for the query's own copies sits

@@ -4,7 +4,8 @@ Every answer's JSON comes from `shapes` (the CLI's --json prints the same rows).
 only, never by a path or text (that is what `Searcher.resolve` does for the CLI; here an id
 that is not in the catalog, or not searchable, is a 404). Errors are {"detail": message} with a
 4xx status: the recommenders' SongspaceErrors are turned into 400s by the app's handlers.
-Routes are plain `def`s: FastAPI runs them in its thread pool, and the Searcher is thread-safe.
+Routes are plain `def`s: FastAPI runs them in its thread pool, and the Searcher is thread-safe; a
+route that checks its tracks (404) and then asks about them does both inside one `snapshot()`.
 """
 
 from __future__ import annotations
@@ -163,7 +164,8 @@ def similar(track_id: int, searcher: Search, k: Annotated[int, Query(ge=1, le=50
     from ..recommend.similar import similar as find_similar
 
     manners = Manners(other_artists, other_albums, min_duration, max_duration, collapse_copies=not keep_copies)
-    found = find_similar(searcher, searchable(searcher, track_id), k, manners)
+    with searcher.snapshot():  # the 404 check and the search: one snapshot
+        found = find_similar(searcher, searchable(searcher, track_id), k, manners)
     return {"items": shapes.similar_rows(found)}
 
 
@@ -180,9 +182,10 @@ def radio(body: RadioRequest, searcher: Search) -> dict:
     """A playlist around the seed tracks: close to them, varied, never drifting away."""
     from ..recommend.radio import radio as make_radio
 
-    seeds = [searchable(searcher, i) for i in body.seeds]
-    avoid = [searchable(searcher, i) for i in body.avoid]
-    found = make_radio(searcher, seeds, avoid, n=body.n, seed=body.seed, artist_window=body.artist_window)
+    with searcher.snapshot():
+        seeds = [searchable(searcher, i) for i in body.seeds]
+        avoid = [searchable(searcher, i) for i in body.avoid]
+        found = make_radio(searcher, seeds, avoid, n=body.n, seed=body.seed, artist_window=body.artist_window)
     return {"items": shapes.radio_rows(found)}
 
 
@@ -191,7 +194,8 @@ def path(a: int, b: int, searcher: Search, n: int = 12) -> dict:
     """A journey from A to B (both included, at most n tracks) in small steps, each closer to B."""
     from ..recommend.path import journey
 
-    trip = journey(searcher, searchable(searcher, a), searchable(searcher, b), n=n)
+    with searcher.snapshot():
+        trip = journey(searcher, searchable(searcher, a), searchable(searcher, b), n=n)
     return {"items": shapes.path_rows(trip),
             "largest_step": round(trip.largest_step, 4), "direct": round(trip.direct, 4)}
 
@@ -236,7 +240,8 @@ def explain(a: int, b: int, searcher: Search, top: int = 5) -> dict:
     """The moments of A and B that sound most alike: time spans in each, with their similarity."""
     from ..recommend.explain import explain as run_explain
 
-    found = run_explain(searcher, searchable(searcher, a).id, searchable(searcher, b).id, top=top)
+    with searcher.snapshot():
+        found = run_explain(searcher, searchable(searcher, a).id, searchable(searcher, b).id, top=top)
     return {"items": shapes.explain_pairs(found)}
 
 

@@ -94,7 +94,8 @@ def _answer(ctx: Ctx, handler: Handler) -> Response:
     try:
         if not ctx.user:  # not proven by the query string already
             ctx.user = _sign_in(ctx.request, ctx.params, ctx.catalog)
-        result = handler(ctx)
+        with ctx.searcher.snapshot():  # the view's songs and the search: one snapshot
+            result = handler(ctx)
         return result if isinstance(result, Response) else render(result, fmt)
     except SubsonicError as e:
         return error(e, fmt)

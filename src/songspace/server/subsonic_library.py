@@ -18,15 +18,14 @@ only songs, and their page shows the albums those songs are on.
 - a playlist: "pl-" + its number.
 Nothing a request says is ever used as a path: ids are looked up in these maps.
 
-The view is rebuilt when the catalog's generation changes (an index run), once, and shared by
-every request until then.
+The view is part of the Searcher's snapshot (query.py): rebuilt once when the catalog changes,
+shared by every request until then, and answering from the same snapshot as the search.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -225,22 +224,11 @@ def album_artist(t: Track) -> str:
             or (t.artist or "").strip() or UNKNOWN_ARTIST)
 
 
-_cache: dict[str, View] = {}
-_lock = threading.Lock()
-
-
 def view(searcher: Searcher) -> View:
-    """The current view of the searcher's library (rebuilt after a change to the catalog)."""
+    """The view of the searcher's library in its current snapshot: built once per snapshot
+    (after a change to the catalog), shared by every request until the next."""
     cat = searcher.catalog
-    key = str(searcher.catalog_path)
-    found = _cache.get(key)
-    if found is None or found.generation != cat.generation:
-        with _lock:
-            found = _cache.get(key)
-            generation = cat.generation
-            if found is None or found.generation != generation:
-                found = _cache[key] = build_view(generation, cat.ok_tracks(), cat.folders())
-    return found
+    return searcher.derived("subsonic view", lambda: build_view(cat.generation, cat.ok_tracks(), cat.folders()))
 
 
 # ---------------------------------------------------------------------------------------------
