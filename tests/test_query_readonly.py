@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
 from songspace import Library
+from songspace.errors import ReadOnlyLibrary
 
 QUERIES = [("similar", "1", "--json"), ("radio", "1", "-n", "3", "--json"),
            ("path", "1", "2", "--json"), ("duplicates", "--json"), ("explain", "1", "2", "--json")]
@@ -29,5 +29,5 @@ def test_status_reads_an_indexed_library_and_shows_a_new_one_empty(indexed_libra
 def test_a_read_only_library_refuses_writes(indexed_library):
     with Library.open(indexed_library, readonly=True) as lib:
         assert lib.status()["searchable"] == 12
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with pytest.raises(ReadOnlyLibrary, match="read-only"):
             lib.catalog.set_meta("model", "mfcc")
