@@ -157,7 +157,14 @@ def score_midi(src, outdir, max_seconds):
     except ImportError as e:
         sys.exit(f"error: {src}: music21 cannot be imported ({e}); set SCORE_PYTHON")
     parsed = music21.converter.parse(src)
-    pieces = list(parsed.scores) if isinstance(parsed, music21.stream.Opus) else [parsed]
+    pieces = [parsed]
+    if isinstance(parsed, music21.stream.Opus):
+        pieces = list(parsed.scores)
+        # One title for all: the tunes are the voices of one piece (music21's
+        # Josquin ABC files hold a voice per X: tune), played together.
+        titles = {p.metadata.title if p.metadata else None for p in pieces}
+        if len(pieces) > 1 and len(titles) == 1 and None not in titles:
+            pieces = [parsed.mergeScores()]
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     total = 0.0
