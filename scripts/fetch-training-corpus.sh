@@ -51,6 +51,8 @@
 #     scripts/fetch-training-corpus.sh /work/corpus
 #
 # A package that cannot be downloaded or unpacked is skipped with a warning.
+# RENDER_NEW=0 renders nothing new: only renderings already cached are used
+# (a quick rebuild of DEST/music; the rest is said and skipped).
 # Re-running is cheap: unpacked packages are not fetched again, modules are not
 # rendered again, and DEST/music is rebuilt from scratch.
 #
@@ -104,6 +106,7 @@ RENDER_MAX_SECONDS=600
 RENDER_TAG="${RENDER_RATE}hz-s16-max${RENDER_MAX_SECONDS}s"
 SOUNDFONT=${SOUNDFONT:-/usr/share/sounds/sf2/FluidR3_GM.sf2}
 SCORE_PYTHON=${SCORE_PYTHON:-$PYTHON}
+RENDER_NEW=${RENDER_NEW:-1}
 SCORE_EXT='abc|mxl|krn|musicxml'
 # XBlast's songs (.raw): unsigned 8-bit stereo at 22050 Hz, the format its
 # sound server (xbsndsrv.c: SAMPLE_RATE 22050, SAMPLE_SIZE 8) plays them in.
@@ -341,7 +344,9 @@ render() {
     esac
     sum=$(sha256sum "$src" | cut -d' ' -f1)
     out=$DEST/rendered/$sum.$tag.$ext
-    if [ ! -s "$out" ]; then
+    if [ ! -s "$out" ] && [ "$RENDER_NEW" = 0 ]; then
+      echo "skip (not rendered yet, RENDER_NEW=0): ${src#"$DEST"/unpacked/}" >&2; out=-
+    elif [ ! -s "$out" ]; then
       echo "rendering ($how) ${src#"$DEST"/unpacked/}" >&2
       rm -f "$out.tmp.$ext"
       if render_one "$how" "$src" "$out.tmp.$ext" && [ -s "$out.tmp.$ext" ]; then
