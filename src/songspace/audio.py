@@ -32,6 +32,7 @@ import numpy as np
 
 from .errors import DecodeError
 from .resample import Resampler
+from .status import TrackStatus
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".aif", ".aiff",
@@ -63,10 +64,17 @@ class Audio:
 
 
 def load(path, sr: int = 16000, max_seconds: float = 600.0, window_seconds: float = 30.0) -> Audio:
-    """Decode `path` to mono float32 at `sr`, keeping at most ~`max_seconds` (see module docstring)."""
-    _check_file(path)
+    """Decode `path` to mono float32 at `sr`, keeping at most ~`max_seconds` (see module docstring).
+    `path` may also be a seekable binary file object already open (read from its start, named in
+    errors by its `name`): the indexer reads each file through one open (analysis.py)."""
+    if hasattr(path, "read"):
+        source, path = path, getattr(path, "name", "<bytes>")
+        _check_open(source, path)
+    else:
+        _check_file(path)
+        source = str(path)
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(source, metadata_errors="ignore")
     except PermissionError:  # av.error.PermissionError is also a builtin PermissionError
         raise DecodeError(path, "permission denied") from None
     except av.error.FFmpegError as e:
@@ -98,7 +106,7 @@ def _finite(a: Audio) -> Audio:
 
 MIN_SECONDS = 1.0  # shorter is a click, not a track: a third of one ~3 s patch of the model
 SILENCE_DBFS = -60.0  # no sample further than this from the track's mean (its DC offset) is silence
-SILENT, TOO_SHORT = "silent", "too_short"  # the catalog's statuses for them
+SILENT, TOO_SHORT = TrackStatus.SILENT, TrackStatus.TOO_SHORT  # the catalog's statuses for them
 
 
 def degenerate(a: Audio) -> tuple[str, str] | None:
@@ -135,6 +143,13 @@ def _check_file(path) -> None:
         raise DecodeError(path, "empty file (0 bytes)")
     if not os.access(p, os.R_OK):
         raise DecodeError(path, "permission denied")
+
+
+def _check_open(f, path) -> None:
+    """The checks of `_check_file` left for a file already open (it exists and is readable)."""
+    if f.seek(0, os.SEEK_END) == 0:
+        raise DecodeError(path, "empty file (0 bytes)")
+    f.seek(0)
 
 
 def _why(e: Exception) -> str:

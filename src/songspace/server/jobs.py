@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import SongspaceError
 from ..library import Library
+from ..progress import Phase
 
 
 class IndexJob:
@@ -34,7 +35,7 @@ class IndexJob:
         with self._lock:
             if self._state["running"]:
                 return False
-            self._state.update(running=True, done=0, total=0, phase="starting", note="", started=time.time(),
+            self._state.update(running=True, done=0, total=0, phase=Phase.STARTING, note="", started=time.time(),
                                finished=None, report=None, error=None)
             self._thread = threading.Thread(target=self._run, args=(folders,), name="songspace-index", daemon=True)
         self._thread.start()
@@ -62,4 +63,4 @@ class IndexJob:
         finally:
             with self._lock:
                 self._state.update(running=False, finished=time.time(), report=report, error=error,
-                                   phase="done" if error is None else "failed")
+                                   phase=Phase.DONE if error is None else Phase.FAILED)
