@@ -1,9 +1,10 @@
 """Indexing with a GPU: worker processes decode (hash, tags, audio), this process embeds.
 
 A GPU is fast only on batches of hundreds of patches, more than one track has, and CUDA belongs
-in one process. So with a GPU the indexer (indexing/executors.py) asks its workers for decoded audio
-(`Task.decode_only`) and passes their results through `embed_in_batches`, which embeds the
-patches of several files per batch and hands on results of the same form the CPU path gives.
+in one process. So with a GPU the indexer's executor (indexing/executors.py: `OnGpu`) asks its
+workers for decoded audio (`Task.decode_only`) and passes their results through
+`embed_in_batches`, which embeds the patches of several files per batch and hands on results of
+the same form the CPU path gives.
 """
 
 from __future__ import annotations
