@@ -22,6 +22,17 @@ def demo_music(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tagged_music(tmp_path_factory) -> Path:
+    """A library tagged as real ones are (tests/tagged_library.py: album artists, two discs, a
+    compilation, pictures, lyrics, odd names). Read-only: copy it before changing it."""
+    from tagged_library import make_tagged_library
+
+    folder = tmp_path_factory.mktemp("tagged-music")
+    make_tagged_library(folder)
+    return folder
+
+
 @pytest.fixture
 def music(demo_music, tmp_path) -> Path:
     """A private, writable copy of the demo music."""

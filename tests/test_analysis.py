@@ -14,6 +14,7 @@ from songspace.audio import load
 from songspace.errors import DecodeError
 from songspace.models.files import DEFAULT_MODEL
 from songspace.status import Outcome
+from songspace.tags import audio_hash
 
 MODEL = str(DEFAULT_MODEL)
 
@@ -44,6 +45,8 @@ def test_a_file_is_read_once(demo_music, tmp_path):
         # Once through, and a few probes: Ogg's decoder and tag reader each read up to 64 KiB
         # at the end for the length. Hashing, decoding and tagging apart read it twice and more.
         assert read < path.stat().st_size + 256 * 1024, (path.name, read, path.stat().st_size)
+        # The audio hash, taken from the packets as the decoder demuxed them, is tags.audio_hash's.
+        assert r.audio_hash is not None and r.audio_hash == audio_hash(str(path)), path.name
     assert minute.stat().st_size > 512 * 1024  # where reading twice would break the bound
 
 
@@ -59,6 +62,7 @@ def test_the_hash_covers_what_a_long_files_decoder_skips(tmp_path):
         a = load(source)
         assert a.excerpted and 0 < source.hashed < path.stat().st_size  # the decoder skipped parts
         assert source.digest() == blake(path)
+    np.testing.assert_equal(analyse(Task(str(path), MODEL)).audio_hash, audio_hash(str(path)))  # demuxed it all
     np.testing.assert_array_equal(a.y, load(path).y)
 
 

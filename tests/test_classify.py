@@ -15,6 +15,7 @@ import pytest
 from songspace.catalog import Catalog
 from songspace.recommend.classify import choose_folds
 from songspace.synth import STYLES, make_demo_library
+from helpers import style_of
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +35,6 @@ def bigger(_bigger, library_dir) -> Path:
     """`library_dir` holding the bigger library (a private copy); returns its music folder."""
     shutil.copytree(_bigger[1], library_dir)
     return _bigger[0]
-
-
-def style_of(path: str) -> str:
-    return Path(path).parent.name
 
 
 def rows(library_dir: Path, sql: str, params=()) -> list[tuple]:
@@ -63,6 +60,7 @@ def file_hashes(folder: Path) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_genre_learned_well_above_majority_and_predicted_for_untagged_tracks_only(bigger, library_dir, songspace):
     untagged = untag_genre(library_dir, per_style=2)
     before = file_hashes(bigger)

@@ -13,6 +13,7 @@ import pytest
 from songspace.catalog import Catalog
 from songspace.recommend.clusters import default_k, safe_file_name, unique_names
 from songspace.synth import STYLES, make_demo_library
+from helpers import style_of
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,6 @@ def _bigger(tmp_path_factory) -> Path:
 @pytest.fixture
 def bigger(_bigger, library_dir) -> Path:
     return Path(shutil.copytree(_bigger, library_dir))
-
-
-def style_of(path: str) -> str:
-    return Path(path).parent.name
 
 
 def read_m3u8(path: Path) -> list[Path]:

@@ -10,6 +10,7 @@ import time
 import psutil
 import pytest
 
+from helpers import ok_rows
 from songspace.synth import STYLES, synth_track, write_audio
 
 
@@ -22,15 +23,6 @@ def many_tracks(tmp_path_factory):
     for i in range(N):
         write_audio(folder / f"t{i:02d}.wav", synth_track(STYLES[i % 4], 30.0, seed=i), 16000)
     return folder
-
-
-def ok_rows(db_path) -> int:
-    try:
-        # A short timeout: a poll must never wait on the writer while the run goes on without it.
-        with sqlite3.connect(db_path, timeout=0.1) as db:
-            return db.execute("SELECT COUNT(*) FROM tracks WHERE status = 'ok'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0  # not created yet
 
 
 def start_index(folder, library_dir, *extra):
@@ -72,6 +64,7 @@ def resume_and_check(folder, library_dir, before):
         assert after[path] == (track_id, vector)
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume(many_tracks, tmp_path):
     library_dir = tmp_path / "lib"
     proc = start_index(many_tracks, library_dir)  # default: 2 worker processes
@@ -87,6 +80,7 @@ def test_kill_9_then_resume(many_tracks, tmp_path):
     resume_and_check(many_tracks, library_dir, before)
 
 
+@pytest.mark.slow
 def test_ctrl_c_then_resume(many_tracks, tmp_path):
     library_dir = tmp_path / "lib"
     proc = start_index(many_tracks, library_dir)

@@ -58,6 +58,7 @@ def test_tiny_libraries_still_draw():
     assert two.shape == (2, 2) and np.all((two >= 0) & (two <= 1)) and not np.allclose(two[0], two[1])
 
 
+@pytest.mark.slow
 def test_umap_keeps_groups_apart():
     """Above MIN_UMAP tracks the layout is UMAP (cosine): three groups of similar vectors land
     as three separate clouds, and the same input draws the same map."""

@@ -230,6 +230,23 @@ def test_step_2_indexes_the_segment_records_by_codec(tmp_path):
     cat.close()
 
 
+def test_step_5_api_keys_go_with_their_user(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.sqlite"
+    step = migrations.STEPS.index(migrations.step_5_api_keys) + 1
+    with monkeypatch.context() as m:  # a catalog from before API keys, with a user
+        m.setattr(migrations, "STEPS", migrations.STEPS[: step - 1])
+        m.setattr(migrations, "LATEST", step - 1)
+        old = Catalog(path)
+        old.add_user("ann", "pw")
+        old.close()
+    cat = Catalog(path)
+    cat.add_api_key("ann", "ab" * 32)
+    assert cat.api_key_user("ab" * 32) == "ann" and cat.api_key_user("cd" * 32) is None
+    cat.remove_user("ann")
+    assert cat.api_key_user("ab" * 32) is None
+    cat.close()
+
+
 def test_a_catalog_from_a_newer_songspace_is_refused(tmp_path):
     path = tmp_path / "catalog.sqlite"
     Catalog(path).close()
@@ -239,3 +256,27 @@ def test_a_catalog_from_a_newer_songspace_is_refused(tmp_path):
     for readonly in (False, True):
         with pytest.raises(CatalogError, match=f"{path}.*newer songspace"):
             Catalog(path, readonly=readonly)
+
+
+def test_step_4_adds_the_tag_fields_and_marks_the_tags_to_read_again(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.sqlite"
+    written = unversioned_catalog(path)
+    with monkeypatch.context() as m:  # a catalog of schema 3: the four tags only
+        m.setattr(migrations, "STEPS", migrations.STEPS[:3])
+        m.setattr(migrations, "LATEST", 3)
+        Catalog(path).close()
+    cat = Catalog(path)
+    assert cat.schema_version == migrations.LATEST
+    t = cat.by_path("/music/2.flac")
+    assert (t.title, t.artist, t.album, t.genre) == ("title 2", "artist", "album", "genre")
+    assert (t.tags_version, t.albumartist, t.track, t.year, t.artists, t.compilation, t.audio_hash) == \
+        (0, None, None, None, (), False, None)  # the next index reads the files' tags again
+    generation = cat.generation
+    cat.put_tags(t.id, {"albumartist": "The Ensemble", "track": 2, "artists": ["A", "B"], "compilation": True,
+                        "tags_version": 1}, audio_hash="abc")
+    t = cat.by_path("/music/2.flac")
+    assert (t.albumartist, t.track, t.artists, t.compilation, t.tags_version, t.audio_hash, t.title) == \
+        ("The Ensemble", 2, ("A", "B"), True, 1, "abc", "title 2")
+    assert cat.generation == generation + 1 and cat.last_change() == 3  # browsing refreshes; vectors untouched
+    assert_survived(cat, written)
+    cat.close()

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from mpd import MPDClient
 
 MPD = shutil.which("mpd") or next((p for p in ("/usr/bin/mpd", "/usr/sbin/mpd") if Path(p).exists()), None)
 pytestmark = pytest.mark.skipif(MPD is None, reason="the mpd binary is not installed (Debian package: mpd)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -15,12 +15,9 @@ from songspace.catalog import Catalog
 from songspace.errors import InputError, QueryError
 from songspace.query import Searcher
 from songspace.recommend.path import journey
+from helpers import unit
 
 DIM = 16
-
-
-def unit(x):
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def fill(library_dir: Path, vectors) -> Path:

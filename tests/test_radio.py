@@ -14,12 +14,9 @@ from songspace.catalog import Catalog
 from songspace.errors import InputError, QueryError
 from songspace.query import Searcher
 from songspace.recommend.radio import artist_key, close_similarity, radio
+from helpers import unit
 
 DIM = 32
-
-
-def unit(x):
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def fill(library_dir: Path, vectors, artists, styles) -> Path:

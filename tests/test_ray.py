@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # one real local Ray cluster for the file: minutes in all
 
 from songspace import Library  # noqa: E402
 from songspace.analysis import Task  # noqa: E402
@@ -28,6 +29,7 @@ from songspace.dataset import COLUMNS  # noqa: E402
 from songspace.distributed import RayConfig, analyse_on_ray  # noqa: E402
 from songspace.models.files import DEFAULT_MODEL, config_path  # noqa: E402
 from songspace.synth import STYLES, synth_track, write_audio  # noqa: E402
+from helpers import ok_rows  # noqa: E402
 
 N_LONG = 24  # enough 60-s tracks that a run is still going when a process is killed
 
@@ -101,14 +103,6 @@ def catalog_rows(db_path) -> dict[str, tuple[int, bytes]]:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         return {p: (i, v) for p, i, v in db.execute(
             "SELECT t.path, t.id, e.vector FROM tracks t JOIN embeddings e ON e.track_id = t.id WHERE t.status = 'ok'")}
-
-
-def ok_rows(db_path) -> int:
-    try:
-        with sqlite3.connect(db_path, timeout=0.1) as db:
-            return db.execute("SELECT COUNT(*) FROM tracks WHERE status = 'ok'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0  # not created yet, or the writer holds it this instant
 
 
 # ---------------------------------------------------------------------------------------------

@@ -317,6 +317,7 @@ def test_index_run_while_answering(client, rows, indexed_library, demo_music, tm
     assert done["report"]["added"] == 2 and done["done"] == done["total"] > 0
     analysed = [s["done"] for s in seen if s["phase"] == "analyse"]
     assert analysed == sorted(analysed) and analysed[-1] > analysed[0]
+    assert [s["files"] for s in seen if s["phase"] == "analyse"] == [0, 1, 2]  # files finished, as they finish
     assert client.get("/api/status").json()["searchable"] == 14  # the shared Searcher caught up
     assert client.post("/api/index").status_code == 202  # one at a time, not one ever
     client.app.state.index_job.join(120)

@@ -43,8 +43,22 @@ def app(_indexed_demo, tmp_path_factory):
     app.state.index_job.join(120)
 
 
+def on_loopback(app):
+    """The app as reached at 127.0.0.1: schemathesis sends `Host: testserver`, which a tokenless
+    server refuses (a name that is not loopback: DNS rebinding)."""
+
+    async def asgi(scope, receive, send):
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"host"] + [(b"host", b"127.0.0.1")]
+            scope = {**scope, "headers": headers}
+        await app(scope, receive, send)
+
+    return asgi
+
+
+@pytest.mark.slow
 def test_no_server_errors(app):
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", on_loopback(app))
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 16  # every route of the API is in the schema
     requests: Counter = Counter()

@@ -5,7 +5,6 @@ talking HTTP to a real uvicorn server over the demo library."""
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -20,14 +19,9 @@ import uvicorn  # noqa: E402
 
 from songspace import Library  # noqa: E402
 from songspace.server import create_app  # noqa: E402
+from helpers import free_port  # noqa: E402
 
 USER, PASSWORD = "alice", "s3same & spaces"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,7 @@ def style_scores(model: Model, paths, labels) -> dict:
     return retrieval_scores(np.stack([embedder.embed_file(p).vector for p in paths]), labels)
 
 
+@pytest.mark.slow
 def test_contrastive_training_separates_styles(styled_tracks, tmp_path):
     paths, labels = styled_tracks
     torch.manual_seed(0)
@@ -60,6 +61,7 @@ def test_contrastive_training_separates_styles(styled_tracks, tmp_path):
     assert trained["p@5"] > untrained["p@5"] + 0.15
 
 
+@pytest.mark.slow
 def test_autoencoder_learns_to_reconstruct(styled_tracks, tmp_path):
     paths, _ = styled_tracks
     cfg = TrainConfig(objective="autoencoder", steps=25, minutes=None, batch_size=8)
@@ -74,6 +76,7 @@ def test_autoencoder_learns_to_reconstruct(styled_tracks, tmp_path):
     assert losses[-1] < 0.8 * losses[0]
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_and_determinism(styled_tracks, tmp_path):
     paths, _ = styled_tracks
     cfg = TrainConfig(steps=3, minutes=None, batch_size=8, seed=7)

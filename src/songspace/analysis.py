@@ -22,7 +22,7 @@ import shutil
 import socket
 import stat
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from .errors import DecodeError
 from .method import embedder
 from .scan import not_a_file
 from .status import Outcome
-from .tags import read_tags
+from .tags import audio_hash, read_tags
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ class Task:
     mtime: float | None = None
     # Decode only: the result carries the audio, for a GPU in the parent to embed (gpu.py).
     decode_only: bool = False
+    # Tags: the hash of the audio alone already embedded (tags.audio_hash): a file whose bytes
+    # changed but whose audio did not (a tag editor rewrote it) only has its tags read again.
+    known_audio_hash: str | None = None
+    tags_only: bool = False  # the file is unchanged, its tags are to be read again (a newer tag reader)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ class Analysis:
     but no music to compare: `error` says why, no vector; audio.degenerate), SKIPPED (`error`
     says why: this run could not get at it, say no worker could read it; reported, not
     recorded, retried by the next run) or DECODED (`Task.decode_only`: `audio` holds the track,
-    not yet embedded)."""
+    not yet embedded) or RETAGGED (the same audio as the embedding stored, by `audio_hash`, or
+    `Task.tags_only`: only `tags` read)."""
 
     path: str
     status: Outcome
@@ -70,6 +75,7 @@ class Analysis:
     segments: np.ndarray | None = None
     segment_starts: np.ndarray | None = None
     audio: Audio | None = None
+    audio_hash: str | None = None
 
 
 class OneRead(io.RawIOBase):
@@ -110,6 +116,23 @@ class OneRead(io.RawIOBase):
         while block := self.f.read(chunk):
             self.hash.update(block)
             self.hashed += len(block)
+        return self.hash.hexdigest()
+
+
+class PacketHash:
+    """tags.audio_hash taken from the packets as the decoder demuxes them (audio.load's
+    `packets`): the same BLAKE2b-128 of the non-empty packets; `ended` once the demuxer's final
+    empty packet has passed, so a hash of a stream that broke off is never taken for the whole."""
+
+    def __init__(self):
+        self.hash, self.ended = hashlib.blake2b(digest_size=16), False
+
+    def __call__(self, packet) -> None:
+        self.ended = not packet.size
+        if packet.size:
+            self.hash.update(packet)
+
+    def hexdigest(self) -> str:
         return self.hash.hexdigest()
 
 
@@ -155,8 +178,22 @@ def analyse_file(task: Task, source: OneRead, size: int, mtime: float | None) ->
     try:
         if task.known_hash is not None:  # maybe only touched: hash first, and decode only if it changed
             if (digest := source.digest()) == task.known_hash:
+                if task.tags_only:  # a newer tag reader: the same audio, its tags read again
+                    return Analysis(path, Outcome.RETAGGED, size, mtime, content_hash=digest,
+                                    audio_hash=audio_hash(source), tags=read_tags(source))
                 return Analysis(path, Outcome.UNCHANGED, size, mtime, content_hash=digest)
-        a = load(source, sr=embedder(task.model).sr)
+        sound, packets = None, PacketHash()
+        if task.known_audio_hash is not None:
+            # Embedded before: are these the same audio packets without the tags (tags.audio_hash)?
+            # Then a tag editor rewrote the file, and only its tags are read. A demux of its own,
+            # through the same open; a file never embedded has its packets hashed as it decodes.
+            sound = audio_hash(source)
+            if sound is not None and sound == task.known_audio_hash:
+                return Analysis(path, Outcome.RETAGGED, size, mtime, content_hash=source.digest(),
+                                audio_hash=sound, tags=read_tags(source))
+        a = load(source, sr=embedder(task.model).sr, packets=None if sound is not None else packets)
+        if sound is None:  # decoded in windows, or the stream broke off: demux it all, as tags.audio_hash does
+            sound = packets.hexdigest() if packets.ended and not a.excerpted else audio_hash(source)
     except DecodeError as e:
         return Analysis(path, Outcome.FAILED, size, mtime, error=e.reason)
     except OSError as e:  # the hash's own reading failed
@@ -169,14 +206,14 @@ def analyse_file(task: Task, source: OneRead, size: int, mtime: float | None) ->
     if (judged := degenerate(a)) is not None:  # silent, too short: recorded as such, never embedded
         status, reason = judged
         return Analysis(path, Outcome(status), size, mtime, error=reason, content_hash=digest, duration=a.duration,
-                        tags=tags)
+                        tags=tags, audio_hash=sound)
     if task.decode_only:
         return Analysis(path, Outcome.DECODED, size, mtime, content_hash=digest, duration=a.duration, tags=tags,
-                        audio=a)
+                        audio=a, audio_hash=sound)
     emb = embedder(task.model).embed_audios([a])[0]
     return Analysis(path, Outcome.OK, size, mtime, content_hash=digest, duration=emb.duration, tags=tags,
                     model_id=embedder(task.model).model_id, vector=emb.vector, segments=emb.segments,
-                    segment_starts=emb.segment_starts)
+                    segment_starts=emb.segment_starts, audio_hash=sound)
 
 
 def temp_prefix() -> str:

@@ -45,6 +45,15 @@ class CatalogError(SongspaceError):
     """A catalog file that is not a database, or is damaged."""
 
 
+class ReadOnlyLibrary(SongspaceError):
+    """A library that cannot be written (a read-only mount, a catalog without write permission):
+    it can still be read and searched."""
+
+
+class DiskFull(SongspaceError):
+    """No space left where the library is written; what was stored before is kept."""
+
+
 class LibraryBusy(SongspaceError):
     """Another process is writing to this library (indexing or fitting)."""
 

@@ -74,6 +74,8 @@ class Library:
         pid). The kernel releases it when the process dies, so a killed run never leaves the
         library locked. Not re-entrant: `index` and `fit` each take it once, and neither calls
         the other through it."""
+        if self.catalog.readonly:  # a read-only mount or a full disk: say so before anything is scanned
+            raise self.catalog.write_refusal()
         f = open(self.root / "writer.lock", "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -84,13 +86,17 @@ class Library:
             raise LibraryBusy(f"library {self.root} is being indexed or fitted by another process"
                               f"{f' (pid {holder})' if holder else ''}; wait for it to finish") from None
         try:
-            f.truncate(0)
-            f.write(str(os.getpid()))
-            f.flush()
+            try:
+                os.truncate(f.fileno(), 0)
+                os.write(f.fileno(), str(os.getpid()).encode())  # unbuffered: a full disk fails here, not in close
+            except OSError:
+                pass  # the pid only tells whoever waits; a full disk is met (and reported) by the run
             yield
         finally:
-            f.truncate(0)
-            f.close()  # closing releases the lock
+            try:
+                os.truncate(f.fileno(), 0)
+            finally:
+                f.close()  # closing releases the lock
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> "Library":

@@ -19,6 +19,7 @@ import threading
 import numpy as np
 
 from .catalog import Catalog
+from .errors import DiskFull, ReadOnlyLibrary
 
 MIN_UMAP = 15  # fewer tracks than this: PCA
 SEED = 42  # the same library draws the same map every time
@@ -122,11 +123,14 @@ def map_coordinates(lib, refresh: bool = False) -> tuple[str, np.ndarray, np.nda
                 rows = [(int(i), float(x), float(y)) for i, (x, y) in zip(ids, xy)]
                 # The library's own connection belongs to the thread that opened it: write
                 # through a short-lived one of this thread's.
-                writer = Catalog(lib.catalog.path)
                 try:
-                    writer.put_map(stamp, rows)
-                finally:
-                    writer.close()
+                    writer = Catalog(lib.catalog.path)
+                    try:
+                        writer.put_map(stamp, rows)
+                    finally:
+                        writer.close()
+                except (ReadOnlyLibrary, DiskFull):
+                    pass  # a read-only library or a full disk: answer, and compute again next time
                 points = {i: (x, y) for i, x, y in rows}
     xy = np.array([points[int(i)] for i in ids], dtype=np.float64).reshape(-1, 2)
     return stamp, ids, xy

@@ -1,4 +1,5 @@
-"""Walk music folders: the audio files in them, and entries that only look like audio."""
+"""Walk music folders: the audio files in them, entries that only look like audio, and the
+folders that cannot be read."""
 
 from __future__ import annotations
 
@@ -58,12 +59,18 @@ def not_a_file(path: str) -> str | None:
     return "is not a regular file"
 
 
-def scan(folders: Iterable[str | Path]) -> tuple[list[str], list[tuple[str, str]]]:
+def scan(folders: Iterable[str | Path], unreadable: list[tuple[str, str]] | None = None
+         ) -> tuple[list[str], list[tuple[str, str]]]:
     """(audio file paths, [(path, reason)] for entries that look like audio but are not files:
     directories, FIFOs, sockets, devices, broken links, and names the catalog cannot store).
+    Folders that cannot be read are added to `unreadable` as (folder, reason), never skipped
+    silently: what they held is unknown, not gone.
 
-    A folder given by name must exist; a file given by name is taken whatever its extension."""
+    A folder given by name must exist; a file given by name is taken whatever its extension.
+    Links to folders are followed; a folder reached twice (a link loop, or two links to one
+    folder) is walked once."""
     files, bad = [], []
+    unreadable = unreadable if unreadable is not None else []
     for folder in folders:
         given = os.path.expanduser(str(folder))
         if not storable(given):
@@ -72,7 +79,7 @@ def scan(folders: Iterable[str | Path]) -> tuple[list[str], list[tuple[str, str]
             raise InputError(f"{given}: no such folder or file")
         folder = Path(given).resolve()
         if folder.is_dir():
-            _walk(folder, files, bad)
+            _walk(folder, files, bad, unreadable)
             continue
         why = not_a_file(given)
         if why is not None:
@@ -81,8 +88,22 @@ def scan(folders: Iterable[str | Path]) -> tuple[list[str], list[tuple[str, str]
     return sorted(set(files)), bad
 
 
-def _walk(folder: Path, files: list[str], bad: list[tuple[str, str]]) -> None:
-    for dirpath, dirnames, filenames in os.walk(folder):
+def _walk(folder: Path, files: list[str], bad: list[tuple[str, str]], unreadable: list[tuple[str, str]]) -> None:
+    def cannot_read(e: OSError) -> None:
+        unreadable.append((shown(e.filename or str(folder)), f"cannot read folder: {e.strerror or e}"))
+
+    walked: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=cannot_read, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError as e:
+            cannot_read(e)
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in walked:  # a link loop, or a second way to a folder walked already
+            dirnames[:] = []
+            continue
+        walked.add((st.st_dev, st.st_ino))
         dirnames.sort()
         for d in dirnames:
             if is_audio_name(d):

@@ -32,5 +32,6 @@ class Outcome(StrEnum):
     SILENT = "silent"
     TOO_SHORT = "too_short"
     UNCHANGED = "unchanged"  # the same content as the embedding already stored
+    RETAGGED = "retagged"  # the same audio as the embedding stored, only its tags read (again)
     SKIPPED = "skipped"  # this run could not get at it (not the file's fault): tried again next run
     DECODED = "decoded"  # decoded only, for a GPU in the indexing process to embed (gpu.py)

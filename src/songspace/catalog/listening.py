@@ -20,7 +20,19 @@ class Listening(Store):
                 f.chmod(0o600)
 
     def remove_user(self, name: str) -> bool:
+        """Remove a user (and, by the foreign key, their API keys)."""
         return self.db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+
+    def add_api_key(self, user: str, key_sha256: str) -> None:
+        """Remember an API key of `user` by its SHA-256 (the key itself is shown once, never kept)."""
+        self.db.execute("INSERT INTO api_keys VALUES (?, ?, ?)", (key_sha256, user, time.time()))
+
+    def api_key_user(self, key_sha256: str) -> str | None:
+        row = self.db.execute("SELECT user FROM api_keys WHERE key_sha256 = ?", (key_sha256,)).fetchone()
+        return row[0] if row else None
+
+    def remove_api_keys(self, user: str) -> int:
+        return self.db.execute("DELETE FROM api_keys WHERE user = ?", (user,)).rowcount
 
     def users(self) -> list[tuple[str, float]]:
         """(name, created) of every user."""

@@ -152,7 +152,43 @@ def step_3_statuses(cat) -> None:
         cat.db.execute("PRAGMA foreign_keys=ON")
 
 
-STEPS = [step_1_tables, step_2_segment_index, step_3_statuses]  # step n is STEPS[n - 1]; only ever append
+# Step 4: the tags a library really has (tags.py). Multi-valued fields (artists, genres) are JSON
+# lists in one column: the catalog reads a track as one row, and SQLite's json_each can still
+# look inside. `tags_version` 0 marks a row whose tags an older reader filled: the next index
+# re-reads them without analysing the audio again (library.py).
+TAG_FIELDS = """
+albumartist TEXT; artists TEXT; genres TEXT;
+track INTEGER; track_total INTEGER; disc INTEGER; disc_total INTEGER;
+date TEXT; year INTEGER; original_date TEXT; original_year INTEGER; compilation INTEGER NOT NULL DEFAULT 0;
+mb_track_id TEXT; mb_album_id TEXT; mb_artist_id TEXT; mb_albumartist_id TEXT;
+artist_sort TEXT; albumartist_sort TEXT; title_sort TEXT; album_sort TEXT;
+rg_track_gain REAL; rg_track_peak REAL; rg_album_gain REAL; rg_album_peak REAL;
+picture_type INTEGER; picture_mime TEXT; folder_image TEXT; lyrics TEXT; lyrics_file TEXT;
+audio_hash TEXT; tags_version INTEGER NOT NULL DEFAULT 0
+"""
+
+
+def step_4_tags(cat) -> None:
+    """Album artist, track and disc numbers, dates, compilation, MusicBrainz ids, sort names,
+    ReplayGain, pictures and lyrics (where to find them), the hash of the audio alone: new
+    columns of tracks, filled by the next index from the files' tags (tags only, no analysis).
+    One transaction; a column already there (an interrupted run) is not added again."""
+    have = {row[1] for row in cat.db.execute("PRAGMA table_info(tracks)")}
+    with cat._transaction():
+        for field in TAG_FIELDS.split(";"):
+            name = field.split()[0]
+            if name not in have:
+                cat.db.execute(f"ALTER TABLE tracks ADD COLUMN {field.strip()}")
+
+
+def step_5_api_keys(cat) -> None:
+    """OpenSubsonic API keys (`songspace user key NAME`): only each key's SHA-256 is kept, so the
+    catalog cannot give a key away; a user's keys go with the user."""
+    cat.db.execute("CREATE TABLE IF NOT EXISTS api_keys (key_sha256 TEXT PRIMARY KEY, "
+                   "user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE, created REAL NOT NULL)")
+
+
+STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 

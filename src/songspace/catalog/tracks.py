@@ -7,13 +7,14 @@ Callers ask by name (`ok_tracks`, `by_path`, `search_text`...), never with SQL.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..tags import TAG_NAMES
+from ..tags import LISTS, TAG_COLUMNS
 from .store import Store, chunks, marks
 
 
@@ -32,6 +33,40 @@ class Track:
     status: str
     error: str | None
     model_id: str | None = None
+    # The rest of the file's tags (tags.py; None where it says nothing), and where its pictures and
+    # lyrics are: `picture_type` / `picture_mime` describe the picture embedded in the file (read
+    # with tags.embedded_picture), `folder_image` and `lyrics_file` are paths beside it.
+    albumartist: str | None = None
+    artists: tuple[str, ...] = ()
+    genres: tuple[str, ...] = ()
+    track: int | None = None
+    track_total: int | None = None
+    disc: int | None = None
+    disc_total: int | None = None
+    date: str | None = None
+    year: int | None = None
+    original_date: str | None = None
+    original_year: int | None = None
+    compilation: bool = False
+    mb_track_id: str | None = None
+    mb_album_id: str | None = None
+    mb_artist_id: str | None = None
+    mb_albumartist_id: str | None = None
+    artist_sort: str | None = None
+    albumartist_sort: str | None = None
+    title_sort: str | None = None
+    album_sort: str | None = None
+    rg_track_gain: float | None = None
+    rg_track_peak: float | None = None
+    rg_album_gain: float | None = None
+    rg_album_peak: float | None = None
+    picture_type: int | None = None
+    picture_mime: str | None = None
+    folder_image: str | None = None
+    lyrics: str | None = None
+    lyrics_file: str | None = None
+    audio_hash: str | None = None
+    tags_version: int = 0
 
     @property
     def label(self) -> str:
@@ -41,8 +76,33 @@ class Track:
         return Path(self.path).name
 
 
-_TRACK_COLUMNS = "t.id, t.path, t.size, t.mtime, t.content_hash, t.duration, t.title, t.artist, t.album, t.genre, t.status, t.error, e.model_id"
-_TRACK_SELECT = f"SELECT {_TRACK_COLUMNS} FROM tracks t LEFT JOIN embeddings e ON e.track_id = t.id"
+_BASE_COLUMNS = "t.id, t.path, t.size, t.mtime, t.content_hash, t.duration, t.title, t.artist, t.album, t.genre, t.status, t.error, e.model_id"
+_EXTRA = tuple(c for c in TAG_COLUMNS if c not in ("title", "artist", "album", "genre")) + ("audio_hash", "tags_version")
+_TRACK_COLUMNS = _BASE_COLUMNS + "".join(f", t.{c}" for c in _EXTRA)
+# A reader of a catalog not yet migrated to step 4 (read-only connections never migrate) sees no tags there.
+_OLD_TRACK_COLUMNS = _BASE_COLUMNS + "".join(f", NULL AS {c}" for c in _EXTRA)
+
+
+def _track(row) -> Track:
+    extra = dict(zip(_EXTRA, row[13:]))
+    for name in LISTS:
+        extra[name] = tuple(json.loads(extra[name])) if extra[name] else ()
+    extra["compilation"] = bool(extra["compilation"])
+    extra["tags_version"] = extra["tags_version"] or 0
+    return Track(*row[:13], **extra)
+
+
+def _tag_fields(tags: dict) -> dict:
+    """The tag columns of a row from `tags` (tags.read_tags + tags.beside): lists as JSON."""
+    fields = {c: tags.get(c) for c in TAG_COLUMNS}
+    for name in LISTS:
+        fields[name] = json.dumps(list(fields[name]), ensure_ascii=False) if fields[name] else None
+    fields["compilation"] = int(bool(fields["compilation"]))
+    fields["tags_version"] = int(tags.get("tags_version", 0))
+    return fields
+
+
+_FROM = "FROM tracks t LEFT JOIN embeddings e ON e.track_id = t.id"
 _SEARCHABLE = "FROM tracks t JOIN embeddings e ON e.track_id = t.id WHERE t.status = 'ok' AND e.model_id = ?"
 
 
@@ -62,14 +122,15 @@ class Tracks(Store):
 
     def put_ok(self, path: str, *, size: int, mtime: float, content_hash: str, duration: float,
                tags: dict, model_id: str, vector: np.ndarray,
-               segments: np.ndarray | None = None, segment_starts: np.ndarray | None = None) -> int:
+               segments: np.ndarray | None = None, segment_starts: np.ndarray | None = None,
+               audio_hash: str | None = None) -> int:
         """Store a successfully analysed track and its embedding in one transaction. Segments go
         to the sidecar: appended and fsynced inside the transaction, before the row pointing at
         them commits (a crash in between leaves dead bytes, never a row without bytes). Fitting
         a model's segment projection and compacting the sidecar are not done here: the indexer
         asks for them between writes (`Segments.upkeep`)."""
         fields = dict(size=size, mtime=mtime, content_hash=content_hash, duration=duration,
-                      status="ok", error=None, **{t: tags.get(t) for t in TAG_NAMES})
+                      status="ok", error=None, audio_hash=audio_hash, **_tag_fields(tags))
         has_segments = segments is not None and segment_starts is not None and len(segment_starts) > 0
         with self._transaction():
             track_id = self._upsert_track(path, fields)
@@ -96,6 +157,21 @@ class Tracks(Store):
             self._bump()
         return track_id
 
+    def put_tags(self, track_id: int, tags: dict, **file) -> None:
+        """New tags for a track whose audio is unchanged (its embedding stays): the keys of `tags`
+        among the tag columns (all of them when it comes from tags.read_tags, else only those
+        given, such as tags.beside's), and the file's new size, mtime, content_hash or audio_hash
+        in `file`. The generation moves (browsing views rebuild); no change is logged, as the
+        searchable vectors are the same."""
+        fields = {k: v for k, v in _tag_fields(tags).items() if k in tags}
+        fields.update((k, v) for k, v in file.items() if k in ("size", "mtime", "content_hash", "audio_hash"))
+        if not fields:
+            return
+        with self._transaction():
+            self.db.execute(f"UPDATE tracks SET {', '.join(f'{c} = ?' for c in fields)}, updated_at = ? WHERE id = ?",
+                            (*fields.values(), time.time(), int(track_id)))
+            self._bump()
+
     def touch(self, track_id: int, size: int, mtime: float) -> None:
         """File metadata changed but its content did not: keep the embedding."""
         self.db.execute("UPDATE tracks SET size = ?, mtime = ? WHERE id = ?", (size, mtime, track_id))
@@ -112,8 +188,12 @@ class Tracks(Store):
     # -- tracks by name ---------------------------------------------------------------------------
 
     def _select(self, where: str = "", params: tuple = ()) -> list[Track]:
-        sql = f"{_TRACK_SELECT} {('WHERE ' + where) if where else ''} ORDER BY t.id"
-        return [Track(*row) for row in self.db.execute(sql, params)]
+        columns = getattr(self, "_track_columns", None)
+        if columns is None:
+            have = {row[1] for row in self.db.execute("PRAGMA table_info(tracks)")}
+            columns = self._track_columns = _TRACK_COLUMNS if "tags_version" in have else _OLD_TRACK_COLUMNS
+        sql = f"SELECT {columns} {_FROM} {('WHERE ' + where) if where else ''} ORDER BY t.id"
+        return [_track(row) for row in self.db.execute(sql, params)]
 
     def tracks(self) -> list[Track]:
         """Every track, ok or failed, in id order."""

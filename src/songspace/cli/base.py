@@ -1,6 +1,11 @@
 """The typer app every command module registers on, the global --library option, and the two
 things every command shares: opening the library, and turning expected failures into one red
-line with an exit code (2), never a traceback."""
+line with an exit code, never a traceback.
+
+Exit codes (README lists them): 0 all good; 1 some files could not be analysed (index); 2 bad
+usage or input, a query that names no track, a damaged catalog; 3 the library is read-only (a
+command that writes to it); 4 the disk is full (nothing stored before is lost); 130 interrupted;
+143 stopped by SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import SongspaceError
+from ..catalog.store import write_failure
+from ..errors import DiskFull, ReadOnlyLibrary, SongspaceError
 from ..library import LIBRARY_ENV, Library, default_library_dir
 
 app = typer.Typer(
@@ -32,6 +38,8 @@ state: dict = {}  # what the global options chose: {"library": Path | None}
 # Parameters that the modules below the CLI name in their errors (SongspaceError.param), and the
 # option a user of the CLI gives them with.
 FLAGS = {"device": "--device", "music_dir": "--mpd-music-dir"}
+EXIT_READ_ONLY = 3
+EXIT_DISK_FULL = 4
 
 
 @app.callback()
@@ -56,12 +64,21 @@ def error_text(e: SongspaceError) -> str:
 @contextmanager
 def clear_errors():
     """Expected failures (bad query, missing folder, undecodable file, bad parameter) become one
-    red line and exit code 2, not a traceback."""
+    red line and exit code 2, not a traceback; a read-only library 3, a full disk 4, whether
+    SQLite or a file write (the vector index, the segment sidecar, a model) met it."""
     try:
         yield
     except SongspaceError as e:
         console.print(f"[red]error:[/] {escape(error_text(e))}")
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_READ_ONLY if isinstance(e, ReadOnlyLibrary) else EXIT_DISK_FULL
+                         if isinstance(e, DiskFull) else 2)
+    except OSError as e:
+        where = e.filename or (state.get("library") or default_library_dir()) / "catalog.sqlite"
+        why = write_failure(e, where)
+        if why is None:
+            raise
+        console.print(f"[red]error:[/] {escape(str(why))}")
+        raise typer.Exit(EXIT_READ_ONLY if isinstance(why, ReadOnlyLibrary) else EXIT_DISK_FULL)
 
 
 def open_library() -> Library:

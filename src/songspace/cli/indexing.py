@@ -29,7 +29,8 @@ def index(
 ):
     """Add music to the library. Incremental: only new or changed files are analysed, removed
     files are dropped, and an interrupted run resumes where it stopped. Exit code 1 if any
-    file could not be analysed (see `songspace status`). With --ray the files are analysed
+    file could not be analysed (see `songspace status`) or a folder could not be read (its
+    tracks stay). Links to folders are followed. With --ray the files are analysed
     across a Ray cluster, and this process still writes every result to the library as it
     arrives. Workers read each file at its path when every node mounts the music at the same
     path (NFS, SMB); otherwise this process sends them its bytes."""
@@ -45,6 +46,8 @@ def index(
         model_id = lib.model_id
     summary = (f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
                f"removed {report.removed}, failed {len(report.failed)}")
+    if report.retagged:  # of the unchanged: new tags read, the audio not analysed again
+        summary += f", tags read again {report.retagged}"
     if report.fit is not None:
         print_fit(report.fit, model_id, reembedded=False)
     for path, reason in report.failed:
@@ -54,11 +57,14 @@ def index(
     for folder, n in report.kept_empty:
         console.print(f"[yellow]kept:[/] {escape(folder)} holds no audio now (not mounted?); its {n} tracks stay. "
                       "If the music is really gone, run again with --allow-empty.")
+    for folder, reason, n in report.unreadable:
+        console.print(f"[yellow]unreadable:[/] {escape(folder)}: {escape(reason)}; "
+                      f"{f'its {n} tracks stay' if n else 'nothing in it was indexed'}")
     if report.interrupted:
         console.print(f"[yellow]interrupted[/] ({summary}); run the same command again to resume")
         raise typer.Exit(130)
     console.print(summary)
-    if report.failed:
+    if report.failed or report.unreadable:
         raise typer.Exit(1)
 
 

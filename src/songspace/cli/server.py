@@ -47,8 +47,9 @@ def user_add(
     password: Annotated[Optional[str], typer.Option("--password", help="The password (asked, hidden, when not given).")] = None,
 ):
     """Add a user (or change their password). Subsonic's token auth needs the plain password on
-    the server: it is kept in the catalog, which becomes readable by its owner only. Use a
-    password made for this, not one used anywhere else."""
+    the server: it is kept in the catalog, in clear, which becomes readable by its owner only.
+    Use a password made for this, not one used anywhere else; or give clients an API key
+    (`songspace user key NAME`) so they never hold the password."""
     if password is None:
         password = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
     if not name.strip() or not password:
@@ -57,6 +58,29 @@ def user_add(
     with open_library() as lib, clear_errors():
         lib.catalog.add_user(name, password)
         console.print(f"user {escape(name)} can sign in at /rest/ ({lib.catalog.path} is now private: mode 600)")
+
+
+@user_app.command("key")
+def user_key(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    revoke: Annotated[bool, typer.Option("--revoke", help="Remove every API key of this user instead.")] = False,
+):
+    """Make an API key for a user (OpenSubsonic's apiKey): a client signs in with it alone,
+    without holding the password. Shown once; the catalog keeps only its SHA-256."""
+    import hashlib
+    import secrets
+
+    with open_library() as lib, clear_errors():
+        if lib.catalog.user_password(name) is None:
+            console.print(f"[red]error:[/] no user {escape(name)!r}: add one with `songspace user add {escape(name)}`")
+            raise typer.Exit(2)
+        if revoke:
+            console.print(f"removed {lib.catalog.remove_api_keys(name)} API keys of {escape(name)}")
+            return
+        key = secrets.token_urlsafe(32)
+        lib.catalog.add_api_key(name, hashlib.sha256(key.encode()).hexdigest())
+    out.print(key)
+    console.print(f"an API key for {escape(name)} (give it to the client as apiKey; it is not shown again)")
 
 
 @user_app.command("list")

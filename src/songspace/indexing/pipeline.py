@@ -3,11 +3,14 @@
   scan     walk the folders: audio files by extension, and entries that only look like audio
            (a directory named `x.flac`, a FIFO, a broken link, a name that is not UTF-8)
   prune    compare with the catalog: drop rows of files that are gone (but keep a folder's
-           tracks when it holds no audio at all: likely an unmounted drive); record the entries
-           that only look like audio as failures
+           tracks when it holds no audio at all: likely an unmounted drive, and the tracks of a
+           folder that could not be read); record the entries that only look like audio as failures
   (fit)    optional, the caller's: adapt the model to these files (Library.fit)
   plan     skip files whose size and mtime are unchanged and whose embedding came from the
-           current model; the rest become `Task`s
+           current model (their tags are read again, only them, when an older tag reader filled
+           them; a folder image or .lrc added beside them is noted); the rest become `Task`s,
+           with the audio hash already embedded: a changed file whose audio packets are the same
+           (a tag editor rewrote it) gets its tags read, not its audio analysed
   analyse  an executor (executors.py: local processes, a GPU, Ray) hashes, tags, decodes and
            embeds each task, yielding results as they finish
   store    commit every result as it arrives, so Ctrl-C or kill -9 loses at most the files in
@@ -35,6 +38,7 @@ from ..catalog import Catalog, Track
 from ..progress import Phase, Report, silent
 from ..scan import is_under, scan, shown, storable
 from ..status import SET_ASIDE, Outcome, TrackStatus
+from ..tags import TAGS_VERSION, beside
 from .executors import Executor
 from .report import FitResult, IndexReport
 
@@ -52,6 +56,7 @@ class Scanned:
     roots: list[str]  # the folders (or files) given, resolved
     files: list[str]  # audio files, sorted
     bad: list[tuple[str, str]]  # (path, reason): entries that look like audio but are not files
+    unreadable: list[tuple[str, str]]  # (folder, reason): folders that could not be read
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def run(catalog: Catalog, folders: Iterable[str | Path], executor: Executor, *, 
     known = prune(catalog, scanned, allow_empty, result)
     if fit is not None:
         result.fit = fit(scanned.files)
-    plan = plan_tasks(methods.current(catalog), scanned.files, known, result)
+    plan = plan_tasks(catalog, methods.current(catalog), scanned.files, known, result)
     try:
         with closing(analyse(executor, plan, report)) as results:
             for r in results:
@@ -96,12 +101,13 @@ def scan_folders(catalog: Catalog, folders: Iterable[str | Path], report: Report
     """Walk `folders` (InputError for one that does not exist), and remember them and the
     current method in the catalog."""
     folders = list(folders)
-    files, bad = scan(folders)  # before resolving: a broken link given is named as such
+    unreadable: list[tuple[str, str]] = []
+    files, bad = scan(folders, unreadable)  # before resolving: a broken link given is named as such
     roots = [str(Path(f).expanduser().resolve()) for f in folders]
     catalog.add_folders(roots)
     methods.remember(catalog, methods.current(catalog))
     report(Phase.SCAN, len(files), len(files), f"{len(files)} audio files")
-    return Scanned(roots, files, bad)
+    return Scanned(roots, files, bad, unreadable)
 
 
 def prune(catalog: Catalog, scanned: Scanned, allow_empty: bool, result: IndexReport) -> dict[str, Track]:
@@ -119,6 +125,12 @@ def prune(catalog: Catalog, scanned: Scanned, allow_empty: bool, result: IndexRe
             if had:
                 result.kept_empty.append((root, len(had)))
                 present.update(had)
+    # A folder that cannot be read (permissions, a failing disk) says nothing about its
+    # tracks: keep them, with their playlist entries and stars, and say so.
+    for folder, reason in scanned.unreadable:
+        had = [p for p in known if is_under(p, [folder])]
+        present.update(had)
+        result.unreadable.append((folder, reason, len(had)))
     gone = [t.id for p, t in known.items() if p not in present]
     if gone:
         catalog.remove(gone)
@@ -140,10 +152,13 @@ def prune(catalog: Catalog, scanned: Scanned, allow_empty: bool, result: IndexRe
 # ---------------------------------------------------------------------------------------------
 
 
-def plan_tasks(method: methods.Method, files: list[str], known: dict[str, Track], result: IndexReport) -> Plan:
+def plan_tasks(catalog: Catalog, method: methods.Method, files: list[str], known: dict[str, Track],
+               result: IndexReport) -> Plan:
     """Tasks for the files that need analysing with `method` (with the size and mtime seen
-    here); counts the rest as unchanged, or as failed or set aside as before."""
+    here); counts the rest as unchanged, or as failed or set aside as before. An unchanged
+    track's folder image and .lrc are checked here (one listing per folder)."""
     tasks = []
+    listings: dict[str, list[str]] = {}
     for path in files:
         try:
             st = os.stat(path)
@@ -158,12 +173,30 @@ def plan_tasks(method: methods.Method, files: list[str], known: dict[str, Track]
             result.set_aside.append((path, t.error))  # judged again once the file changes
             continue
         if same_file and t.model_id == method.id:
+            if t.tags_version < TAGS_VERSION:  # tags read by an older songspace: read them again, only them
+                tasks.append(Task(path, method.name, t.content_hash, st.st_size, st.st_mtime, tags_only=True))
+                continue
+            check_beside(catalog, t, listings)
             result.unchanged += 1
             continue
         ok_here = t is not None and t.status == TrackStatus.OK and t.model_id == method.id
         tasks.append(Task(path, method.name, t.content_hash if ok_here else None,
-                          st.st_size if st else 0, st.st_mtime if st else None))
+                          st.st_size if st else 0, st.st_mtime if st else None,
+                          known_audio_hash=t.audio_hash if ok_here else None))
     return Plan(tasks, method.name)
+
+
+def check_beside(catalog: Catalog, t: Track, listings: dict[str, list[str]]) -> None:
+    """A cover or .lrc file added or removed beside an unchanged track: one listing per folder."""
+    folder = os.path.dirname(t.path)
+    if folder not in listings:
+        try:
+            listings[folder] = os.listdir(folder)
+        except OSError:
+            listings[folder] = []
+    found = beside(t.path, listings[folder])
+    if (found["folder_image"], found["lyrics_file"]) != (t.folder_image, t.lyrics_file):
+        catalog.put_tags(t.id, found)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +223,11 @@ def store(catalog: Catalog, r: Analysis, known: dict[str, Track], result: IndexR
     if r.status == Outcome.UNCHANGED:
         catalog.touch(known[r.path].id, r.size, r.mtime)
         result.unchanged += 1
+    elif r.status == Outcome.RETAGGED:  # the same audio: new tags, the embedding kept
+        catalog.put_tags(known[r.path].id, {**r.tags, **beside(r.path)}, size=r.size, mtime=r.mtime,
+                         content_hash=r.content_hash, audio_hash=r.audio_hash)
+        result.unchanged += 1
+        result.retagged += 1
     elif r.status == Outcome.FAILED:
         catalog.put_failed(r.path, r.error, size=r.size, mtime=r.mtime)
         result.failed.append((r.path, r.error))
@@ -204,8 +242,8 @@ def store(catalog: Catalog, r: Analysis, known: dict[str, Track], result: IndexR
         result.failed.append((r.path, reason))
     else:
         catalog.put_ok(r.path, size=r.size, mtime=r.mtime, content_hash=r.content_hash, duration=r.duration,
-                       tags=r.tags, model_id=r.model_id, vector=r.vector, segments=r.segments,
-                       segment_starts=r.segment_starts)
+                       tags={**r.tags, **beside(r.path)}, model_id=r.model_id, vector=r.vector,
+                       segments=r.segments, segment_starts=r.segment_starts, audio_hash=r.audio_hash)
         if r.path in known:
             result.updated += 1
         else:

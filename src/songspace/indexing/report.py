@@ -38,11 +38,14 @@ class IndexReport:
     updated: int = 0
     unchanged: int = 0
     removed: int = 0
+    retagged: int = 0  # of the unchanged: tracks whose tags were read again, their audio not analysed
     audio_seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
     # (path, reason) of audio recorded as silent or too short: not failures, not searchable either
     set_aside: list[tuple[str, str]] = field(default_factory=list)
     kept_empty: list[tuple[str, int]] = field(default_factory=list)  # (folder, tracks kept): see `index`
+    # (folder, reason, tracks kept) of folders that could not be read: their tracks stay
+    unreadable: list[tuple[str, str, int]] = field(default_factory=list)
     fit: FitResult | None = None
     interrupted: bool = False
 

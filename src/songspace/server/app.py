@@ -10,15 +10,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import ModelError, SongspaceError
+from ..errors import DiskFull, ModelError, ReadOnlyLibrary, SongspaceError
 from ..library import Library
 from . import api, auth, subsonic
 from .jobs import IndexJob
 from .limits import BodyLimit
+from .public import without_paths
+from .subsonic_auth import Salts
+from .throttle import Throttle
 
 STATIC = Path(__file__).parent / "static"
 
@@ -29,8 +34,18 @@ STATIC = Path(__file__).parent / "static"
 
 
 def songspace_error(request: Request, e: SongspaceError) -> JSONResponse:
-    # A missing or unloadable model is the server's problem, not the request's.
-    return JSONResponse({"detail": str(e)}, status_code=503 if isinstance(e, ModelError) else 400)
+    # A missing or unloadable model, a read-only library or a full disk: the server's problem,
+    # not the request's.
+    server_side = isinstance(e, (ModelError, ReadOnlyLibrary, DiskFull))
+    return JSONResponse({"detail": without_paths(str(e))},
+                        status_code=503 if server_side else 400)
+
+
+async def http_error(request: Request, e: StarletteHTTPException):
+    """FastAPI's own answer to an HTTPException, its detail without paths."""
+    if isinstance(e.detail, str):
+        e.detail = without_paths(e.detail)
+    return await http_exception_handler(request, e)
 
 
 def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
@@ -70,15 +85,18 @@ def create_app(library_dir: str | Path, token: str | None = None, *, index_worke
     app.state.library = library
     app.state.searcher = library.searcher()
     app.state.index_job = IndexJob(library.root, workers=index_workers)
+    app.state.throttle = Throttle()  # wrong tokens, the login form, wrong Subsonic credentials
+    app.state.salts = Salts()  # Subsonic t/s pairs seen: a pair is not accepted from another client
 
     app.add_exception_handler(SongspaceError, songspace_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     # Every body is counted as it arrives (limits.py). Added first, so it sits inside the guard:
     # a request the guard refuses is never read, and the 413 raised while a route reads is not
     # wrapped by the guard's task group on its way to FastAPI's handler.
     app.add_middleware(BodyLimit, limit=api.MAX_UPLOAD + 64 * 1024)
-    app.middleware("http")(auth.guard(token))  # added last: runs first
-    app.include_router(auth.login_router(token))
+    app.middleware("http")(auth.guard(token, app.state.throttle))  # added last: runs first
+    app.include_router(auth.login_router(token, app.state.throttle))
     app.include_router(api.router)
     app.include_router(subsonic.router)  # /rest/: the OpenSubsonic API, with its own user auth
 

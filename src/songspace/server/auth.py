@@ -1,13 +1,19 @@
 """Who may ask. Without a token (the default, loopback only) everything is open to this
 machine; with one, every request (API, page, static files, docs) carries it, as
-`Authorization: Bearer TOKEN` or the HttpOnly cookie that the login form sets.
+`Authorization: Bearer TOKEN` or the HttpOnly cookie that the login form sets. The cookie holds
+a value derived from the token (an HMAC), never the token itself, and is `Secure` when the page
+was reached over TLS (directly, or through a proxy that says so in X-Forwarded-Proto).
 
-Tokenless, the server answers only requests addressed to a loopback name (a web page cannot
-reach it through DNS rebinding) and refuses writes that another site's page sends (CSRF).
+Either way, a state-changing request (POST, PUT, DELETE, ...) sent by another site's page (its
+Origin is not this server) is refused (CSRF; SameSite alone lets another port of the same host
+in). Tokenless, the server answers only requests addressed to a loopback name, so a web page
+cannot reach it through DNS rebinding. Wrong tokens are throttled per client (throttle.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import ipaddress
 import secrets
@@ -15,6 +21,8 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from .throttle import Throttle, client_address
 
 COOKIE = "songspace_token"
 OPEN_PATHS = {"/login"}
@@ -38,15 +46,50 @@ def login_page(message: str = "", status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(LOGIN_PAGE.format(message=shown), status_code=status_code)
 
 
-def presented_token(request: Request) -> str:
+def session_value(token: str) -> str:
+    """What the cookie holds: derived from the token, so a leaked cookie (a log, a backup of
+    the browser's profile) does not hand out the token that the API and scripts use."""
+    return hmac.new(token.encode(), b"songspace session cookie", hashlib.sha256).hexdigest()
+
+
+def presented(request: Request) -> str:
+    """The credential a request carries (a bearer token, or the session cookie), '' if none."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
     return request.cookies.get(COOKIE, "")
 
 
+def credential_ok(request: Request, token: str) -> bool:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return token_ok(value.strip(), token)
+    return token_ok(request.cookies.get(COOKIE, ""), session_value(token))
+
+
 def token_ok(given: str, token: str) -> bool:
     return secrets.compare_digest(given.encode(), token.encode())
+
+
+def over_tls(request: Request) -> bool:
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def cross_site(request: Request) -> str | None:
+    """The Origin of a state-changing request sent by another site's page, else None."""
+    origin = request.headers.get("origin")
+    if request.method in ("GET", "HEAD", "OPTIONS") or not origin:
+        return None
+    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")} - {""}
+    return None if urlsplit(origin).netloc in hosts else origin
+
+
+def too_many(request: Request, wait: int) -> Response:
+    message = f"too many wrong tokens from this address: try again in {wait} s"
+    if request.url.path.startswith(API_PREFIXES):
+        return JSONResponse({"detail": message}, status_code=429, headers={"Retry-After": str(wait)})
+    return login_page(message[0].upper() + message[1:] + ".", status_code=429)
 
 
 def is_loopback_host(host: str) -> bool:
@@ -66,7 +109,7 @@ def _denied(request: Request, message: str, status_code: int) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
-def guard(token: str | None):
+def guard(token: str | None, throttle: Throttle):
     """The HTTP middleware that lets a request through or answers it itself."""
 
     async def middleware(request: Request, call_next):
@@ -77,20 +120,28 @@ def guard(token: str | None):
             return await call_next(request)
         if token is None:
             host = request.headers.get("host", "")
-            if not is_loopback_host(host) and host != "testserver":  # testserver: Starlette's test client
+            if not is_loopback_host(host):
                 return JSONResponse({"detail": f"host {host!r} refused: without a token the server answers "
                                                "loopback names only (localhost, 127.0.0.1, ::1)"}, status_code=400)
-            origin = request.headers.get("origin")
-            if request.method not in ("GET", "HEAD", "OPTIONS") and origin and urlsplit(origin).netloc != host:
-                return JSONResponse({"detail": f"cross-site request from {origin} refused"}, status_code=403)
-        elif request.url.path not in OPEN_PATHS and not token_ok(presented_token(request), token):
-            return _denied(request, "a valid token is required (Authorization: Bearer TOKEN)", 401)
+        elif request.url.path not in OPEN_PATHS:
+            client = client_address(request)
+            if presented(request):
+                wait = throttle.wait(client)
+                if wait:
+                    return too_many(request, wait)
+            if not credential_ok(request, token):
+                if presented(request):
+                    throttle.failed(client)
+                return _denied(request, "a valid token is required (Authorization: Bearer TOKEN)", 401)
+        origin = cross_site(request)
+        if origin is not None:
+            return JSONResponse({"detail": f"cross-site request from {origin} refused"}, status_code=403)
         return await call_next(request)
 
     return middleware
 
 
-def login_router(token: str | None) -> APIRouter:
+def login_router(token: str | None, throttle: Throttle) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/login")
@@ -98,12 +149,20 @@ def login_router(token: str | None) -> APIRouter:
         return login_page()
 
     @router.post("/login")
-    def login(token_field: str = Form("", alias="token")) -> Response:
-        if token is not None and not token_ok(token_field, token):
-            return login_page("That token is not right.", status_code=401)
+    def login(request: Request, token_field: str = Form("", alias="token")) -> Response:
+        if token is not None:
+            client = client_address(request)
+            wait = throttle.wait(client)
+            if wait:
+                return too_many(request, wait)
+            if not token_ok(token_field, token):
+                throttle.failed(client)
+                return login_page("That token is not right.", status_code=401)
+            throttle.succeeded(client)
         response = RedirectResponse("/", status_code=303)
         if token is not None:
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+            response.set_cookie(COOKIE, session_value(token), httponly=True, samesite="strict", path="/",
+                                secure=over_tls(request))
         return response
 
     return router

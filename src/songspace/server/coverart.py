@@ -1,4 +1,5 @@
-"""Cover art: the picture embedded in an audio file (mutagen), or a placeholder drawn here.
+"""Cover art: a placeholder drawn here (the pictures of the files themselves: tags.embedded_picture
+and the folder images tags.beside finds).
 
 The placeholder is a small PNG written with zlib alone (no image library, nothing downloaded):
 a two-colour diagonal gradient whose colours come from the id, so each album keeps its own.
@@ -6,47 +7,11 @@ a two-colour diagonal gradient whose colours come from the id, so each album kee
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import struct
 import zlib
 
-import mutagen
 import numpy as np
-
-
-def embedded_picture(path: str) -> tuple[bytes, str] | None:
-    """(image bytes, media type) of the first picture embedded in the file, or None."""
-    try:
-        f = mutagen.File(path)
-    except Exception:  # mutagen raises many types on odd files; a picture is optional
-        return None
-    if f is None:
-        return None
-    pictures = getattr(f, "pictures", None)  # FLAC
-    if pictures:
-        return pictures[0].data, pictures[0].mime or "image/jpeg"
-    tags = f.tags
-    if tags is None:
-        return None
-    if hasattr(tags, "getall"):  # ID3 (mp3, aiff, wav)
-        apic = tags.getall("APIC")
-        if apic:
-            return apic[0].data, apic[0].mime or "image/jpeg"
-    try:
-        covers = tags.get("covr")  # MP4
-        if covers:
-            data = bytes(covers[0])
-            return data, "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
-        blocks = tags.get("metadata_block_picture")  # Ogg Vorbis / Opus
-        if blocks:
-            from mutagen.flac import Picture
-
-            picture = Picture(base64.b64decode(blocks[0]))
-            return picture.data, picture.mime or "image/jpeg"
-    except Exception:
-        return None
-    return None
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

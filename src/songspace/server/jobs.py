@@ -23,7 +23,7 @@ class IndexJob:
         self.root, self.workers = Path(root), workers
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._state = {"running": False, "done": 0, "total": 0, "phase": "", "note": "", "started": None,
+        self._state = {"running": False, "done": 0, "total": 0, "files": 0, "phase": "", "note": "", "started": None,
                        "finished": None, "report": None, "error": None}
 
     def progress(self) -> dict:
@@ -35,7 +35,7 @@ class IndexJob:
         with self._lock:
             if self._state["running"]:
                 return False
-            self._state.update(running=True, done=0, total=0, phase=Phase.STARTING, note="", started=time.time(),
+            self._state.update(running=True, done=0, total=0, files=0, phase=Phase.STARTING, note="", started=time.time(),
                                finished=None, report=None, error=None)
             self._thread = threading.Thread(target=self._run, args=(folders,), name="songspace-index", daemon=True)
         self._thread.start()
@@ -47,7 +47,12 @@ class IndexJob:
 
     def _report(self, phase: str, done: float, total: float, note: str) -> None:
         with self._lock:
-            self._state.update(phase=phase, done=done, total=total, note=note)
+            # Analysis reports bytes done after each file (its name in the note): count the
+            # files too, so the page can say how many are finished.
+            files = self._state["files"] if phase == self._state["phase"] else 0
+            if phase == Phase.ANALYSE and note:
+                files += 1
+            self._state.update(phase=phase, done=done, total=total, note=note, files=files)
 
     def _run(self, folders: list[str]) -> None:
         report = error = None

@@ -19,6 +19,7 @@ similarity (to the query song, or to the start of the path) clipped to 0..1.
 from __future__ import annotations
 
 import logging
+import mimetypes
 import random
 import secrets
 import threading
@@ -29,23 +30,27 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..catalog import Catalog, Track
 from ..errors import QueryError, SongspaceError
 from ..query import Searcher
+from ..tags import embedded_picture
 from . import subsonic_library as lib
-from .coverart import embedded_picture, placeholder_png
+from .coverart import placeholder_png
 from .limits import lower_body_limit
 from .streaming import audio_response, inside_folders
+from .public import without_paths
 from .subsonic_auth import authenticate
-from .subsonic_format import GENERIC, MISSING, NOT_AUTHORIZED, NOT_FOUND, SubsonicError, error, render
+from .subsonic_format import GENERIC, MISSING, NOT_AUTHORIZED, NOT_FOUND, WRONG_CREDENTIALS, SubsonicError, error, render
+from .throttle import client_address
 
 log = logging.getLogger("songspace")
 router = APIRouter(prefix="/rest", include_in_schema=False)
 
-EXTENSIONS = [{"name": "sonicSimilarity", "versions": [1]}, {"name": "formPost", "versions": [1]}]
+EXTENSIONS = [{"name": "sonicSimilarity", "versions": [1]}, {"name": "formPost", "versions": [1]},
+              {"name": "apiKeyAuthentication", "versions": [1]}]
 MAX_LIST = 500  # albums, random songs: what Subsonic allows per page
 MAX_SEARCH = 10_000  # search3 pages (an empty query syncs the whole library page by page)
 _writes = threading.Lock()  # one writer connection, one write at a time
@@ -151,7 +156,8 @@ class Ctx:
         if item_id in v.albums:
             return list(v.albums[item_id].songs)
         if item_id in v.artists:
-            return [t for a in v.artists[item_id].albums for t in a.songs]
+            artist = v.artists[item_id]
+            return [t for a in artist.albums for t in a.songs] or list(artist.songs)
         if item_id in v.dirs:
             return list(v.dirs[item_id].songs) or [t for d in v.dirs[item_id].dirs for t in d.songs]
         if item_id.startswith("pl-"):
@@ -190,8 +196,25 @@ USER_BODY = 4 * 2**20
 
 
 def _has_credentials(params: Params) -> bool:
-    return bool(params.get("u") and (params.get("p") is not None or params.get("apiKey")
-                                     or (params.get("t") and params.get("s"))))
+    return bool(params.get("apiKey") or params.get("u") and (params.get("p") is not None
+                                                             or (params.get("t") and params.get("s"))))
+
+
+def _sign_in(request: Request, params: Params, catalog: Catalog) -> str:
+    """The user `params` prove to be (subsonic_auth.py), throttled per client: after repeated
+    wrong credentials an address gets error 40 without its credentials being looked at."""
+    state, client = request.app.state, client_address(request)
+    wait = state.throttle.wait(client)
+    if wait:
+        raise SubsonicError(WRONG_CREDENTIALS, f"Too many wrong credentials from this address: try again in {wait} s.")
+    try:
+        user = authenticate(params, catalog, state.salts, client)
+    except SubsonicError as e:
+        if e.code not in (MISSING,):
+            state.throttle.failed(client)
+        raise
+    state.throttle.succeeded(client)
+    return user
 
 
 async def _params(request: Request, proven: bool = False) -> Params:
@@ -207,33 +230,33 @@ async def _params(request: Request, proven: bool = False) -> Params:
 def _answer(ctx: Ctx, handler: Handler) -> Response:
     fmt = ctx.params.get("f")
     try:
-        ctx.user = authenticate(ctx.params, ctx.catalog)
+        if not ctx.user:  # not proven by the query string already
+            ctx.user = _sign_in(ctx.request, ctx.params, ctx.catalog)
         result = handler(ctx)
         return result if isinstance(result, Response) else render(result, fmt)
     except SubsonicError as e:
         return error(e, fmt)
     except QueryError as e:  # not indexed, not searchable by the current model
-        return error(SubsonicError(NOT_FOUND, str(e)), fmt)
+        return error(SubsonicError(NOT_FOUND, without_paths(str(e))), fmt)
     except SongspaceError as e:
-        return error(SubsonicError(GENERIC, str(e)), fmt)
+        return error(SubsonicError(GENERIC, without_paths(str(e))), fmt)
 
 
 @router.api_route("/{name}", methods=["GET", "POST"])
 async def dispatch(name: str, request: Request) -> Response:
     query = Params(list(request.query_params.multi_items()))
-    proven = False
+    user = ""
     if _has_credentials(query):  # credentials in the URL: checked before any body is read
         try:
             # The catalog of the thread that asks: each thread reads through its own connection.
-            await run_in_threadpool(lambda: authenticate(query, request.app.state.searcher.catalog))
+            user = await run_in_threadpool(lambda: _sign_in(request, query, request.app.state.searcher.catalog))
         except SubsonicError as e:
             return error(e, query.get("f"))
-        proven = True
-    params = await _params(request, proven)
+    params = await _params(request, proven=bool(user))
     handler = HANDLERS.get(name.removesuffix(".view"))
     if handler is None:
         return error(SubsonicError(GENERIC, f"Unknown method: {name!r}."), params.get("f"))
-    ctx = Ctx(request, params, request.app.state.searcher)
+    ctx = Ctx(request, params, request.app.state.searcher, user)
     try:
         return await run_in_threadpool(_answer, ctx, handler)
     except Exception as e:  # a bug: logged with its traceback, answered as a Subsonic error, never a 500
@@ -300,14 +323,14 @@ def _indexed(entries: list[tuple[str, dict]], key: str) -> list[dict]:
 
 @method("getArtists")
 def get_artists(ctx: Ctx) -> dict:
-    entries = [(a.name, lib.artist(a, ctx.marks)) for a in ctx.view.artists.values()]
+    entries = [(a.name, lib.artist(a, ctx.marks)) for a in ctx.view.artists.values() if a.albums]  # album artists
     return {"artists": {"ignoredArticles": lib.IGNORED_ARTICLES, "index": _indexed(entries, "artist")}}
 
 
 @method("getArtist")
 def get_artist(ctx: Ctx) -> dict:
     a = ctx.artist(ctx.params.require("id"))
-    albums = sorted(a.albums, key=lambda x: x.name.casefold())
+    albums = sorted(lib.albums_of(ctx.view, a), key=lambda x: x.name.casefold())
     return {"artist": {**lib.artist(a, ctx.marks), "album": [lib.album(x, ctx.marks) for x in albums]}}
 
 
@@ -357,8 +380,12 @@ def _album_list(ctx: Ctx) -> list[lib.Album]:
         return sorted((a for a in albums if last[a.id]), key=lambda a: -last[a.id])
     if kind == "starred":
         return [a for a in albums if a.id in ctx.marks.stars]
-    if kind == "byYear":
-        return []  # the catalog keeps no year tag
+    if kind == "byYear":  # from fromYear to toYear, either way round, as Subsonic has it
+        first, last = ctx.params.int("fromYear", 0, 0, 9999), ctx.params.int("toYear", 9999, 0, 9999)
+        lo, hi = min(first, last), max(first, last)
+        found = sorted((a for a in albums if a.year is not None and lo <= a.year <= hi),
+                       key=lambda a: (a.year, a.name.casefold()))
+        return found[::-1] if first > last else found
     raise SubsonicError(GENERIC, f"Unknown album list type: {kind!r}.")
 
 
@@ -375,7 +402,7 @@ def get_album_list2(ctx: Ctx) -> dict:
 def _album_dir(a: lib.Album, marks: lib.Marks) -> dict:
     """An album as a Child directory (the folder-style API)."""
     return {"id": a.id, "parent": a.artist.id, "isDir": True, "title": a.name, "album": a.name,
-            "artist": a.artist.name, "coverArt": a.id, "starred": lib.iso(marks.stars.get(a.id))}
+            "artist": a.artist.name, "year": a.year, "coverArt": a.id, "starred": lib.iso(marks.stars.get(a.id))}
 
 
 @method("getAlbumList")
@@ -450,7 +477,8 @@ def get_music_directory(ctx: Ctx) -> dict:
                               "child": children + ctx.children(d.songs)}}
     if item in v.artists:
         a = v.artists[item]
-        return {"directory": {"id": a.id, "name": a.name, "child": [_album_dir(x, ctx.marks) for x in a.albums]}}
+        return {"directory": {"id": a.id, "name": a.name,
+                              "child": [_album_dir(x, ctx.marks) for x in lib.albums_of(v, a)]}}
     if item in v.albums:
         a = v.albums[item]
         return {"directory": {"id": a.id, "parent": a.artist.id, "name": a.name, "child": ctx.children(a.songs)}}
@@ -459,13 +487,21 @@ def get_music_directory(ctx: Ctx) -> dict:
 
 @method("getCoverArt")
 def get_cover_art(ctx: Ctx) -> Response:
-    """The picture embedded in the first file of the item that has one, as it is; else a
-    placeholder of `size` pixels."""
+    """The picture embedded in the first file of the item that has one, else the folder image
+    (cover.*, folder.*, front.*) beside it, as it is; else a placeholder of `size` pixels."""
     item = ctx.params.require("id")
-    for t in ctx.songs_of(item)[:20]:  # looking further costs more than a placeholder is worth
-        found = embedded_picture(t.path) if inside_folders(t.path, ctx.catalog.folders()) else None
+    folders = ctx.catalog.folders()
+    songs = ctx.songs_of(item)[:20]  # looking further costs more than a placeholder is worth
+    for t in songs:
+        found = (embedded_picture(t.path) if (t.picture_mime or not t.tags_version) and inside_folders(t.path, folders)
+                 else None)  # a track not re-read since step 4 may still hold one
         if found:
             return Response(found[0], media_type=found[1], headers={"Cache-Control": "max-age=86400"})
+    for t in songs:
+        image = inside_folders(t.folder_image, folders) if t.folder_image else None
+        if image is not None:
+            return FileResponse(image, media_type=mimetypes.guess_type(image)[0] or "image/jpeg",
+                                headers={"Cache-Control": "max-age=86400"})
     size = ctx.params.int("size", 300, 16, 1024)
     return Response(placeholder_png(item, size), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
@@ -661,7 +697,7 @@ def get_top_songs(ctx: Ctx) -> dict:
     """An artist's most played songs here (scrobbles), then the rest in album order."""
     name = ctx.params.require("artist").strip().casefold()
     artist = next((a for a in ctx.view.artists.values() if a.name.casefold() == name), None)
-    songs = [t for a in artist.albums for t in a.songs] if artist else []
+    songs = ([t for a in artist.albums for t in a.songs] or list(artist.songs)) if artist else []
     plays = ctx.marks.plays
     songs.sort(key=lambda t: -plays.get(t.id, (0, 0))[0])  # stable: album order among equals
     return {"topSongs": {"song": ctx.children(songs[: ctx.params.int("count", 50, 0, MAX_LIST)])}}

@@ -20,6 +20,7 @@ NAMESPACE = "http://subsonic.org/restapi"
 
 # Subsonic's error codes (the ones this server can answer).
 GENERIC, MISSING, WRONG_CREDENTIALS, AUTH_NOT_SUPPORTED, NOT_AUTHORIZED, NOT_FOUND = 0, 10, 40, 42, 50, 70
+CONFLICTING_AUTH, INVALID_API_KEY = 43, 44  # OpenSubsonic's apiKey extension
 
 
 class SubsonicError(Exception):

@@ -3,11 +3,16 @@
 Ids are opaque to clients, but stable (derived from tags and paths, so a restart or a re-index
 keeps them) and each names its kind, so an id of the wrong kind is "not found", never a guess:
 - a song: its catalog id as a decimal string ("123");
-- an artist: "ar-" + 16 hex digits of a hash of the artist tag (case and outer spaces ignored);
+- an artist: "ar-" + 16 hex digits of a hash of the name (case and outer spaces ignored);
   tracks without an artist tag are by "Unknown artist";
-- an album: "al-" + a hash of (artist, album tag); a track without an album tag belongs to an
-  album named after its folder (the hash then includes the folder's path, so two folders of the
-  same name stay apart): every analysed track appears somewhere, none vanishes;
+- an album: "al-" + a hash of (album artist, album tag, and the MusicBrainz album id when the
+  tracks have one); the album artist is the album artist tag, else "Various Artists" for a
+  compilation, else the track's artist. A track without an album tag belongs to an album named
+  after its folder (the hash then includes the folder's path, so two folders of the same name
+  stay apart): every analysed track appears somewhere, none vanishes. An album's songs are in
+  disc and track order (then by path).
+Album artists have albums (getArtists lists them); a track artist who is no album artist has
+only songs, and their page shows the albums those songs are on.
 - a directory: "di-" + a hash of its path; a music folder: its position (1, 2, ...) among the
   library's indexed folders, an integer as Subsonic wants;
 - a playlist: "pl-" + its number.
@@ -28,6 +33,7 @@ from pathlib import Path
 
 from ..catalog import Track
 from ..query import Searcher
+from ..tags import VARIOUS_ARTISTS
 from .streaming import MEDIA_TYPES
 
 UNKNOWN_ARTIST = "Unknown artist"
@@ -76,12 +82,31 @@ class Album:
     def genre(self) -> str | None:
         return next((t.genre for t in self.songs if t.genre), None)
 
+    @property
+    def genres(self) -> list[str]:
+        return list(dict.fromkeys(g for t in self.songs for g in (t.genres or ((t.genre,) if t.genre else ()))))
+
+    @property
+    def year(self) -> int | None:
+        return min((t.year for t in self.songs if t.year), default=None)
+
+    @property
+    def compilation(self) -> bool:
+        return any(t.compilation for t in self.songs)
+
+    def first(self, name: str):
+        """The first song's value of a tag the songs share (MusicBrainz id, sort name, dates)."""
+        return next((getattr(t, name) for t in self.songs if getattr(t, name)), None)
+
 
 @dataclass
 class Artist:
     id: str
     name: str
-    albums: list[Album] = field(default_factory=list)
+    albums: list[Album] = field(default_factory=list)  # as album artist
+    songs: list[Track] = field(default_factory=list)  # as a track's artist
+    mbid: str | None = None  # MusicBrainz artist id and sort name, from the first track that tags them
+    sort_name: str | None = None
 
 
 @dataclass
@@ -153,11 +178,19 @@ def build_view(generation: int, tracks: list[Track], folders: list[str]) -> View
         view.songs[t.id] = t
         view.dir_of[t.id] = d
 
-        artist_name = (t.artist or "").strip() or UNKNOWN_ARTIST
-        artist_id = "ar-" + _hash(artist_name.casefold())
-        artist = view.artists.setdefault(artist_id, Artist(artist_id, artist_name))
+        for name in track_artists(t):
+            credited = view.artists.setdefault(artist_id(name), Artist(artist_id(name), name))
+            credited.songs.append(t)
+        artist_name = album_artist(t)
+        artist = view.artists.setdefault(artist_id(artist_name), Artist(artist_id(artist_name), artist_name))
+        if (t.albumartist or "").strip():
+            artist.mbid, artist.sort_name = artist.mbid or t.mb_albumartist_id, artist.sort_name or t.albumartist_sort
+        elif not t.compilation:
+            artist.mbid, artist.sort_name = artist.mbid or t.mb_artist_id, artist.sort_name or t.artist_sort
         album_name = (t.album or "").strip()
-        key = (artist_id, album_name.casefold()) if album_name else (artist_id, "\0folder", d.path)
+        key = (artist.id, album_name.casefold()) if album_name else (artist.id, "\0folder", d.path)
+        if album_name and t.mb_album_id:
+            key += (t.mb_album_id,)  # two releases of one name by one artist stay apart
         album_id = "al-" + _hash(*key)
         album = view.albums.get(album_id)
         if album is None:
@@ -165,7 +198,31 @@ def build_view(generation: int, tracks: list[Track], folders: list[str]) -> View
             artist.albums.append(album)
         album.songs.append(t)
         view.album_of[t.id] = album
+    for a in view.albums.values():
+        a.songs.sort(key=lambda t: (t.disc or 1, t.track is None, t.track or 0, t.path))
     return view
+
+
+def albums_of(v: "View", a: Artist) -> list[Album]:
+    """An artist's albums; for a track artist with none of their own, the albums their songs are on."""
+    return a.albums or list({x.id: x for x in (v.album_of[t.id] for t in a.songs)}.values())
+
+
+def artist_id(name: str) -> str:
+    return "ar-" + _hash(name.casefold())
+
+
+def track_artists(t: Track) -> list[str]:
+    """The track's artists, each (the ARTISTS tag, or the artist tag)."""
+    names = [n.strip() for n in t.artists if n.strip()] or [(t.artist or "").strip() or UNKNOWN_ARTIST]
+    return list(dict.fromkeys(names))
+
+
+def album_artist(t: Track) -> str:
+    """Whose album the track is on: the album artist tag, else "Various Artists" for a
+    compilation, else the track's artist."""
+    return ((t.albumartist or "").strip() or (VARIOUS_ARTISTS if t.compilation else "")
+            or (t.artist or "").strip() or UNKNOWN_ARTIST)
 
 
 _cache: dict[str, View] = {}
@@ -199,19 +256,40 @@ class Marks:
     plays: dict[int, tuple[int, float]] = field(default_factory=dict)
 
 
+def _date(text: str | None) -> dict | None:
+    """"2004-03-02" as OpenSubsonic's ItemDate {year, month, day} (the parts known)."""
+    if not text:
+        return None
+    return dict(zip(("year", "month", "day"), (int(p) for p in text.split("-"))))
+
+
+def _artists(names) -> list[dict]:
+    return [{"id": artist_id(n), "name": n} for n in names]
+
+
 def song(v: View, t: Track, marks: Marks) -> dict:
     album, d = v.album_of[t.id], v.dir_of[t.id]
     suffix = Path(t.path).suffix.lower()
     plays, played = marks.plays.get(t.id, (0, None))
     bit_rate = int(t.size * 8 / t.duration / 1000) if t.size and t.duration else None
+    credited = track_artists(t)
+    gain = {"trackGain": t.rg_track_gain, "trackPeak": t.rg_track_peak, "albumGain": t.rg_album_gain,
+            "albumPeak": t.rg_album_peak}
     return {
         "id": str(t.id), "parent": d.id, "isDir": False, "title": t.title or Path(t.path).stem,
-        "album": album.name, "artist": album.artist.name, "isVideo": False, "coverArt": str(t.id),
+        "album": album.name, "artist": (t.artist or "").strip() or credited[0], "track": t.track, "discNumber": t.disc,
+        "year": t.year, "isVideo": False, "coverArt": str(t.id),
         "size": t.size, "contentType": MEDIA_TYPES.get(suffix, "application/octet-stream"), "suffix": suffix[1:],
         "duration": int(round(t.duration or 0)), "bitRate": bit_rate, "genre": t.genre,
         "path": os.path.relpath(t.path, v.roots[d.folder - 1].path), "created": iso(t.mtime),
-        "albumId": album.id, "artistId": album.artist.id, "type": "music", "mediaType": "song",
+        "albumId": album.id, "artistId": artist_id(credited[0]), "type": "music", "mediaType": "song",
         "playCount": plays or None, "played": iso(played), "starred": iso(marks.stars.get(str(t.id))),
+        # OpenSubsonic's additions
+        "sortName": t.title_sort, "musicBrainzId": t.mb_track_id,
+        "genres": [{"name": g} for g in (t.genres or ((t.genre,) if t.genre else ()))],
+        "artists": _artists(credited), "displayArtist": (t.artist or "").strip() or credited[0],
+        "albumArtists": _artists([album.artist.name]), "displayAlbumArtist": album.artist.name,
+        "replayGain": {k: x for k, x in gain.items() if x is not None} or None,
     }
 
 
@@ -222,10 +300,15 @@ def directory_child(d: Directory, marks: Marks) -> dict:
 def album(a: Album, marks: Marks) -> dict:
     plays = sum(marks.plays.get(t.id, (0, 0))[0] for t in a.songs)
     return {"id": a.id, "name": a.name, "artist": a.artist.name, "artistId": a.artist.id, "coverArt": a.id,
-            "songCount": len(a.songs), "duration": a.duration, "created": iso(a.created), "genre": a.genre,
-            "playCount": plays or None, "starred": iso(marks.stars.get(a.id))}
+            "songCount": len(a.songs), "duration": a.duration, "created": iso(a.created), "year": a.year,
+            "genre": a.genre, "playCount": plays or None, "starred": iso(marks.stars.get(a.id)),
+            # OpenSubsonic's additions
+            "genres": [{"name": g} for g in a.genres], "artists": _artists([a.artist.name]),
+            "displayArtist": a.artist.name, "isCompilation": a.compilation, "musicBrainzId": a.first("mb_album_id"),
+            "sortName": a.first("album_sort"), "releaseDate": _date(a.first("date")),
+            "originalReleaseDate": _date(a.first("original_date"))}
 
 
 def artist(a: Artist, marks: Marks) -> dict:
     return {"id": a.id, "name": a.name, "albumCount": len(a.albums), "coverArt": a.id,
-            "starred": iso(marks.stars.get(a.id))}
+            "starred": iso(marks.stars.get(a.id)), "musicBrainzId": a.mbid, "sortName": a.sort_name}

@@ -1,0 +1,74 @@
+"""Package-level cross-validation (songspace.crossval) on a synthesized mini corpus: folds are
+whole packages, every fold is trained and scored, and the summary has mean and spread."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from songspace.crossval import cross_validate, package_folds, summary
+from songspace.errors import InputError
+from songspace.synth import STYLES, synth_track, write_audio
+from songspace.training import TrainConfig
+
+
+def test_folds_are_whole_packages_balanced_by_tracks():
+    packages = ["a"] * 10 + ["b"] * 6 + ["c"] * 5 + ["d"] * 4 + ["e"] * 1
+    folds = package_folds(packages, 2)
+    assert sorted(p for f in folds for p in f) == ["a", "b", "c", "d", "e"]
+    sizes = [sum(packages.count(p) for p in f) for f in folds]
+    assert max(sizes) - min(sizes) <= 2
+    assert package_folds(packages, 2, seed=0) == folds  # deterministic
+    with pytest.raises(InputError, match="3 packages cannot make 4 folds"):
+        package_folds(["a", "b", "c"], 4)
+    with pytest.raises(InputError, match="folds must be 2"):
+        package_folds(packages, 1)
+
+
+@pytest.fixture(scope="module")
+def mini_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cv")
+    music = root / "music"
+    rows = []
+    for s, style in enumerate(STYLES[:4]):
+        (music / f"pkg{s}").mkdir(parents=True)
+        for i in range(3):
+            name = f"pkg{s}/t{i}.wav"
+            write_audio(music / name, synth_track(style, 6.0, seed=10 * s + i), 16000)
+            rows.append((f"pkg{s}", name))
+    with open(music / "MANIFEST.tsv", "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(["package", "file"])
+        w.writerows(rows)
+    evaluation = root / "eval"
+    evaluation.mkdir()
+    with open(evaluation / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "album", "artist"])
+        for s, style in enumerate(STYLES[:2]):
+            for i in range(2):
+                write_audio(evaluation / f"{style}{i}.wav", synth_track(style, 6.0, seed=100 + i), 16000)
+                w.writerow([f"{style}{i}.wav", style, "someone"])
+    return music, evaluation / "labels.csv"
+
+
+def test_cross_validation_trains_each_fold_and_summarises(mini_corpus):
+    music, labels = mini_corpus
+    cfg = TrainConfig(steps=2, minutes=None, batch_size=4, segments_per_track=2, cosine_decay=True)
+    rows = cross_validate(music, cfg, k=2, seeds=(0, 1), eval_labels=labels, workers=0, log=lambda m: None)
+    recipe = [r for r in rows if r["method"] == "recipe"]
+    assert sorted((r["seed"], r["fold"]) for r in recipe) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert all(r["steps"] == 2 and r["packages"] == 2 and r["tracks"] == 6 for r in recipe)
+    for r in rows:
+        for key in ("fold_p@1", "fold_map", "album_p@1", "album_map", "artist_map"):
+            assert 0.0 <= r[key] <= 1.0, (r["method"], key)
+    methods = {e["method"]: e for e in summary(rows)}
+    assert set(methods) == {"recipe", "shipped (heard every fold)", "untrained"}
+    mean, sd = methods["recipe"]["fold_map"]
+    assert mean == pytest.approx(np.mean([r["fold_map"] for r in recipe])) and sd >= 0
+    assert "fold_map_seed_sd" in methods["recipe"]
+
+
+def test_a_folder_without_manifest_is_refused(tmp_path):
+    with pytest.raises(InputError, match="no MANIFEST.tsv"):
+        cross_validate(tmp_path, TrainConfig(steps=1, minutes=None), k=2, log=lambda m: None)
