@@ -278,7 +278,7 @@ def child_baseline(paths: list[str], workers: int) -> dict:
 
 def expand(paths: list[str]) -> list[str]:
     """Audio files under `paths` (files or folders), sorted: what the baseline analyses."""
-    from songspace.library import scan
+    from songspace.scan import scan
 
     return scan(paths)[0]
 

@@ -130,7 +130,7 @@ def writer_rate(tracks: int = 2000, segments: int = 160, dim: int = 256) -> floa
     transaction with the sidecar fsynced, and the segment upkeep between them as the indexer
     runs it. Timed over the second half, past the one-off fit of the segment projection."""
     from songspace.catalog import Catalog
-    from songspace.library import UPKEEP_EVERY
+    from songspace.indexing import UPKEEP_EVERY
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((64, dim)).astype(np.float32)

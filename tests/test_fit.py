@@ -1,6 +1,8 @@
 """Fitting a model to a library never makes it worse: L2-SP toward the starting weights, and a
 label-free check on held-out tracks that keeps the starting model unless the fit beats it."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -106,7 +108,7 @@ def test_a_destructive_fit_leaves_the_library_as_it_was(indexed_library):
         model, model_id = lib.model, lib.model_id
         vectors = {t.id: lib.catalog.vector(t.id)[1] for t in lib.catalog.tracks()}
         result = lib.fit(workers=0, **DESTRUCTIVE)
-        assert not result.used and not result.check.improved
+        assert not result.used and not result.changed and not result.check.improved
         assert result.check.fitted > result.check.start  # worse, not only "not better"
         assert lib.model == model == str(result.model) and lib.model_id == model_id
         assert result.fitted.exists() and result.fitted.parent == indexed_library.resolve() / "models"
@@ -119,9 +121,11 @@ def test_keep_anyway_uses_the_fit_whatever_the_check_says(indexed_library):
     with Library.open(indexed_library) as lib:
         shipped = lib.model_id
         result = lib.fit(workers=0, keep_anyway=True, **DESTRUCTIVE)
-        assert result.used and not result.check.improved
+        assert result.used and result.changed and not result.check.improved
         assert lib.model == str(result.model) == str(result.fitted) and lib.model_id != shipped
-        assert lib.catalog.models() == {lib.model_id: 12}  # re-embedded with it
+        assert lib.catalog.models() == {shipped: 12}  # re-embedding is the caller's
+        lib.index(lib.catalog.folders(), workers=0)
+        assert lib.catalog.models() == {lib.model_id: 12}
 
 
 def test_the_command_line_names_the_decision_and_the_scores(indexed_library, songspace):
@@ -131,6 +135,8 @@ def test_the_command_line_names_the_decision_and_the_scores(indexed_library, son
     assert "start " in kept and "fitted " in kept
     used = songspace("fit", *options, "--keep-anyway", check=True).output
     assert "using the fitted model (--keep-anyway" in used
+    status = json.loads(songspace("status", "--json", check=True).stdout)  # the command re-embedded
+    assert status["embeddings_by_model"] == {status["model"]["id"]: 12}
 
 
 def test_a_negative_anchor_weight_on_the_command_line_is_refused(indexed_library, songspace):

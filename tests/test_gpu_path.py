@@ -56,7 +56,7 @@ def test_index_through_the_batching_path(music, library_dir, tmp_path, monkeypat
         lib.index([music], device="cpu")
         ref = {t.path: lib.catalog.vector(t.id)[1] for t in lib.catalog.tracks()}
     # As on a GPU machine, with the CPU standing in for the GPU.
-    monkeypatch.setattr("songspace.library.embedding_device", lambda requested: "cpu")
+    monkeypatch.setattr("songspace.indexing.executors.embedding_device", lambda requested: "cpu")
     with Library.open(library_dir) as lib:
         report = lib.index([music])
         assert report.added == len(ref) and not report.failed

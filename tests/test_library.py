@@ -179,7 +179,7 @@ def test_segment_vectors_are_stored_beside_the_track_vector(music, library_dir):
 
 def test_index_with_fit_trains_then_embeds_with_the_fitted_model(music, library_dir, monkeypatch):
     # This is about index driving a fit; whether a fit is kept is test_fit.py's: keep it here.
-    monkeypatch.setattr(Library, "fit", functools.partialmethod(Library.fit, keep_anyway=True))
+    monkeypatch.setattr(Library, "_fit", functools.partialmethod(Library._fit, keep_anyway=True))
     with Library.open(library_dir) as lib:
         index(lib, music)
         shipped = lib.model_id
@@ -205,14 +205,15 @@ def test_indexing_with_one_worker_keeps_torch_out_of_this_process(music, library
     assert out.split() == ["12", "False"]
 
 
-def test_fit_reembeds_and_search_never_goes_empty(music, library_dir):
+def test_fit_leaves_reembedding_to_the_caller_and_search_never_goes_empty(music, library_dir):
     with Library.open(library_dir) as lib:
         index(lib, music)
         shipped = lib.model_id
-        lib.fit(minutes=0.05, workers=0, reembed=False, keep_anyway=True)  # test_fit.py tests the check
+        result = lib.fit(minutes=0.05, workers=0, keep_anyway=True)  # test_fit.py tests the check
         searcher = lib.searcher()
-        assert lib.model_id != shipped
+        assert result.changed and lib.model_id != shipped and lib.catalog.models() == {shipped: 12}
         assert searcher.model_id == shipped and len(searcher) == 12  # the old vectors keep answering
         assert len(similar(searcher, 1, 3, RAW)) == 3
-        lib.fit(minutes=0.05, workers=0, keep_anyway=True)  # the default: re-embed the library's folders at once
+        report = lib.index(lib.catalog.folders(), workers=0)  # the caller re-embeds
+        assert report.updated == 12
         assert searcher.model_id == lib.model_id and lib.catalog.models() == {lib.model_id: 12}

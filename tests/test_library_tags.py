@@ -26,7 +26,7 @@ def embeds(monkeypatch) -> list[str]:
     real_load = analysis.load
 
     def load(path, *args, **kwargs):
-        seen.append(str(path))
+        seen.append(getattr(path, "name", str(path)))  # a path, or the file open once (analysis.OneRead)
         return real_load(path, *args, **kwargs)
 
     monkeypatch.setattr(analysis, "load", load)  # every embedding starts with decoding the file

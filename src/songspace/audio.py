@@ -24,6 +24,7 @@ message names the file and a human reason, so a library scan can record it and c
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from .errors import DecodeError
 from .resample import Resampler
+from .status import TrackStatus
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".aif", ".aiff",
@@ -62,11 +64,22 @@ class Audio:
 # Public entry point
 
 
-def load(path, sr: int = 16000, max_seconds: float = 600.0, window_seconds: float = 30.0) -> Audio:
-    """Decode `path` to mono float32 at `sr`, keeping at most ~`max_seconds` (see module docstring)."""
-    _check_file(path)
+def load(path, sr: int = 16000, max_seconds: float = 600.0, window_seconds: float = 30.0,
+         packets: Callable | None = None) -> Audio:
+    """Decode `path` to mono float32 at `sr`, keeping at most ~`max_seconds` (see module docstring).
+    `path` may also be a seekable binary file object already open (read from its start, named in
+    errors by its `name`): the indexer reads each file through one open (analysis.py).
+    `packets`: called with each audio packet demuxed when the file is decoded from its start (not
+    when it is decoded in windows), the last one empty (size 0) when the stream ended: analysis.py
+    takes the audio hash so, without demuxing the file a second time."""
+    if hasattr(path, "read"):
+        source, path = path, getattr(path, "name", "<bytes>")
+        _check_open(source, path)
+    else:
+        _check_file(path)
+        source = str(path)
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(source, metadata_errors="ignore")
     except PermissionError:  # av.error.PermissionError is also a builtin PermissionError
         raise DecodeError(path, "permission denied") from None
     except av.error.FFmpegError as e:
@@ -77,7 +90,7 @@ def load(path, sr: int = 16000, max_seconds: float = 600.0, window_seconds: floa
 
     with container:
         try:
-            return _finite(_load_open(container, path, sr, max_seconds, window_seconds))
+            return _finite(_load_open(container, path, sr, max_seconds, window_seconds, packets))
         except DecodeError:
             raise
         except (av.error.FFmpegError, OSError, ValueError) as e:
@@ -98,7 +111,7 @@ def _finite(a: Audio) -> Audio:
 
 MIN_SECONDS = 1.0  # shorter is a click, not a track: a third of one ~3 s patch of the model
 SILENCE_DBFS = -60.0  # no sample further than this from the track's mean (its DC offset) is silence
-SILENT, TOO_SHORT = "silent", "too_short"  # the catalog's statuses for them
+SILENT, TOO_SHORT = TrackStatus.SILENT, TrackStatus.TOO_SHORT  # the catalog's statuses for them
 
 
 def degenerate(a: Audio) -> tuple[str, str] | None:
@@ -137,12 +150,19 @@ def _check_file(path) -> None:
         raise DecodeError(path, "permission denied")
 
 
+def _check_open(f, path) -> None:
+    """The checks of `_check_file` left for a file already open (it exists and is readable)."""
+    if f.seek(0, os.SEEK_END) == 0:
+        raise DecodeError(path, "empty file (0 bytes)")
+    f.seek(0)
+
+
 def _why(e: Exception) -> str:
     """FFmpeg's own words for an error, without the file name PyAV appends."""
     return getattr(e, "strerror", None) or str(e)
 
 
-def _load_open(container, path, sr, max_seconds, window_seconds) -> Audio:
+def _load_open(container, path, sr, max_seconds, window_seconds, packets=None) -> Audio:
     if not container.streams.audio:
         raise DecodeError(path, "no audio stream")
     stream = container.streams.audio[0]
@@ -159,7 +179,7 @@ def _load_open(container, path, sr, max_seconds, window_seconds) -> Audio:
     # Decode whole. Allow a little past max_seconds for a slightly short declared duration; if
     # the file runs on far beyond what it declared (or declares nothing), stop at max_seconds.
     slack = max_seconds if duration is None else 1.05 * max_seconds + 5.0
-    y, complete = _decode_head(container, stream, path, sr, int(round(slack * sr)))
+    y, complete = _decode_head(container, stream, path, sr, int(round(slack * sr)), packets)
     decoded = len(y) / sr
     if not complete:
         y = y[: int(round(max_seconds * sr))]
@@ -282,16 +302,22 @@ def _resampled(frames, sr: int):
         yield stream.finish()
 
 
-def _frames(container, stream):
-    """Decoded frames of one audio stream (a generator, so errors surface where we iterate)."""
-    yield from container.decode(stream)
+def _frames(container, stream, packets=None):
+    """Decoded frames of one audio stream (a generator, so errors surface where we iterate).
+    `packets` sees each packet before it is decoded (container.decode is this same loop)."""
+    if packets is None:
+        yield from container.decode(stream)
+        return
+    for packet in container.demux(stream):
+        packets(packet)
+        yield from packet.decode()
 
 
-def _decode_head(container, stream, path, sr, limit: int) -> tuple[np.ndarray, bool]:
+def _decode_head(container, stream, path, sr, limit: int, packets=None) -> tuple[np.ndarray, bool]:
     """Decode from the start, keeping at most `limit` samples. Returns (y, stream ended first)."""
     chunks, kept = [], 0
     try:
-        for chunk in _resampled(_frames(container, stream), sr):
+        for chunk in _resampled(_frames(container, stream, packets), sr):
             if kept + len(chunk) > limit:
                 chunks.append(chunk[: limit - kept])
                 return np.concatenate(chunks), False

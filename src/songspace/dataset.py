@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,15 +47,15 @@ from .audio import AUDIO_EXTENSIONS
 from .errors import ClusterError, InputError
 from .method import embedder, resolve
 from .models.files import read_config
+from .progress import Phase, Report
 from .scan import is_audio_name, scan
+from .status import Outcome
 from .tags import TAG_NAMES
 from .workers import run_parallel
 
 DEFAULT_ROWS_PER_FILE = 100_000
 COLUMNS = ("path", *TAG_NAMES, "duration", "content_hash", "model_id", "vector", "error")
 _BUFFERED_ROWS = 1_000  # analysed rows held before they are handed to the writer
-
-Report = Callable[[str, float, float, str], None]
 
 
 @dataclass
@@ -83,7 +83,7 @@ def schema(dim: int):
 
 def row_of(a: Analysis) -> tuple:
     """An analysis as a row in COLUMNS order; anything but "ok" becomes an error row."""
-    if a.status != "ok":
+    if a.status != Outcome.OK:
         return (a.path, *([None] * (len(COLUMNS) - 2)), a.error or a.status)
     return (a.path, *(a.tags.get(t) for t in TAG_NAMES), a.duration, a.content_hash, a.model_id, a.vector, None)
 
@@ -275,7 +275,7 @@ def embed_to_dataset(sources: Iterable[str | Path], out: str | Path, *, model: s
 
         require_ray()  # before the output folder is made
     filesystem, path = prepare_out(out)
-    bad_rows = [row_of(Analysis(p, "failed", error=reason)) for p, reason in bad]
+    bad_rows = [row_of(Analysis(p, Outcome.FAILED, error=reason)) for p, reason in bad]
     if ray is None:
         _embed_here(files, bad_rows, model, dim, ShardWriter(filesystem, path, dim, rows_per_file), workers, report)
     else:
@@ -293,13 +293,13 @@ def embed_to_dataset(sources: Iterable[str | Path], out: str | Path, *, model: s
 def _embed_here(files, rows, model, dim, writer: ShardWriter, workers, report) -> None:
     report = report or (lambda *a: None)
     with writer:
-        report("embed", 0, len(files), "")
+        report(Phase.EMBED, 0, len(files), "")
         for done, a in enumerate(run_parallel(analyse, [Task(p, model) for p in files], workers), 1):
             rows.append(row_of(a))
             if len(rows) >= _BUFFERED_ROWS:
                 writer.write(rows_table(rows, dim))
                 rows = []
-            report("embed", done, len(files), Path(a.path).name)
+            report(Phase.EMBED, done, len(files), Path(a.path).name)
         writer.write(rows_table(rows, dim))
 
 

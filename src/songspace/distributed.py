@@ -31,9 +31,9 @@ good file recorded as failed would stay out of the library until it changed. An 
 error inside an actor (a full disk on one node, say) skips that one file the same way; the
 actor goes on with the next.
 
-Temporary files. Files sent as bytes and the model's files are written under names holding the
-node and the worker's pid; an actor that starts removes those of workers that are gone, so a
-worker killed mid-file leaves nothing behind for long.
+Temporary files. Files sent as bytes are analysed from memory; the model's files are written
+under a name holding the node and the worker's pid, and an actor that starts removes those of
+workers that are gone, so a killed worker leaves nothing behind for long.
 
 Ray is an optional extra (`pip install 'songspace[ray]'`) and is imported only when asked for.
 """
@@ -54,6 +54,7 @@ from .analysis import Analysis, Task, analyse, analyse_bytes, remove_stale_temp_
 from .errors import ClusterError, MissingDependency
 from .method import embedder, resolve
 from .models.files import config_path
+from .status import Outcome
 from .workers import MALLOC_ENV, one_thread
 
 MiB = 1 << 20
@@ -297,14 +298,14 @@ class _Pool:
             except RayActorError as e:
                 self.start_actor()
                 if attempt >= MAX_ATTEMPTS:  # skipped, not failed: see the module docstring
-                    yield Analysis(task.path, "skipped", size=task.size, mtime=task.mtime,
+                    yield Analysis(task.path, Outcome.SKIPPED, size=task.size, mtime=task.mtime,
                                    error=f"the worker analysing it died {attempt} times ({first_line(e)})")
                 else:
                     queue.appendleft((task, attempt + 1))
                 continue
             except RayTaskError as e:  # raised in the actor, which lives on: this file only
                 self.idle.append(actor)
-                yield Analysis(task.path, "skipped", size=task.size, mtime=task.mtime,
+                yield Analysis(task.path, Outcome.SKIPPED, size=task.size, mtime=task.mtime,
                                error=f"the worker failed: {worker_error(e)}")
                 continue
             if isinstance(out, Elsewhere):
@@ -336,10 +337,10 @@ class _Pool:
             if st.st_size <= limit:
                 data = Path(task.path).read_bytes()
         except OSError as e:
-            return Analysis(task.path, "failed", error=unreadable(e))
+            return Analysis(task.path, Outcome.FAILED, error=unreadable(e))
         if st.st_size > limit:
             where = f"on {elsewhere.node} ({elsewhere.why})" if elsewhere else "on the workers"
-            return Analysis(task.path, "skipped", size=st.st_size, mtime=st.st_mtime,
+            return Analysis(task.path, Outcome.SKIPPED, size=st.st_size, mtime=st.st_mtime,
                             error=f"not readable at this path {where}, and at {st.st_size / MiB:.0f} MiB over the "
                                   f"{limit / MiB:.0f} MiB limit for sending files to workers: mount the music at the "
                                   f"same path on every node, or raise the limit")

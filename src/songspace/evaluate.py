@@ -18,6 +18,7 @@ import numpy as np
 
 from . import method as methods
 from .errors import InputError
+from .progress import Phase
 
 
 def retrieval_scores(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
@@ -149,7 +150,7 @@ def evaluate(lib, source: str | Path, label_columns: Sequence[str] | None = None
         if vector is not None:
             vectors.setdefault(method, {})[path] = vector
         if report:
-            report("baselines", done, len(tasks), Path(path).name)
+            report(Phase.BASELINES, done, len(tasks), Path(path).name)
     for method in baselines:
         if method in vectors and methods.baseline(method).standardised:
             keys = list(vectors[method])

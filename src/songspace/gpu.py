@@ -1,9 +1,10 @@
 """Indexing with a GPU: worker processes decode (hash, tags, audio), this process embeds.
 
 A GPU is fast only on batches of hundreds of patches, more than one track has, and CUDA belongs
-in one process. So with a GPU `Library.index` asks its workers for decoded audio
-(`Task.decode_only`) and passes their results through `embed_in_batches`, which embeds the
-patches of several files per batch and hands on results of the same form the CPU path gives.
+in one process. So with a GPU the indexer's executor (indexing/executors.py: `OnGpu`) asks its
+workers for decoded audio (`Task.decode_only`) and passes their results through
+`embed_in_batches`, which embeds the patches of several files per batch and hands on results of
+the same form the CPU path gives.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import replace
 
 from .analysis import Analysis
 from .errors import InputError
+from .status import Outcome
 
 
 def embedding_device(requested: str = "auto") -> str | None:
@@ -48,7 +50,7 @@ def embed_in_batches(results: Iterable[Analysis], model: str, device: str,
     held, patches = [], 0
     try:
         for r in results:
-            if r.status != "decoded":
+            if r.status != Outcome.DECODED:
                 yield r
                 continue
             held.append(r)
@@ -67,5 +69,5 @@ def _embed(held: list[Analysis], embedder) -> Iterator[Analysis]:
     if not held:
         return
     for r, e in zip(held, embedder.embed_audios([r.audio for r in held])):
-        yield replace(r, status="ok", audio=None, model_id=embedder.model_id, vector=e.vector,
+        yield replace(r, status=Outcome.OK, audio=None, model_id=embedder.model_id, vector=e.vector,
                       segments=e.segments, segment_starts=e.segment_starts)

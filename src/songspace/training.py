@@ -43,6 +43,7 @@ from .features import FeatureConfig, level, log_mel
 from .models.autoencoder import Autoencoder
 from .models.checkpoint import Model, load_model, save_model
 from .models.contrastive import Contrastive
+from .progress import Phase
 from .models.encoder import Encoder, EncoderConfig
 from .models.files import read_config
 from .workers import run_parallel, unwind_on_sigterm
@@ -312,8 +313,8 @@ def train(paths: Sequence[str | Path], out: str | Path, cfg: TrainConfig = Train
     (e.g. the shipped default, to adapt it to a library); None starts from random weights with
     the shipped model's features. `releases` (path → release, see `read_releases`) is needed
     when cfg.release_weight > 0.
-    report(stage, done, total, detail) follows both stages: "fit-corpus" counts tracks read,
-    "fit" the fraction of the training budget spent."""
+    report(stage, done, total, detail) follows both stages: Phase.FIT_CORPUS counts tracks read,
+    Phase.FIT the fraction of the training budget spent."""
     report = report or (lambda *a: None)
     if init is not None and not isinstance(init, Model):
         init = load_model(init)
@@ -324,10 +325,10 @@ def train(paths: Sequence[str | Path], out: str | Path, cfg: TrainConfig = Train
                          "columns in the training folder (scripts/fetch-training-corpus.sh writes one)")
     features = init.features if init else (features or FeatureConfig(**read_config(None)["features"]))
     with unwind_on_sigterm(), tempfile.TemporaryDirectory(prefix="songspace-train-") as tmp:
-        corpus = Corpus(paths, features, cfg, Path(tmp), workers, lambda d, n: report("fit-corpus", d, n, ""))
+        corpus = Corpus(paths, features, cfg, Path(tmp), workers, lambda d, n: report(Phase.FIT_CORPUS, d, n, ""))
         corpus.set_groups(releases or {})
         objective, stats = train_on_corpus(corpus, features, cfg, init, device,
-                                         lambda f, step, loss: report("fit", f, 1.0, f"step {step} loss {loss:.3f}"))
+                                         lambda f, step, loss: report(Phase.FIT, f, 1.0, f"step {step} loss {loss:.3f}"))
         del corpus.data  # release the memmap before its file is deleted
     info = {"training": {**asdict(cfg), **stats}, "init": init.model_id if init else None}
     rest = {k: v for k, v in objective.state_dict().items() if not k.startswith("encoder.")}

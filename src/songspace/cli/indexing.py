@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from ..library import FIT_ANCHOR_WEIGHT
+from ..progress import Phase
 from .base import app, clear_errors, console, indexed, open_library, out, print_json
 from .output import PlainJsonOption, ProgressReport, progress_bar
 from .ray_option import RayAddressCommand, RayOption, ray_config
@@ -115,7 +116,7 @@ def fit(
         checking = []
 
         def report(phase, done, total, note):  # the check reads the held-out tracks: its own bar
-            if phase == "fit-check":
+            if phase == Phase.FIT_CHECK:
                 if not checking:
                     checking.append(progress.add_task("Reading held-out tracks", total=total, note=""))
                 progress.update(checking[0], completed=done, total=total)
@@ -123,6 +124,8 @@ def fit(
 
         result = lib.fit(minutes=minutes, objective=objective, lr=lr, cosine=cosine, anchor_weight=anchor_weight,
                          seed=seed, keep_anyway=keep_anyway, workers=workers, report=report)
+        if result.changed:  # a new model: re-embed the library's folders with it now
+            lib.index(lib.catalog.folders(), workers=workers, report=report)
         print_fit(result, lib.model_id, reembedded=True)
 
 

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ..progress import Phase
 from .base import console, out, print_json
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (one object per track).")]
@@ -61,8 +62,8 @@ class ProgressReport:
     """Turns Library's report(phase, done, total, note) calls into rich progress bars with ETA;
     when stderr is not a terminal (a log file), into a plain line every 30 seconds instead."""
 
-    LABELS = {"fit-corpus": "Reading music for training", "fit": "Training", "analyse": "Analysing",
-              "baselines": "Baselines", "embed": "Embedding"}
+    LABELS = {Phase.FIT_CORPUS: "Reading music for training", Phase.FIT: "Training", Phase.ANALYSE: "Analysing",
+              Phase.BASELINES: "Baselines", Phase.EMBED: "Embedding"}
 
     def __init__(self, progress: Progress):
         self.progress, self.tasks = progress, {}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,13 +27,12 @@ import numpy as np
 
 from ..catalog import Catalog, Track
 from ..errors import InputError, QueryError
+from ..progress import Phase, Report
 from ..query import Searcher, one_snapshot
 
 TAG_COLUMNS = ("genre", "artist", "album")
 MIN_PER_CLASS = 2
 MAX_FOLDS = 5
-
-Report = Callable[[str, float, float, str], None]
 
 
 @dataclass(frozen=True)
@@ -169,7 +167,7 @@ def mfcc_vectors(paths: list[str], workers: int | None = None, report: Report | 
         if vector is not None:
             found[path] = vector
         if report:
-            report("baselines", done, len(paths), Path(path).name)
+            report(Phase.BASELINES, done, len(paths), Path(path).name)
     return found
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import SongspaceError
 from ..library import Library
+from ..progress import Phase
 
 
 class IndexJob:
@@ -34,7 +35,7 @@ class IndexJob:
         with self._lock:
             if self._state["running"]:
                 return False
-            self._state.update(running=True, done=0, total=0, files=0, phase="starting", note="", started=time.time(),
+            self._state.update(running=True, done=0, total=0, files=0, phase=Phase.STARTING, note="", started=time.time(),
                                finished=None, report=None, error=None)
             self._thread = threading.Thread(target=self._run, args=(folders,), name="songspace-index", daemon=True)
         self._thread.start()
@@ -49,7 +50,7 @@ class IndexJob:
             # Analysis reports bytes done after each file (its name in the note): count the
             # files too, so the page can say how many are finished.
             files = self._state["files"] if phase == self._state["phase"] else 0
-            if phase == "analyse" and note:
+            if phase == Phase.ANALYSE and note:
                 files += 1
             self._state.update(phase=phase, done=done, total=total, note=note, files=files)
 
@@ -67,4 +68,4 @@ class IndexJob:
         finally:
             with self._lock:
                 self._state.update(running=False, finished=time.time(), report=report, error=error,
-                                   phase="done" if error is None else "failed")
+                                   phase=Phase.DONE if error is None else Phase.FAILED)
