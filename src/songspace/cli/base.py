@@ -31,7 +31,7 @@ state: dict = {}  # what the global options chose: {"library": Path | None}
 
 # Parameters that the modules below the CLI name in their errors (SongspaceError.param), and the
 # option a user of the CLI gives them with.
-FLAGS = {"device": "--device", "music_dir": "--mpd-music-dir"}
+FLAGS = {"device": "--device", "music_dir": "--mpd-music-dir", "genre": "--genre", "mood": "--mood"}
 
 
 @app.callback()

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
+from .. import autotags
 from ..library import FIT_ANCHOR_WEIGHT
 from .base import app, clear_errors, console, open_library, out, print_json
 from .output import PlainJsonOption, ProgressReport, progress_bar
@@ -42,6 +43,8 @@ def index(
             console.print("[yellow]interrupted[/]; run the same command again to resume")
             raise typer.Exit(130)
         model_id = lib.model_id
+        # Tags out of the box: one matrix product over the stored vectors (autotags.py)
+        tags_note = autotags.refresh(lib.catalog).note if not report.interrupted else None
     summary = (f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
                f"removed {report.removed}, failed {len(report.failed)}")
     if report.fit is not None:
@@ -57,6 +60,8 @@ def index(
         console.print(f"[yellow]interrupted[/] ({summary}); run the same command again to resume")
         raise typer.Exit(130)
     console.print(summary)
+    if tags_note:
+        console.print(escape(tags_note))
     if report.failed:
         raise typer.Exit(1)
 
@@ -66,6 +71,7 @@ def status(as_json: PlainJsonOption = False):
     """Counts, the current model, and every failure with its reason."""
     with open_library() as lib:
         s = lib.status()
+        s["predicted_tags"] = autotags.summary(lib.searcher().catalog)  # {group: {tag: tracks}}
     if as_json:
         print_json(s)
         return
@@ -78,6 +84,9 @@ def status(as_json: PlainJsonOption = False):
     for model_id, n in s["embeddings_by_model"].items():
         stale = "" if model_id == s["model"]["id"] else "  (another model: re-embedded by the next `index`)"
         out.print(f"embedded:   {n} by {model_id}{stale}")
+    for group, counts in s["predicted_tags"].items():
+        top = ", ".join(f"{escape(tag)} {n}" for tag, n in list(counts.items())[:6])
+        out.print(f"{group + ':':<12}{top}{', ...' if len(counts) > 6 else ''}  (predicted; `songspace tags`)")
     for path, reason in s["failures"]:
         out.print(f"[yellow]failed:[/] {path}: {reason}")
     if s["set_aside"]:  # silent or too short audio: kept out of search and the map

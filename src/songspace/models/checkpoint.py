@@ -24,6 +24,7 @@ from ..errors import ModelError
 from ..features import FeatureConfig
 from .encoder import Encoder, EncoderConfig
 from .files import config_path, read_config, resolve_model_path
+from .tags_head import PREFIX as TAGS_PREFIX
 
 
 @dataclass
@@ -84,6 +85,8 @@ def load_model(path: str | Path | None = None) -> Model:
         features = FeatureConfig(**config["features"])
         state = load_file(str(path))
         objective_state = {k[len(OBJECTIVE_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(OBJECTIVE_PREFIX)}
+        for k in [k for k in state if k.startswith(TAGS_PREFIX)]:  # the tags head: models/tags_head.py reads it
+            del state[k]
         encoder.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError, SafetensorError) as e:
         reason = (str(e).strip().splitlines() or [""])[0]
