@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from songspace.models.tags_head import TagsHead, add_head  # noqa: E402
+from songspace.models.tags_head import TagsHead, add_head
 
 # The vocabulary: (tag, group, the teacher's MSD tags it is the mean of). Genres and moods of the
 # MSD set; left out: decades (00s, 80s...), singers (female vocalists...), scenes that are not a
@@ -174,6 +174,10 @@ def main() -> int:
                      "method": f"ridge regression to the teacher's logits, L2 {lam} (package-grouped {args.folds}-fold CV)",
                      "vectors_of": args.model_id or "",
                      "cv_macro_auc": round(float(np.nanmean(cv[lam])), 4)})
+
+    # Each tag's mean probability over the corpus: autotags stores per track the tag most above its
+    # mean, as raw probabilities would give nearly every game track "electronic" and "calm".
+    head.info["prior"] = [round(float(v), 6) for v in head.probabilities(x.astype(np.float32)).mean(axis=0)]
 
     if args.eval_vectors:
         xe, ye, _ = aligned(args.eval_teacher, args.eval_vectors)

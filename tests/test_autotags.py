@@ -65,9 +65,10 @@ def test_index_stores_tags_shown_by_tags_and_status(music, songspace, library_di
     result = songspace("index", str(music), "--workers", "0", check=True)
     assert result.stderr.count("tags:") == 1
     head = load_head()
-    with Catalog(library_dir / "catalog.sqlite") as catalog:
-        stored = autotags.stored(catalog)
-        ok = {t.id for t in catalog.ok_tracks()}
+    catalog = Catalog(library_dir / "catalog.sqlite")
+    stored = autotags.stored(catalog)
+    ok = {t.id for t in catalog.ok_tracks()}
+    catalog.close()
     assert set(stored["genre"]) == ok and set(stored["mood"]) == ok
     genres = {head.names[i] for i in head.group("genre")}
     assert {tag for tag, _ in stored["genre"].values()} <= genres
@@ -79,8 +80,9 @@ def test_index_stores_tags_shown_by_tags_and_status(music, songspace, library_di
     some = min(ok)
     one = json.loads(songspace("tags", str(some), "--json", check=True).stdout)
     ranked = one["tags"]["genre"]
-    assert [t["probability"] for t in ranked] == sorted((t["probability"] for t in ranked), reverse=True)
-    assert ranked[0]["tag"] == stored["genre"][some][0]  # the stored tag is the most probable one
+    assert [t["lift"] for t in ranked] == sorted((t["lift"] for t in ranked), reverse=True)
+    assert ranked[0]["tag"] == stored["genre"][some][0]  # the stored tag is the most distinctive one
+    assert ranked[0]["probability"] == pytest.approx(stored["genre"][some][1], abs=1e-4)
     assert len(one["tags"]["mood"]) == len(head.group("mood"))
 
     status = json.loads(songspace("status", "--json", check=True).stdout)
@@ -90,8 +92,9 @@ def test_index_stores_tags_shown_by_tags_and_status(music, songspace, library_di
 
 def test_radio_filters_by_predicted_mood_and_lists_the_known_ones(indexed_library, songspace):
     songspace("tags", "--refresh", check=True)
-    with Catalog(indexed_library / "catalog.sqlite") as catalog:
-        moods = autotags.stored(catalog)["mood"]
+    catalog = Catalog(indexed_library / "catalog.sqlite")
+    moods = autotags.stored(catalog)["mood"]
+    catalog.close()
     common = max({t for t, _ in moods.values()}, key=lambda t: sum(1 for m, _ in moods.values() if m == t))
     seed = min(moods)
     rows = json.loads(songspace("radio", str(seed), "-n", "3", "--mood", common, "--json", check=True).stdout)

@@ -2,8 +2,8 @@
 
 The head (models/tags_head.py) is a linear layer on the track vector, so the tags of a whole
 library are one matrix product over the stored vectors: `refresh` runs it at the end of `index`
-(or whenever asked) and stores, per track, the most probable genre and the most probable mood in
-the catalog's predictions table under "auto-genre" and "auto-mood": apart from the file's own
+(or whenever asked) and stores, per track, its most distinctive genre and mood (`lift`) in the
+catalog's predictions table under "auto-genre" and "auto-mood": apart from the file's own
 genre tag, and apart from what `classify` learnt from the user's labels. A method without a head
 (MFCC statistics, a fitted or trained model file) has no tags; `refresh` then says why, once.
 
@@ -41,12 +41,22 @@ def unavailable(method: methods.Method) -> str:
             "a fitted or trained model's vectors are not those the head learnt from)")
 
 
+def lift(head: TagsHead, probs: np.ndarray) -> np.ndarray:
+    """Each probability over its tag's mean on the training corpus (the head's "prior"): how much
+    more than usual a track is that tag. Ranking by it, not by probability, because the teacher
+    learnt pop music's frequencies: by raw probability nearly every game track is "electronic"
+    and "calm", and "happy" never wins."""
+    prior = np.asarray(head.info.get("prior") or np.ones(len(head.names)), dtype=np.float32)
+    return probs / np.maximum(prior, 1e-6)
+
+
 def best_per_group(head: TagsHead, probs: np.ndarray) -> dict[str, list[tuple[str, float]]]:
-    """For each group, each row's most probable tag and its probability."""
+    """For each group, each row's most distinctive tag (highest `lift`) and its probability."""
     found = {}
+    above = lift(head, probs)
     for group in head.group_names():
         cols = head.group(group)
-        best = probs[:, cols].argmax(axis=1)
+        best = above[:, cols].argmax(axis=1)
         found[group] = [(head.names[cols[b]], float(probs[r, cols[b]])) for r, b in enumerate(best)]
     return found
 

@@ -82,7 +82,9 @@ def tagged_rows(tracks: Iterable[Track], stored: dict[str, dict[int, tuple[str, 
     return [track_row(t, predicted=predicted_tags(stored, t.id)) for t in tracks]
 
 
-def track_tags(track: Track, model_id: str, tags: dict[str, list[tuple[str, float]]]) -> dict:
-    """One track with every tag's probability per group, most probable first (`songspace tags TRACK`)."""
+def track_tags(track: Track, model_id: str, tags: dict[str, list[tuple[str, float, float]]]) -> dict:
+    """One track with every tag's probability per group, and its lift (the probability over the
+    tag's average), highest lift first (`songspace tags TRACK`)."""
     return track_row(track, model_id=model_id,
-                     tags={g: [{"tag": t, "probability": round(p, 4)} for t, p in found] for g, found in tags.items()})
+                     tags={g: [{"tag": t, "probability": round(p, 4), "lift": round(x, 3)} for t, p, x in found]
+                           for g, found in tags.items()})

@@ -17,12 +17,13 @@ from .output import PlainJsonOption
 
 @app.command()
 def tags(
-    track: Annotated[Optional[str], typer.Argument(help="A catalog id, a path in the library, or part of 'artist - title' (default: every track).")] = None,
+    track: Annotated[Optional[str], typer.Argument(metavar="TRACK", help="A catalog id, a path in the library, or part of 'artist - title' (default: every track).")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Predict the library's tags again first (`index` does it after every run).")] = False,
     as_json: PlainJsonOption = False,
 ):
     """Genre and mood tags predicted from the sound (no labels needed): the probability of every
-    tag for TRACK, or each track's most probable genre and mood. Kept apart from the files' own
+    tag for TRACK, or each track's most distinctive genre and mood (the tag whose probability is
+    furthest above its average). Kept apart from the files' own
     genre tags; a model without a tags head (mfcc, a fitted model) has none."""
     with open_library() as lib, clear_errors():
         catalog = lib.catalog
@@ -34,22 +35,25 @@ def tags(
             searcher = lib.searcher()
             found = searcher.resolve_track(track)
             vector = searcher.vector(found)
-            probs = head.probabilities(vector[None, :])[0]
-            ranked = {g: sorted(((head.names[i], float(probs[i])) for i in head.group(g)), key=lambda tp: -tp[1])
-                      for g in head.group_names()}
+            probs = head.probabilities(vector[None, :])
+            above = autotags.lift(head, probs)[0]
+            ranked = {g: sorted(((head.names[i], float(probs[0, i]), float(above[i])) for i in head.group(g)),
+                                key=lambda t: -t[2]) for g in head.group_names()}
             answer = shapes.track_tags(found, method.id, ranked)
             if as_json:
                 print_json(answer)
                 return
-            table = Table(title=f"Tags of {found.label} (predicted from the sound by {method.id})")
+            table = Table(title=f"Tags of {escape(found.label)} (predicted from the sound by {method.id}; "
+                                "× = probability over the tag's average, the order)")
             for group in ranked:
                 table.add_column(group)
                 table.add_column("p", justify="right")
+                table.add_column("×", justify="right")
             for row in range(max(len(v) for v in ranked.values())):
                 cells = []
                 for found_tags in ranked.values():
-                    tag, p = found_tags[row] if row < len(found_tags) else ("", None)
-                    cells += [tag, "" if p is None else f"{p:.3f}"]
+                    tag, p, x = found_tags[row] if row < len(found_tags) else ("", None, None)
+                    cells += [tag, "" if p is None else f"{p:.3f}", "" if x is None else f"{x:.1f}"]
                 table.add_row(*cells)
             out.print(table)
             return

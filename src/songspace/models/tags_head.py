@@ -70,7 +70,7 @@ def load_head(path: str | Path | None = None) -> TagsHead | None:
         return None
     try:
         with safe_open(str(path), framework="numpy") as f:
-            if PREFIX + "weight" not in f.keys():
+            if PREFIX + "weight" not in f.keys():  # noqa: SIM118 (a safe_open handle, not a dict)
                 return None
             weight, bias = f.get_tensor(PREFIX + "weight"), f.get_tensor(PREFIX + "bias")
         names, groups = tuple(entry["names"]), tuple(entry["groups"])
