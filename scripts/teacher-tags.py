@@ -49,7 +49,7 @@ def decode(path: Path):
     """Mono float32 at 16 kHz, with PyAV (librosa.load's audioread cannot read every codec here)."""
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(str(path), metadata_errors="ignore") as container:  # latin-1 tags in some corpus files
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SR)
         chunks = []
@@ -69,7 +69,7 @@ def excerpts(path: Path, max_patches: int) -> np.ndarray | None:
     import librosa
 
     seconds = (N_FRAMES - 1) * HOP / SR
-    with av.open(str(path)) as container:
+    with av.open(str(path), metadata_errors="ignore") as container:  # latin-1 tags in some corpus files
         stream = container.streams.audio[0]
         duration = float(container.duration / av.time_base) if container.duration else 0.0
         if duration < seconds * max_patches * 1.5:
