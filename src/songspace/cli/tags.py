@@ -43,8 +43,8 @@ def tags(
             if as_json:
                 print_json(answer)
                 return
-            table = Table(title=f"Tags of {escape(found.label)} (predicted from the sound by {method.id}; "
-                                "× = probability over the tag's average, the order)")
+            table = Table(title=f"Tags of {escape(found.label)}",
+                          caption=f"predicted from the sound by {method.id}; ×: the probability over the tag's average")
             for group in ranked:
                 table.add_column(group)
                 table.add_column("p", justify="right")
