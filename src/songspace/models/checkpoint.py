@@ -3,7 +3,8 @@
 `model.safetensors` holds the encoder's weights, and under `objective.` the rest of the
 training objective (the contrastive projection head, or the autoencoder's decoder), so that
 fitting a model to a library continues with the head it was trained with instead of a random
-one whose first gradients would scramble the encoder. `model.json` holds the feature and
+one whose first gradients would scramble the encoder; the shipped model also holds, under
+`tags.`, the tags head (models/tags_head.py), which `load_model` leaves to `load_head`. `model.json` holds the feature and
 encoder configs and how the model was trained. The model id is derived from the encoder's
 weights and the feature config (together they make the embeddings), so two libraries that embedded with the same
 weights agree on the id, and any change of them changes it.
