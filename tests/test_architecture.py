@@ -16,7 +16,7 @@ FLOORS = [
                 "workers", "augment", "hubness", "timbre", "recommend.align", "status", "progress"]),
     ("storage", ["catalog", "segment_store", "vectors"]),
     ("making vectors", ["embedding", "baselines", "method", "analysis", "training", "fit_check", "evaluate",
-                        "crossval", "distributed", "dataset", "gpu"]),
+                        "crossval", "distributed", "dataset", "gpu", "autotags"]),
     ("asking", ["query", "snapshot", "segment_index", "recommend", "shapes", "playlists", "map", "mpd"]),
     ("library", ["library", "indexing", "check"]),
     ("faces", ["cli", "server", "__main__", ""]),  # "": the package itself (its __init__ re-exports Library)

@@ -68,3 +68,23 @@ def prediction_row(track: Track, label: str, confidence: float) -> dict:
 def playlist_answer(name: str, file: str, noise: bool, tracks: Iterable[Track]) -> dict:
     """One playlist of `clusters`: its name, its M3U8 file, whether it holds the unclustered."""
     return {"name": name, "file": file, "noise": noise, "tracks": [track_row(t) for t in tracks]}
+
+
+def predicted_tags(stored: dict[str, dict[int, tuple[str, float]]], track_id: int) -> dict:
+    """A track's stored predicted tags (autotags.stored): {group: {tag, probability}}, kept apart
+    from the file's own `genre`."""
+    return {group: {"tag": found[track_id][0], "probability": round(found[track_id][1], 4)}
+            for group, found in stored.items() if track_id in found}
+
+
+def tagged_rows(tracks: Iterable[Track], stored: dict[str, dict[int, tuple[str, float]]]) -> list[dict]:
+    """Tracks with their predicted tags (`songspace tags` of a library)."""
+    return [track_row(t, predicted=predicted_tags(stored, t.id)) for t in tracks]
+
+
+def track_tags(track: Track, model_id: str, tags: dict[str, list[tuple[str, float, float]]]) -> dict:
+    """One track with every tag's probability per group, and its lift (the probability over the
+    tag's average), highest lift first (`songspace tags TRACK`)."""
+    return track_row(track, model_id=model_id,
+                     tags={g: [{"tag": t, "probability": round(p, 4), "lift": round(x, 3)} for t, p, x in found]
+                           for g, found in tags.items()})

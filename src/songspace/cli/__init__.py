@@ -8,7 +8,7 @@ same as the HTTP API's. Heavy imports (torch, sklearn, pyarrow, ray) happen insi
 
 from __future__ import annotations
 
-from . import indexing, queries, organise, models, export, server  # noqa: F401  (registers the commands)
+from . import indexing, queries, organise, models, export, server, tags  # noqa: F401  (registers the commands)
 from .base import app, main
 
 __all__ = ["app", "main"]

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
+from .. import autotags
 from ..library import FIT_ANCHOR_WEIGHT
 from ..progress import Phase
 from .base import app, clear_errors, console, indexed, open_library, out, print_json
@@ -44,6 +45,8 @@ def index(
             console.print("[yellow]interrupted[/]; run the same command again to resume")
             raise typer.Exit(130)
         model_id = lib.model_id
+        # Tags out of the box: one matrix product over the stored vectors (autotags.py)
+        tags_note = autotags.refresh(lib.catalog).note if not report.interrupted else None
     summary = (f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
                f"removed {report.removed}, failed {len(report.failed)}")
     if report.retagged:  # of the unchanged: new tags read, the audio not analysed again
@@ -64,6 +67,8 @@ def index(
         console.print(f"[yellow]interrupted[/] ({summary}); run the same command again to resume")
         raise typer.Exit(130)
     console.print(summary)
+    if tags_note:
+        console.print(escape(tags_note))
     if report.failed or report.unreadable:
         raise typer.Exit(1)
 
@@ -74,6 +79,7 @@ def status(as_json: PlainJsonOption = False):
     # A library is read, never written; one not indexed yet is made, empty, as before.
     with open_library(readonly=indexed()) as lib, clear_errors():
         s = lib.status()
+        s["predicted_tags"] = autotags.summary(lib.searcher().catalog)  # {group: {tag: tracks}}
     if as_json:
         print_json(s)
         return
@@ -86,6 +92,9 @@ def status(as_json: PlainJsonOption = False):
     for model_id, n in s["embeddings_by_model"].items():
         stale = "" if model_id == s["model"]["id"] else "  (another model: re-embedded by the next `index`)"
         out.print(f"embedded:   {n} by {model_id}{stale}")
+    for group, counts in s["predicted_tags"].items():
+        top = ", ".join(f"{escape(tag)} {n}" for tag, n in list(counts.items())[:6])
+        out.print(f"{group + ':':<12}{top}{', ...' if len(counts) > 6 else ''}  (predicted; `songspace tags`)")
     for path, reason in s["failures"]:
         out.print(f"[yellow]failed:[/] {path}: {reason}")
     if s["set_aside"]:  # silent or too short audio: kept out of search and the map

@@ -81,8 +81,11 @@ def radio_command(
     mpd: MpdOption = None,
     mpd_music_dir: MpdMusicDirOption = None,
     mpd_current: Annotated[bool, typer.Option("--mpd-current", help="Seed from the song MPD is playing (at --mpd, or $MPD_HOST, or localhost:6600), and queue the radio there.")] = False,
+    genre: Annotated[Optional[str], typer.Option("--genre", help="Only tracks whose predicted genre is this (`songspace tags`).")] = None,
+    mood: Annotated[Optional[str], typer.Option("--mood", help="Only tracks whose predicted mood is this (e.g. calm; an unknown one lists them).")] = None,
 ):
     """A playlist around SEED tracks: close to them, varied, never drifting away."""
+    from .. import autotags
     from ..recommend.radio import radio
 
     with open_library(readonly=True) as lib, clear_errors():
@@ -92,15 +95,37 @@ def radio_command(
             from ..mpd import current_path
 
             seeds.append(str(current_path(mpd, mpd_music_dir)))
+        keep = autotags.tagged(lib.catalog, genre=genre, mood=mood)  # None: no tag asked for
         n = default_length(lib, n, 30)
-        matches = radio(lib.searcher(), seeds, avoid or (), n=n, seed=seed, artist_window=artist_window)
+        matches = within(keep, n, len(lib.searcher()), lambda ask: radio(lib.searcher(), seeds, avoid or (), n=ask, seed=seed,
+                                                    artist_window=artist_window))
         if len(matches) < n:
             console.print(f"[yellow]only {len(matches)} tracks qualify[/] (asked for {n}): the others are seeds, "
-                          f"close to an avoided track, far from the seeds, or would break the artist window")
+                          f"close to an avoided track, far from the seeds, or would break the artist window"
+                          + ("" if keep is None else f", or lack the tags asked for ({len(keep)} tracks have them)"))
+        rows = shapes.radio_rows(matches)
+        if as_json:
+            stored = autotags.stored(lib.catalog)
+            rows = [{**row, "predicted": shapes.predicted_tags(stored, row["id"])} for row in rows]
         show_tracks(f"Radio from {len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
-                    shapes.radio_rows(matches), as_json, m3u8, absolute, [m.track for m in matches])
+                    rows, as_json, m3u8, absolute, [m.track for m in matches])
         if mpd is not None or mpd_current:
             queue_in_mpd([m.track for m in matches], mpd, mpd_music_dir)
+
+
+def within(keep: set[int] | None, n: int, size: int, make) -> list:
+    """The first `n` of the list `make(ask)` gives whose tracks are in `keep` (None: any), asking
+    for longer lists (up to the library's `size`) until enough qualify. Keeps the recommender's
+    order, so a tag filter narrows a radio without a recommender knowing about tags."""
+    if keep is None:
+        return make(n)
+    ask = min(n, size)
+    while True:
+        found = make(ask)
+        chosen = [m for m in found if m.track.id in keep][:n]
+        if len(chosen) >= n or len(found) < ask or ask >= size:  # enough, or no more to give
+            return chosen
+        ask = min(ask * 4, size)
 
 
 @app.command("path")

@@ -3,7 +3,8 @@
 `model.safetensors` holds the encoder's weights, and under `objective.` the rest of the
 training objective (the contrastive projection head, or the autoencoder's decoder), so that
 fitting a model to a library continues with the head it was trained with instead of a random
-one whose first gradients would scramble the encoder. `model.json` holds the feature and
+one whose first gradients would scramble the encoder; the shipped model also holds, under
+`tags.`, the tags head (models/tags_head.py), which `load_model` leaves to `load_head`. `model.json` holds the feature and
 encoder configs and how the model was trained. The model id is derived from the encoder's
 weights and the feature config (together they make the embeddings), so two libraries that embedded with the same
 weights agree on the id, and any change of them changes it.
@@ -24,6 +25,7 @@ from ..errors import ModelError
 from ..features import FeatureConfig
 from .encoder import Encoder, EncoderConfig
 from .files import config_path, read_config, resolve_model_path
+from .tags_head import PREFIX as TAGS_PREFIX
 
 
 @dataclass
@@ -84,6 +86,8 @@ def load_model(path: str | Path | None = None) -> Model:
         features = FeatureConfig(**config["features"])
         state = load_file(str(path))
         objective_state = {k[len(OBJECTIVE_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(OBJECTIVE_PREFIX)}
+        for k in [k for k in state if k.startswith(TAGS_PREFIX)]:  # the tags head: models/tags_head.py reads it
+            del state[k]
         encoder.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError, SafetensorError) as e:
         reason = (str(e).strip().splitlines() or [""])[0]

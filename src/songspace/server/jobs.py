@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from .. import autotags
 from ..errors import SongspaceError
 from ..library import Library
 from ..progress import Phase
@@ -59,8 +60,10 @@ class IndexJob:
         try:
             with Library(self.root) as lib:
                 r = lib.index(folders, workers=self.workers, report=self._report)
+                tags = None if r.interrupted else autotags.refresh(lib.catalog).note  # as the CLI's index does
             report = {"added": r.added, "updated": r.updated, "unchanged": r.unchanged, "removed": r.removed,
-                      "failed": len(r.failed), "set_aside": len(r.set_aside), "interrupted": r.interrupted}
+                      "failed": len(r.failed), "set_aside": len(r.set_aside), "interrupted": r.interrupted,
+                      "tags": tags}
         except SongspaceError as e:
             error = str(e)
         except Exception as e:  # a bug: keep the server up, and say what happened
