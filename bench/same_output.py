@@ -92,7 +92,8 @@ def run(out: Path, library: Path | None, music: Path) -> None:
     cli("path same", "path", str(a), str(a), "--json")
 
     # The HTTP API and OpenSubsonic, on the same library.
-    with TestClient(create_app(library)) as client:
+    # A tokenless server answers loopback names only (not TestClient's default "testserver").
+    with TestClient(create_app(library), base_url="http://127.0.0.1") as client:
         def api(name: str, method: str, url: str, **kw) -> dict | None:
             response = client.request(method, url, **kw)
             keep(f"http: {name}", response.status_code, response.text)
