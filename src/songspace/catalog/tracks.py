@@ -75,6 +75,17 @@ class Track:
             return f"{self.artist or '?'} - {self.title or Path(self.path).stem}"
         return Path(self.path).name
 
+    @property
+    def remote_id(self) -> str | None:
+        """The song id on another Subsonic server for a track indexed from it (companion mode:
+        its path is `subsonic://USER@HOST:PORT/SONG_ID`, or `subsonics://` over https), else None."""
+        if self.path.startswith(REMOTE_SCHEMES):
+            return self.path.rsplit("/", 1)[1]
+        return None
+
+
+# Where a companion-mode track lives: `subsonic://USER@HOST:PORT/SONG_ID` (`subsonics://` for https).
+REMOTE_SCHEMES = ("subsonic://", "subsonics://")
 
 _BASE_COLUMNS = "t.id, t.path, t.size, t.mtime, t.content_hash, t.duration, t.title, t.artist, t.album, t.genre, t.status, t.error, e.model_id"
 _EXTRA = tuple(c for c in TAG_COLUMNS if c not in ("title", "artist", "album", "genre")) + ("audio_hash", "tags_version")
