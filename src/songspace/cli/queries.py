@@ -41,7 +41,8 @@ def similar(
         target = searcher.resolve(query)
         found = find_similar(searcher, target, k, manners)
         name = target.label if hasattr(target, "label") else str(target)
-        show_tracks(f"Sounds like: {name}", shapes.similar_rows(found), as_json, m3u8, absolute, [m.track for m in found])
+        rows = with_predicted(lib, shapes.similar_rows(found)) if as_json else shapes.similar_rows(found)
+        show_tracks(f"Sounds like: {name}", rows, as_json, m3u8, absolute, [m.track for m in found])
 
 
 # -- playlists: radio, path (and MPD) ----------------------------------------------------------
@@ -103,14 +104,19 @@ def radio_command(
             console.print(f"[yellow]only {len(matches)} tracks qualify[/] (asked for {n}): the others are seeds, "
                           f"close to an avoided track, far from the seeds, or would break the artist window"
                           + ("" if keep is None else f", or lack the tags asked for ({len(keep)} tracks have them)"))
-        rows = shapes.radio_rows(matches)
-        if as_json:
-            stored = autotags.stored(lib.catalog)
-            rows = [{**row, "predicted": shapes.predicted_tags(stored, row["id"])} for row in rows]
+        rows = with_predicted(lib, shapes.radio_rows(matches)) if as_json else shapes.radio_rows(matches)
         show_tracks(f"Radio from {len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
                     rows, as_json, m3u8, absolute, [m.track for m in matches])
         if mpd is not None or mpd_current:
             queue_in_mpd([m.track for m in matches], mpd, mpd_music_dir)
+
+
+def with_predicted(lib, rows: list[dict]) -> list[dict]:
+    """--json rows with each track's predicted genre and mood (`songspace tags`), apart from its
+    own genre tag."""
+    from .. import autotags
+
+    return shapes.with_predicted(rows, autotags.stored_for(lib.catalog, [r["id"] for r in rows]))
 
 
 def within(keep: set[int] | None, n: int, size: int, make) -> list:
@@ -152,8 +158,9 @@ def path_command(
         if len(trip.steps) < n:
             console.print(f"[yellow]only {len(trip.steps)} tracks[/] (asked for {n}): no more tracks lie "
                           f"between A and B, each closer to B than the one before")
+        rows = with_predicted(lib, shapes.path_rows(trip)) if as_json else shapes.path_rows(trip)
         show_tracks(f"{first.label} → {last.label}: largest step {trip.largest_step:.3f}, straight {trip.direct:.3f}",
-                    shapes.path_rows(trip), as_json, m3u8, absolute, trip.tracks, columns=("step", "to_b"))
+                    rows, as_json, m3u8, absolute, trip.tracks, columns=("step", "to_b"))
         if mpd is not None:
             queue_in_mpd(trip.tracks, mpd, mpd_music_dir)
 
