@@ -174,3 +174,28 @@ def test_user_stream_sets_shows_and_refuses(songspace):
     assert bad.exit_code == 2 and "not one this server transcodes to" in bad.stdout + bad.stderr
     cleared = songspace("user", "stream", "kim", "--clear", check=True)
     assert "none" in cleared.stdout and "original" in cleared.stdout
+
+
+def test_the_plan_sends_the_original_unless_something_does_not_fit():
+    plan = transcode.plan
+    assert plan(".flac", 900) is None and plan(".flac", 900, "flac") is None  # nothing asked
+    assert plan(".flac", 900, "raw", 64, 30) is None  # raw: the original, whatever else is asked
+    assert plan(".mp3", 128, "MP3", 192) is None and plan(".opus", 96, "opus") is None  # already fits
+    assert plan(".mp3", 320, "mp3", 128) == transcode.Plan(transcode.TARGETS["mp3"], 128)
+    assert plan(".mp3", 96, "opus").kbps == 96  # a small file is not inflated
+    assert plan(".mp3", 96, None, 0, 12.5).offset == 12.5  # an offset needs a transcode
+    assert plan(".flac", 900, None, 0, 0, transcode.Defaults(None, "aac")).target.name == "aac"
+    assert plan(".flac", 900, None, 0, 0, transcode.Defaults(96, None)).kbps == 96
+    assert plan(".flac", 900, None, 160, 0, transcode.Defaults(96, None)).kbps == 160  # the request wins
+    assert plan(".flac", 2000, "mp3", 9999).kbps == 320  # clamped to what the encoder can do
+    with pytest.raises(transcode.InputError, match="timeOffset"):
+        plan(".flac", 900, "mp3", 0, float("nan"))
+
+
+def test_a_file_that_cannot_be_decoded_is_a_clear_error_and_holds_no_slot(tmp_path):
+    bad = tmp_path / "not audio.flac"
+    bad.write_bytes(b"fLaC" + bytes(300))
+    slots = transcode.Slots(1)
+    with pytest.raises(transcode.InputError, match="not audio.flac: cannot be decoded"):
+        transcode.Transcode(bad, transcode.plan(".flac", 900, "mp3"), slots)
+    assert slots.held == 0

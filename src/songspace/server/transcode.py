@@ -254,6 +254,8 @@ def _encode(inp, p: Plan) -> Iterator[bytes]:
         stream.bit_rate = p.kbps * 1000
         stream.layout = "mono" if (source.channels or 2) == 1 else "stereo"
         stream.codec_context.thread_count = 1
+        if p.target.name == "opus":  # held to the asked rate, as a cap (unconstrained VBR overshoots it)
+            stream.codec_context.options = {"vbr": "constrained"}
         if p.offset > 0:
             inp.seek(int(p.offset * av.time_base), backward=True)  # lands at or before it
         for frame in inp.decode(source):
