@@ -85,7 +85,7 @@ def test_find_path_is_songspace_path(served):
 
 
 def test_similar_artists_by_name_or_id_with_representative_songs(served):
-    base, root, original, _, by_id = served
+    base, _, original, _, by_id = served
     name = original.artist
     plain = ask(base, plugin.similar_artists(name, False))
     plugin.check_artists(plain)

@@ -160,7 +160,7 @@ def test_a_users_defaults_transcode_and_show_in_song_entries(served):
         phone.cleanup()
         plain.cleanup()
     pysonic = libsonic.Connection("http://127.0.0.1", PHONE, PASSWORD, port=port)
-    container, codec, seconds, kbps = decoded(stream(pysonic, flac.id))
+    container, codec, _, kbps = decoded(stream(pysonic, flac.id))
     assert (container, codec) == ("ogg", "opus") and kbps < 64 * 1.25
     assert stream(pysonic, flac.id, tformat="raw") == Path(flac.path).read_bytes()
 

@@ -114,7 +114,8 @@ def similar_artists(request: Request, artist: str, n: Annotated[int, Query(ge=1,
                     include_component_matches: bool = False) -> list[dict]:
     """The n artists whose music sits closest to `artist`'s, best first; with
     include_component_matches, the closest pairs of their songs."""
-    from ..recommend.artists import artists, similar_artists as find
+    from ..recommend.artists import artists
+    from ..recommend.artists import similar_artists as find
 
     searcher = _searcher(request)
     with searcher.snapshot():

@@ -101,11 +101,12 @@ def audio_response(path: Path, range_header: str | None) -> StreamingResponse:
 
 def stream_response(path: Path, size: int | None, duration: float | None, range_header: str | None,
                     format: str | None = None, max_bit_rate: int = 0, offset: float = 0.0,
-                    defaults: transcode.Defaults = transcode.Defaults()) -> StreamingResponse:
+                    defaults: transcode.Defaults | None = None) -> StreamingResponse:
     """The file with ranges, or its transcode when `transcode.plan` asks for one. An unknown
     format or one this FFmpeg build lacks, a bad offset, and every slot busy raise a
     SongspaceError (InputError, transcode.Busy) before anything is sent."""
-    p = transcode.plan(path.suffix, transcode.source_kbps(size, duration), format, max_bit_rate, offset, defaults)
+    p = transcode.plan(path.suffix, transcode.source_kbps(size, duration), format, max_bit_rate, offset,
+                       defaults or transcode.Defaults())
     if p is None:
         return audio_response(path, range_header)
     return transcode.transcoded_response(path, p)

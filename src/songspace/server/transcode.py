@@ -191,7 +191,7 @@ class Slots:
 
 # Each transcode keeps about one core busy while a client reads fast; more at once than cores
 # would slow every stream below real time.
-SLOTS = Slots(int(os.environ.get("SONGSPACE_MAX_TRANSCODES", 0)) or max(2, os.cpu_count() or 2))
+SLOTS = Slots(int(os.environ.get("SONGSPACE_MAX_TRANSCODES") or 0) or max(2, os.cpu_count() or 2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def _encode(inp, p: Plan) -> Iterator[bytes]:
             inp.seek(int(p.offset * av.time_base), backward=True)  # lands at or before it
         for frame in inp.decode(source):
             if p.offset > 0 and frame.time is not None:
-                ahead = int(round((p.offset - frame.time) * frame.sample_rate))
+                ahead = round((p.offset - frame.time) * frame.sample_rate)
                 if ahead >= frame.samples:
                     continue
                 if ahead > 0:
@@ -314,7 +314,7 @@ class Transcode:
         except StopIteration:
             self.close()
             raise
-        except Exception as e:  # a file that breaks mid-way: the stream ends where it broke
+        except Exception as e:  # noqa: BLE001 (a file that breaks mid-way: the stream ends where it broke)
             log.warning("songspace: transcoding stopped: %s", e)
             self.close()
             raise StopIteration from None
