@@ -108,12 +108,16 @@ def test_similar_artists_by_name_or_id_with_representative_songs(served):
 
 
 def test_the_token_is_required_and_bad_requests_are_4xx(served):
-    base, _, original, _, _ = served
+    base, root, original, _, by_id = served
     assert plugin.replay(base, plugin.similar_tracks(str(original.id), 5), token=None).status_code == 401
     assert plugin.replay(base, plugin.similar_tracks(str(original.id), 5), token="wrong").status_code == 401
     missing = plugin.replay(base, plugin.similar_tracks("no-such-song", 5), TOKEN)
     assert missing.status_code == 404 and "item_id" in missing.json()["detail"]
-    assert plugin.replay(base, plugin.similar_tracks(str(original.id), 0), TOKEN).status_code == 422
+    assert plugin.replay(base, plugin.similar_tracks(str(original.id), -1), TOKEN).status_code == 422
+    assert ask(base, plugin.similar_tracks(str(original.id), 0)) == []  # as AudioMuse-AI: nothing asked
+    everything = [r for r in cli_json(root, "similar", original.id, "-k", len(by_id) - 1) if not r["copy_of_query"]]
+    assert [a["item_id"] for a in ask(base, plugin.similar_tracks(str(original.id), 100_000))] == \
+        [str(r["id"]) for r in everything]  # more than the library holds: all of it
     same = plugin.replay(base, plugin.find_path(str(original.id), str(original.id)), TOKEN)
     assert same.status_code == 400
     assert plugin.replay(base, plugin.similar_artists("Nobody At All", True), TOKEN).status_code == 404

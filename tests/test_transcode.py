@@ -199,3 +199,10 @@ def test_a_file_that_cannot_be_decoded_is_a_clear_error_and_holds_no_slot(tmp_pa
     with pytest.raises(transcode.InputError, match="not audio.flac: cannot be decoded"):
         transcode.Transcode(bad, transcode.plan(".flac", 900, "mp3"), slots)
     assert slots.held == 0
+
+
+def test_a_transcode_comes_in_chunks_as_it_is_encoded(served):
+    flac = track(served, "01 Opening.flac")
+    chunks = list(transcode.Transcode(Path(flac.path), transcode.plan(".flac", 900, "mp3", 320), transcode.Slots(1)))
+    assert len(chunks) > 2 and max(map(len, chunks[:-1])) < 2 * transcode.CHUNK  # never the whole file at once
+    assert decoded(b"".join(chunks))[1] == "mp3float"

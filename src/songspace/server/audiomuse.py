@@ -27,11 +27,12 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from ..catalog import Track
-from ..errors import QueryError
 from ..query import Searcher
 from .subsonic_library import artist_id
 
 router = APIRouter(prefix="/api", tags=["AudioMuse-AI plugin"])
+# Larger asks are answered with this many, not refused: the plugin passes Navidrome's count on.
+MAX_TRACKS, MAX_ARTISTS = 500, 100
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,16 +78,20 @@ def _searcher(request: Request) -> Searcher:
 
 
 @router.get("/similar_tracks")
-def similar_tracks(request: Request, item_id: str, n: Annotated[int, Query(ge=1, le=500)] = 10,
+def similar_tracks(request: Request, item_id: str, n: Annotated[int, Query(ge=0)] = 10,
                    eliminate_duplicates: bool = True, radius_similarity: bool = True) -> list[dict]:
     """The n tracks that sound most like `item_id`, best first (`songspace similar`). With
     eliminate_duplicates, other files of one recording are shown once and the query's own
-    copies not at all; without, every file is listed (`--keep-copies`)."""
+    copies not at all; without, every file is listed (`--keep-copies`). n is capped at
+    MAX_TRACKS; n=0 asks for nothing (an empty list, as AudioMuse-AI answers)."""
     from ..recommend.similar import Manners, similar
 
+    n = min(n, MAX_TRACKS)
     searcher = _searcher(request)
     with searcher.snapshot():
         query = _track(searcher, item_id, "item_id")
+        if n == 0:
+            return []
         found = similar(searcher, query, n + 1 if eliminate_duplicates else n,  # room for the query's copy
                         Manners(collapse_copies=eliminate_duplicates))
     kept = [m for m in found if not (eliminate_duplicates and m.copy_of_query)][:n]
@@ -95,7 +100,7 @@ def similar_tracks(request: Request, item_id: str, n: Annotated[int, Query(ge=1,
 
 @router.get("/find_path")
 def find_path(request: Request, start_song_id: str, end_song_id: str,
-              count: Annotated[int, Query(ge=2, le=500)] = 25, max_steps: int | None = None,
+              count: Annotated[int, Query(ge=2)] = 25, max_steps: int | None = None,
               path_fix_size: bool | None = None, mood_pct: float | None = None) -> dict:
     """A journey from start to end (`songspace path`), at most `count` tracks (fewer when the
     library holds fewer); each entry's distance is its step from the one before (0 for the start)."""
@@ -105,15 +110,15 @@ def find_path(request: Request, start_song_id: str, end_song_id: str,
     with searcher.snapshot():
         a = _track(searcher, start_song_id, "start_song_id")
         b = _track(searcher, end_song_id, "end_song_id")
-        trip = journey(searcher, a, b, n=min(count, len(searcher)))
+        trip = journey(searcher, a, b, n=min(count, MAX_TRACKS, len(searcher)))
     return {"path": [_entry(s.track, s.step) for s in trip.steps]}
 
 
 @router.get("/similar_artists")
-def similar_artists(request: Request, artist: str, n: Annotated[int, Query(ge=1, le=100)] = 10,
+def similar_artists(request: Request, artist: str, n: Annotated[int, Query(ge=0)] = 10,
                     include_component_matches: bool = False) -> list[dict]:
     """The n artists whose music sits closest to `artist`'s, best first; with
-    include_component_matches, the closest pairs of their songs."""
+    include_component_matches, the closest pairs of their songs. n is capped at MAX_ARTISTS."""
     from ..recommend.artists import artists
     from ..recommend.artists import similar_artists as find
 
@@ -123,10 +128,9 @@ def similar_artists(request: Request, artist: str, n: Annotated[int, Query(ge=1,
         wanted = artist.strip()
         if known.find(wanted) is None:  # a Subsonic artist id (ar-...) names an artist too
             wanted = next((a.name for a in known.by_key.values() if artist_id(a.name) == wanted), wanted)
-        try:
-            found = find(searcher, wanted, n)
-        except QueryError as e:
-            raise HTTPException(404, f"artist: {e}") from None
+        if known.find(wanted) is None:
+            raise HTTPException(404, f"artist: no searchable track is by the artist {artist[:80]!r}")
+        found = find(searcher, wanted, min(n, MAX_ARTISTS)) if n else []
     out = []
     for m in found:
         body = {"artist": m.artist.name, "artist_id": artist_id(m.artist.name), "distance": round(1.0 - m.score, 6)}
