@@ -206,3 +206,17 @@ def test_a_transcode_comes_in_chunks_as_it_is_encoded(served):
     chunks = list(transcode.Transcode(Path(flac.path), transcode.plan(".flac", 900, "mp3", 320), transcode.Slots(1)))
     assert len(chunks) > 2 and max(map(len, chunks[:-1])) < 2 * transcode.CHUNK  # never the whole file at once
     assert decoded(b"".join(chunks))[1] == "mp3float"
+
+
+def test_stream_defaults_are_kept_per_user_and_go_with_the_user(tmp_path):
+    from songspace.catalog import Catalog
+
+    cat = Catalog(tmp_path / "catalog.sqlite")
+    cat.add_user("kim", "pw")
+    assert cat.stream_defaults("kim") == (None, None)
+    cat.set_stream_defaults("kim", 128, "opus")
+    assert cat.stream_defaults("kim") == (128, "opus") and cat.stream_defaults("ann") == (None, None)
+    cat.remove_user("kim")
+    cat.add_user("kim", "new")
+    assert cat.stream_defaults("kim") == (None, None)
+    cat.close()
