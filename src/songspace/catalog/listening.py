@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -97,3 +98,22 @@ class Listening(Store):
         """{track id: (plays, last played)} over every user."""
         rows = self.db.execute("SELECT track_id, COUNT(*), MAX(played_at) FROM plays GROUP BY track_id")
         return {t: (n, last) for t, n, last in rows}
+
+    # -- stream defaults (transcoding: server/transcode.py) ---------------------------------------
+
+    def set_stream_defaults(self, user: str, max_bit_rate: int | None, format: str | None) -> None:
+        """A user's bit rate cap (kbit/s) and format for streams that ask for neither; both
+        None: no defaults (the original files)."""
+        if max_bit_rate is None and format is None:
+            self.db.execute("DELETE FROM stream_defaults WHERE user = ?", (user,))
+            return
+        self.db.execute("INSERT INTO stream_defaults VALUES (?, ?, ?) ON CONFLICT(user) DO UPDATE SET "
+                        "max_bit_rate = excluded.max_bit_rate, format = excluded.format", (user, max_bit_rate, format))
+
+    def stream_defaults(self, user: str) -> tuple[int | None, str | None]:
+        """(max bit rate, format) of a user, (None, None) when none are set."""
+        try:
+            row = self.db.execute("SELECT max_bit_rate, format FROM stream_defaults WHERE user = ?", (user,)).fetchone()
+        except sqlite3.OperationalError:  # a read-only catalog not yet migrated: no defaults
+            return None, None
+        return (row[0], row[1]) if row else (None, None)

@@ -188,7 +188,16 @@ def step_5_api_keys(cat) -> None:
                    "user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE, created REAL NOT NULL)")
 
 
-STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys]  # step n is STEPS[n - 1]; only ever append
+def step_stream_defaults(cat) -> None:
+    """Each Subsonic user's stream defaults (`songspace user stream`): a bit rate cap in kbit/s
+    and a format to transcode to, used when a player asks for neither (issue 24, transcoding).
+    Its own table, so nothing else in `users` changes; a user's defaults go with the user."""
+    cat.db.execute("CREATE TABLE IF NOT EXISTS stream_defaults (user TEXT PRIMARY KEY "
+                   "REFERENCES users(name) ON DELETE CASCADE, max_bit_rate INTEGER, format TEXT)")
+
+
+STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys,
+         step_stream_defaults]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 

@@ -9,8 +9,8 @@ is read only up to a small size until they are (limits.py). Failures are Subsoni
 is missing, 40 wrong credentials, 50 not yours to change, 70 not found (an unknown id, an id of
 another kind, a path), 0 anything else. Ids: subsonic_library.py.
 
-No transcoding: `stream` and `download` send the original file (with byte ranges), whatever
-`format` or `maxBitRate` ask for. Similarity: getSimilarSongs(2) is `songspace radio` seeded by a
+`download` sends the original file (with byte ranges); so does `stream` unless `format`,
+`maxBitRate`, `timeOffset` or the user's stream defaults ask for a transcode (transcode.py). Similarity: getSimilarSongs(2) is `songspace radio` seeded by a
 song, an album or an artist; the sonicSimilarity extension's getSonicSimilarTracks is
 `songspace similar` and findSonicPath is `songspace path`; their `similarity` is the cosine
 similarity (to the query song, or to the start of the path) clipped to 0..1.

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import secrets
 import time
+from pathlib import Path
 
 from fastapi.responses import Response
 
 from ..catalog import Track
 from . import subsonic_library as lib
-from .streaming import audio_response, inside_folders
+from .streaming import audio_response, inside_folders, stream_response
 from .subsonic_format import (
     GENERIC,
     MISSING,
@@ -25,13 +26,30 @@ from .subsonic_request import LATEST_PLAY_MS, MAX_LIST, Ctx, method
 # ---------------------------------------------------------------------------------------------
 
 
-@method("stream", "download")
-def stream(ctx: Ctx) -> Response:
+def _song_file(ctx: Ctx) -> tuple[Track, Path]:
     t = ctx.song(ctx.params.require("id"))
     path = inside_folders(t.path, ctx.catalog.folders())
     if path is None:
         raise SubsonicError(NOT_FOUND, f"The file of song {t.id} is missing or outside the library's folders.")
-    return audio_response(path, ctx.request.headers.get("range"))
+    return t, path
+
+
+@method("download")
+def download(ctx: Ctx) -> Response:
+    return audio_response(_song_file(ctx)[1], ctx.request.headers.get("range"))
+
+
+# -- transcoding hook (server/transcode.py decides: the original bytes unless the request or the
+# user's defaults ask for a format, bit rate or offset the file does not fit) -------------------
+@method("stream")
+def stream(ctx: Ctx) -> Response:
+    t, path = _song_file(ctx)
+    try:
+        offset = float(ctx.params.get("timeOffset") or 0)
+    except ValueError:
+        raise SubsonicError(GENERIC, "timeOffset must be a number of seconds.") from None
+    return stream_response(path, t.size, t.duration, ctx.request.headers.get("range"), ctx.params.get("format"),
+                           ctx.params.int("maxBitRate", 0, 0, 100_000), offset, ctx.stream_defaults)
 
 
 @method("scrobble")

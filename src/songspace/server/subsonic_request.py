@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -17,6 +18,7 @@ from fastapi.responses import Response
 from ..catalog import Catalog, Track
 from ..query import Searcher
 from . import subsonic_library as lib
+from . import transcode
 from .subsonic_format import (
     GENERIC,
     MISSING,
@@ -141,7 +143,17 @@ class Ctx:
     # -- shapes -----------------------------------------------------------------------------------
 
     def child(self, t: Track) -> dict:
-        return lib.song(self.view, t, self.marks)
+        return lib.song(self.view, t, self.marks) | self.transcoded(t)
+
+    # -- transcoding (server/transcode.py): the user's stream defaults and what they make of a song
+
+    @cached_property
+    def stream_defaults(self) -> transcode.Defaults:
+        return transcode.Defaults(*self.catalog.stream_defaults(self.user))
+
+    def transcoded(self, t: Track) -> dict:
+        return transcode.transcoded_fields(Path(t.path).suffix, transcode.source_kbps(t.size, t.duration),
+                                           self.stream_defaults)
 
     def children(self, tracks) -> list[dict]:
         return [self.child(t) for t in tracks]
