@@ -148,6 +148,7 @@ class SubsonicClient:
         self.server, self.timeout = server, timeout
         self._secret, self._api_key = secret, api_key
         self._plain = False  # the server takes no tokens: the password goes hex-encoded (p=enc:...)
+        self._signed_in = False
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -163,7 +164,10 @@ class SubsonicClient:
 
     def _open(self, method: str, params: list[tuple[str, str]] | None = None, form: bool = False):
         """The HTTP response of `method` (credentials in the query string; `params` there too, or
-        in a form body with `form`, for long lists of ids). RemoteError when it cannot be had."""
+        in a form body with `form`, for long lists of ids). RemoteError when it cannot be had.
+        Signs in first if not yet done (which way the server takes credentials is learnt then)."""
+        if not self._signed_in and method != "ping":
+            self.sign_in()
         query = self._credentials() + ([] if form else list(params or []))
         url = self.server.api + method + "?" + urllib.parse.urlencode(query)
         body = urllib.parse.urlencode(params or []).encode() if form else None
@@ -209,7 +213,9 @@ class SubsonicClient:
     def sign_in(self) -> None:
         """Check the credentials (ping). A server that takes no tokens (error 41, or 42, or 10 for
         the `p` it looks for) is asked again with the password itself, hex-encoded as Subsonic's
-        legacy clients send it. RemoteError naming the user for wrong credentials."""
+        legacy clients send it. RemoteError naming the user for wrong credentials. Once is enough."""
+        if self._signed_in:
+            return
         try:
             self.call("ping")
         except RemoteError as e:
@@ -220,6 +226,7 @@ class SubsonicClient:
                 self.call("ping")
             except RemoteError as e2:
                 raise self._refused(e2) from None
+        self._signed_in = True
 
     def _refused(self, e: RemoteError) -> RemoteError:
         if e.code in (WRONG_CREDENTIALS, INVALID_API_KEY):

@@ -228,7 +228,7 @@ def analyse_songs(client: SubsonicClient, downloads: list[Download], report: Rep
                     pending.cancel()
                     left = len(downloads) - i - 1
                     result.failed.append((str(client.server), f"stopped: {reason(error, client.server, d.song)}"
-                                          f"{f'; {left} songs left for the next run' if left else ''}"))
+                                          f"{f'; {left} song{plural(left)} left for the next run' if left else ''}"))
                     return
                 yield Analysis(d.song.path, Outcome.SKIPPED, error=reason(error, client.server, d.song))
             else:
@@ -271,6 +271,10 @@ def as_song(r: Analysis, song: Song) -> Analysis:
     error = f"{r.error} ({song.label})" if r.error else r.error
     tags = {**r.tags, **song.tags} if r.tags else r.tags  # tags read (OK, RETAGGED, set aside): the entry's win
     return replace(r, path=song.path, size=song.size or r.size, mtime=song.mtime, error=error, tags=tags)
+
+
+def plural(n: int) -> str:
+    return "" if n == 1 else "s"
 
 
 def reason(e: RemoteError, server: RemoteServer, song: Song) -> str:
