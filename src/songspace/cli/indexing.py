@@ -18,9 +18,17 @@ from .output import PlainJsonOption, ProgressReport, progress_bar
 from .ray_option import RayAddressCommand, RayOption, ray_config
 
 
+def location(text: str):
+    """An `index` argument: a folder or file (a Path), or a server's address kept as written (a
+    Path would fold its "//")."""
+    from ..remote import is_remote
+
+    return text if is_remote(text) else Path(text)
+
+
 @app.command(cls=RayAddressCommand)
 def index(
-    folders: Annotated[list[str], typer.Argument(metavar="FOLDERS... | subsonic://USER@HOST[:PORT]", help="Music folders (or files) to index. " + SERVER_HELP)],
+    folders: Annotated[list[Path], typer.Argument(metavar="FOLDERS... | subsonic://USER@HOST[:PORT]", parser=location, help="Music folders (or files) to index. " + SERVER_HELP)],
     fit: Annotated[bool, typer.Option("--fit", help="First adapt the model to this music (no labels needed), then embed with it.")] = False,
     minutes: Annotated[float, typer.Option(help="Time budget for --fit, in minutes.")] = 10.0,
     workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes (default: one per CPU, up to 16; 0 analyses in this process). With --ray: workers across the cluster (default: one per CPU).")] = None,
@@ -50,7 +58,7 @@ def index(
                 client = client_for(server)
                 report = lib.index_remote(client, allow_empty=allow_empty, report=ProgressReport(progress))
             else:
-                report = lib.index([Path(f) for f in folders], fit=fit, fit_minutes=minutes, workers=workers,
+                report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers,
                                    report=ProgressReport(progress), ray=config, device=device, allow_empty=allow_empty)
         except KeyboardInterrupt:  # outside the analysis stage (which stops cleanly by itself)
             console.print("[yellow]interrupted[/]; run the same command again to resume")
