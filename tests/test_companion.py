@@ -219,6 +219,7 @@ class Misbehaving(http.server.ThreadingHTTPServer):
     def __init__(self, upstream: int):
         super().__init__(("127.0.0.1", 0), ProxyHandler)
         self.upstream, self.faults, self.newer = upstream, {}, None
+        self.no_empty_search = False  # search3 with an empty query refused, as some servers do
 
 
 class ProxyHandler(http.server.BaseHTTPRequestHandler):
@@ -234,8 +235,9 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.connection.close()  # no answer at all
             return
         if fault == "error":
-            return self.send(200, json.dumps({"subsonic-response": {"status": "failed", "version": "1.16.1", "error": {
-                "code": 70, "message": "Song not found"}}}).encode(), "application/json")
+            return self.send(200, failed(70, "Song not found"), "application/json")
+        if url.path.endswith("/search3") and server.no_empty_search and not params.get("query"):
+            return self.send(200, failed(10, "Required parameter is missing: query"), "application/json")
         with urllib.request.urlopen(f"http://127.0.0.1:{server.upstream}{self.path}", timeout=30) as r:
             body, kind = r.read(), r.headers.get("Content-Type")
         if url.path.endswith("/search3"):
@@ -263,6 +265,11 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def failed(code: int, message: str) -> bytes:
+    return json.dumps({"subsonic-response": {"status": "failed", "version": "1.16.1",
+                                             "error": {"code": code, "message": message}}}).encode()
 
 
 @contextmanager
@@ -306,3 +313,21 @@ def test_a_misbehaving_server_costs_one_line_per_song_and_nothing_stored(songspa
         assert gone.exit_code == 1
         assert "cannot reach the server" in gone.stderr and "1 song left for the next run" in gone.stderr
         assert vectors_by_path(library_dir).keys() == before.keys()
+
+
+def test_an_api_key_and_a_server_that_lists_songs_only_by_album(songspace_server, local_index, songspace, library_dir,
+                                                                 monkeypatch):
+    import hashlib
+    import secrets
+
+    key = secrets.token_urlsafe(24)
+    with Library.open(local_index) as lib:
+        lib.catalog.add_api_key(USER, hashlib.sha256(key.encode()).hexdigest())
+    monkeypatch.delenv("SONGSPACE_REMOTE_PASSWORD", raising=False)
+    monkeypatch.setenv("SONGSPACE_REMOTE_API_KEY", key)
+    with misbehaving(songspace_server) as proxy:
+        proxy.no_empty_search = True  # getAlbumList2 + getAlbum instead
+        done = songspace("index", f"subsonic://{USER}@127.0.0.1:{proxy.server_address[1]}")
+    assert done.exit_code == 0, done.stderr
+    with Library.open(local_index, readonly=True) as served, Library.open(library_dir, readonly=True) as lib:
+        assert sorted(int(t.remote_id) for t in lib.catalog.ok_tracks()) == [t.id for t in served.catalog.ok_tracks()]
