@@ -220,6 +220,7 @@ class Misbehaving(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), ProxyHandler)
         self.upstream, self.faults, self.newer = upstream, {}, None
         self.no_empty_search = False  # search3 with an empty query refused, as some servers do
+        self.hidden: set[str] | None = set()  # songs left out of search3 (None: all songs and albums)
 
 
 class ProxyHandler(http.server.BaseHTTPRequestHandler):
@@ -242,11 +243,17 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             body, kind = r.read(), r.headers.get("Content-Type")
         if url.path.endswith("/search3"):
             answer = json.loads(body)
-            for song in answer["subsonic-response"]["searchResult3"].get("song", []):
+            found = answer["subsonic-response"]["searchResult3"]
+            found["song"] = [] if server.hidden is None else [x for x in found.get("song", []) if x["id"] not in server.hidden]
+            for song in found["song"]:
                 if server.faults.get(song["id"]) == "bigger":
                     song["size"] += 1000  # says more than it sends
                 if server.newer:
                     song["created"] = server.newer
+            body = json.dumps(answer).encode()
+        if url.path.endswith("/getAlbumList2") and server.hidden is None:
+            answer = json.loads(body)
+            answer["subsonic-response"]["albumList2"]["album"] = []
             body = json.dumps(answer).encode()
         if fault == "truncate":  # announces the whole file, sends half, hangs up
             self.send_response(200)
@@ -331,3 +338,24 @@ def test_an_api_key_and_a_server_that_lists_songs_only_by_album(songspace_server
     assert done.exit_code == 0, done.stderr
     with Library.open(local_index, readonly=True) as served, Library.open(library_dir, readonly=True) as lib:
         assert sorted(int(t.remote_id) for t in lib.catalog.ok_tracks()) == [t.id for t in served.catalog.ok_tracks()]
+
+
+def test_songs_gone_from_the_server_are_removed_but_an_empty_listing_keeps_them(songspace_server, songspace,
+                                                                                library_dir, remote_password):
+    with misbehaving(songspace_server) as proxy:
+        url = f"subsonic://{USER}@127.0.0.1:{proxy.server_address[1]}"
+        assert songspace("index", url).exit_code == 0
+        paths = sorted(vectors_by_path(library_dir))
+        proxy.hidden = {paths[0].rsplit("/", 1)[1]}
+        fewer = songspace("index", url)
+        assert "removed 1" in fewer.stderr, fewer.stderr
+        assert sorted(vectors_by_path(library_dir)) == paths[1:]
+
+        proxy.hidden = None  # lists nothing at all: a server rescanning, more likely than a library deleted
+        empty = songspace("index", url)
+        assert empty.exit_code == 0 and "removed 0" in empty.stderr and "kept:" in empty.stderr, empty.stderr
+        assert sorted(vectors_by_path(library_dir)) == paths[1:]
+
+        proxy.hidden = set()
+        back = songspace("index", url)
+        assert "added 1, updated 0, unchanged 3" in back.stderr, back.stderr

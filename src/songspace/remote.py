@@ -21,6 +21,7 @@ import hashlib
 import json
 import secrets
 import socket
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -263,10 +264,11 @@ class SubsonicClient:
             answer = self.call("search3", [("query", ""), ("artistCount", "0"), ("albumCount", "0"),
                                            ("songCount", str(PAGE)), ("songOffset", str(offset))])
             page = _list((answer.get("searchResult3") or {}).get("song"))
+            before = len(found)
             for song in page:
                 if isinstance(song, dict) and song.get("id") is not None and not song.get("isVideo"):
                     found.setdefault(str(song["id"]), song)
-            if len(page) < PAGE:
+            if len(page) < PAGE or len(found) == before:  # the end, or a server that ignores songOffset
                 return list(found.values())
             offset += len(page)
 
@@ -284,17 +286,18 @@ class SubsonicClient:
                 for song in songs:
                     if isinstance(song, dict) and song.get("id") is not None and not song.get("isVideo"):
                         found.setdefault(str(song["id"]), song)
-            if len(albums) < PAGE:
+            if len(albums) < PAGE or offset > 10_000_000:  # the end (or a server that ignores offset)
                 return list(found.values())
             offset += len(albums)
 
-    def download(self, song_id: str, out: BinaryIO, declared: int | None = None) -> int:
+    def download(self, song_id: str, out: BinaryIO, declared: int | None = None,
+                 stop: threading.Event | None = None) -> int:
         """Write song `song_id`'s file, as stored on the server, into `out`; its size. `download`,
         or `stream` with format=raw where downloading is not allowed (error 50). RemoteError when
         the server answers an error instead of audio, the transfer breaks off before the length
         it announced, or the file is not the `declared` size of its song entry (nothing past it is
         read): a server saying one size and sending another is trusted neither with the disk nor
-        with the catalog."""
+        with the catalog. `stop` set: the download ends at its next block (RemoteError)."""
         try:
             response = self._open("download", [("id", song_id)])
         except RemoteError as e:
@@ -321,6 +324,8 @@ class SubsonicClient:
                         raise RemoteError(f"{self.server}: song {song_id}: the server said {expected or limit} bytes "
                                           f"and sent more; stopped at {got} bytes")
                     out.write(block)
+                    if stop is not None and stop.is_set():
+                        raise RemoteError(f"{self.server}: song {song_id}: download stopped")
             except (OSError, ValueError) as e:  # http.client.IncompleteRead is a ValueError; timeouts are OSErrors
                 raise RemoteError(f"{self.server}: song {song_id}: the download broke off after {got}"
                                   f"{f' of {expected}' if expected else ''} bytes ({_why(e)})") from None

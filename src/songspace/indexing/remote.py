@@ -9,7 +9,8 @@ the disk.
            (a library being rescanned looks the same) unless `allow_empty`
   plan     a song whose id, size and created/changed time are unchanged, embedded by the current
            model, is not downloaded again (only its tags taken again from its entry); the rest
-           are downloaded
+           are downloaded (a song whose entry has no time, each run: the same bytes as stored
+           are then not analysed again, by their content hash)
   analyse  one song at a time: downloaded into a temporary file (the next one downloads while
            this one is analysed, so at most two are ever on disk), analysed by analysis.py as a
            local file is, then deleted. A download that fails (the server down, an error
@@ -28,6 +29,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -214,14 +216,15 @@ def analyse_songs(client: SubsonicClient, downloads: list[Download], report: Rep
     report(Phase.ANALYSE, 0, total, "")
     folder = tempfile.mkdtemp(prefix=temp_prefix())  # a killed run's is removed by the next (analysis.py)
     pool = ThreadPoolExecutor(1, thread_name_prefix="songspace-download")
+    stop = threading.Event()  # set when the run ends early: a download under way ends at its next block
     try:
         unreachable = 0
-        pending = pool.submit(fetch, client, downloads[0], os.path.join(folder, f"0{downloads[0].song.suffix}"))
+        pending = pool.submit(fetch, client, downloads[0], os.path.join(folder, f"0{downloads[0].song.suffix}"), stop)
         for i, d in enumerate(downloads):
             path, error = pending.result()
             if i + 1 < len(downloads):
                 after = downloads[i + 1]
-                pending = pool.submit(fetch, client, after, os.path.join(folder, f"{i + 1}{after.song.suffix}"))
+                pending = pool.submit(fetch, client, after, os.path.join(folder, f"{i + 1}{after.song.suffix}"), stop)
             if error is not None:
                 unreachable = unreachable + 1 if error.unreachable else 0
                 if unreachable >= UNREACHABLE_IN_A_ROW:
@@ -240,15 +243,17 @@ def analyse_songs(client: SubsonicClient, downloads: list[Download], report: Rep
             done += d.song.size or 0
             report(Phase.ANALYSE, done, total, d.song.label)
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # a download under way ends writing into a removed folder
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def fetch(client: SubsonicClient, d: Download, path: str) -> tuple[str | None, RemoteError | None]:
+def fetch(client: SubsonicClient, d: Download, path: str,
+          stop: threading.Event) -> tuple[str | None, RemoteError | None]:
     """Download one song into the file `path`: (path, None), or (None, why not)."""
     try:
         with open(path, "wb") as f:
-            client.download(d.song.id, f, d.song.size)
+            client.download(d.song.id, f, d.song.size, stop)
         return path, None
     except RemoteError as e:
         _unlink(path)
