@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import free_port, serving
 
 from songspace import Library
 from songspace.remote import RemoteServer, SubsonicClient
 from songspace.synth import make_demo_library
-from helpers import free_port, serving
 
 USER, PASSWORD = "bob", "pass word & more"
 
@@ -158,10 +158,15 @@ def test_wrong_password_and_no_server_are_one_line_and_nothing_is_written(supyso
         assert lib.catalog.tracks() == []
 
 
-def test_the_password_never_comes_from_the_command_line(songspace):
+def test_the_password_never_comes_from_the_command_line(songspace, library_dir, monkeypatch):
     given = songspace("index", "subsonic://bob:secret@127.0.0.1:9")
     assert given.exit_code == 2 and "no password in the address" in given.stderr
     assert "secret" not in given.stderr
+    monkeypatch.delenv("SONGSPACE_REMOTE_PASSWORD", raising=False)
+    monkeypatch.delenv("SONGSPACE_REMOTE_API_KEY", raising=False)
+    unasked = songspace("index", "subsonic://bob@127.0.0.1:9")  # no terminal to type it on
+    assert unasked.exit_code == 2 and "set $SONGSPACE_REMOTE_PASSWORD" in unasked.stderr
+    assert not library_dir.exists()  # refused before the library was made
 
 
 # ---------------------------------------------------------------------------------------------

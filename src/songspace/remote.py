@@ -98,9 +98,7 @@ class RemoteServer:
             raise InputError(f"{url}: a server address has no ?query or #fragment", param="location")
         https = SCHEMES[scheme] == "https"
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        base = parts.path.rstrip("/")
-        if base.endswith("/rest"):  # the API's own path given: the server is mounted above it
-            base = base[: -len("/rest")]
+        base = parts.path.rstrip("/").removesuffix("/rest")  # the API's own path given: the server is above it
         return cls("subsonics" if https else "subsonic", urllib.parse.unquote(parts.username), host,
                    port or (443 if https else 80), base)
 

@@ -52,10 +52,11 @@ def index(
     with clear_errors():
         config = ray_config(ray, ship_below, always_ship)
         server = remote_server(folders, fit=fit, ray=config is not None)
+        # signed in before anything is opened or shown: a password prompt is not drawn over by the bars
+        client = client_for(server) if server is not None else None
     with open_library() as lib, progress_bar() as progress, clear_errors():
         try:
-            if server is not None:
-                client = client_for(server)
+            if client is not None:
                 report = lib.index_remote(client, allow_empty=allow_empty, report=ProgressReport(progress))
             else:
                 report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers,

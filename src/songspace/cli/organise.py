@@ -11,7 +11,7 @@ from rich.table import Table
 from .. import shapes
 from ..errors import InputError
 from .base import app, clear_errors, open_library, out, print_json
-from .companion import ToPlaylistOption, to_playlist
+from .companion import to_playlist
 from .output import AbsoluteOption, ProgressReport, progress_bar, show_tracks
 
 

@@ -42,7 +42,7 @@ from ..catalog import Catalog, Track
 from ..progress import Phase, Report, silent
 from ..remote import RemoteError, RemoteServer, SubsonicClient
 from ..status import SET_ASIDE, Outcome, TrackStatus
-from ..tags import MAX_VALUES, clean, parse_date
+from ..tags import MAX_VALUES, clean
 from .pipeline import store
 from .report import IndexReport
 
@@ -140,9 +140,8 @@ def entry_tags(entry: dict) -> dict:
         if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= most:
             tags[name] = n
     year = entry.get("year")
-    if isinstance(year, int) and not isinstance(year, bool):
-        if parse_date(f"{year:04d}" if 0 < year < 10000 else "")[1] is not None:
-            tags["year"] = year  # the file's full date, if any, stays
+    if isinstance(year, int) and not isinstance(year, bool) and 0 < year < 10000:
+        tags["year"] = year  # the file's full date, if any, stays
     genres = entry.get("genres")  # OpenSubsonic: [{"name": ...}]
     if isinstance(genres, list):
         names = [clean(g.get("name")) for g in genres if isinstance(g, dict)]
@@ -230,8 +229,10 @@ def analyse_songs(client: SubsonicClient, downloads: list[Download], report: Rep
                 if unreachable >= UNREACHABLE_IN_A_ROW:
                     pending.cancel()
                     left = len(downloads) - i - 1
-                    result.failed.append((str(client.server), f"stopped: {reason(error, client.server, d.song)}"
-                                          f"{f'; {left} song{plural(left)} left for the next run' if left else ''}"))
+                    why = f"stopped: {reason(error, client.server, d.song)}"
+                    if left:
+                        why += f"; {left} song{plural(left)} left for the next run"
+                    result.failed.append((str(client.server), why))
                     return
                 yield Analysis(d.song.path, Outcome.SKIPPED, error=reason(error, client.server, d.song))
             else:
