@@ -226,6 +226,8 @@ class Misbehaving(http.server.ThreadingHTTPServer):
         self.upstream, self.faults, self.newer = upstream, {}, None
         self.no_empty_search = False  # search3 with an empty query refused, as some servers do
         self.hidden: set[str] | None = set()  # songs left out of search3 (None: all songs and albums)
+        self.titles: dict[str, str] = {}  # song id -> the title its entry says (retagged on the server)
+        self.downloads = 0
 
 
 class ProxyHandler(http.server.BaseHTTPRequestHandler):
@@ -237,6 +239,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         params = dict(urllib.parse.parse_qsl(url.query))
         fault = server.faults.get(params.get("id")) if url.path.endswith("/download") else None
+        server.downloads += url.path.endswith("/download")
         if fault == "hangup":
             self.connection.close()  # no answer at all
             return
@@ -251,6 +254,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             found = answer["subsonic-response"]["searchResult3"]
             found["song"] = [] if server.hidden is None else [x for x in found.get("song", []) if x["id"] not in server.hidden]
             for song in found["song"]:
+                song["title"] = server.titles.get(song["id"], song["title"])
                 if server.faults.get(song["id"]) == "bigger":
                     song["size"] += 1000  # says more than it sends
                 if server.newer:
@@ -364,3 +368,11 @@ def test_songs_gone_from_the_server_are_removed_but_an_empty_listing_keeps_them(
         proxy.hidden = set()
         back = songspace("index", url)
         assert "added 1, updated 0, unchanged 3" in back.stderr, back.stderr
+
+        # retagged on the server: the new title stored, nothing downloaded
+        proxy.titles, downloads = {paths[1].rsplit("/", 1)[1]: "Renamed on the server"}, proxy.downloads
+        retagged = songspace("index", url)
+        assert "unchanged 4, removed 0, failed 0, tags read again 1" in retagged.stderr, retagged.stderr
+        assert proxy.downloads == downloads
+        with Library.open(library_dir, readonly=True) as lib:
+            assert lib.catalog.by_path(paths[1]).title == "Renamed on the server"

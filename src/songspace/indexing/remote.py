@@ -37,12 +37,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from .. import method as methods
-from ..analysis import Analysis, Task, analyse, temp_prefix
+from ..analysis import Analysis, Task, analyse, remove_stale_temp_files, temp_prefix
 from ..catalog import Catalog, Track
 from ..progress import Phase, Report, silent
 from ..remote import RemoteError, RemoteServer, SubsonicClient
 from ..status import SET_ASIDE, Outcome, TrackStatus
 from ..tags import MAX_VALUES, clean
+from ..workers import one_thread
 from .pipeline import store
 from .report import IndexReport
 
@@ -175,6 +176,9 @@ def plan(catalog: Catalog, method: methods.Method, songs: list[Song], known: dic
     downloads = []
     for song in songs:
         t = known.get(song.path)
+        retagged = t is not None and any(getattr(t, k) != v for k, v in stored_form(song.tags).items())
+        if retagged:  # retagged on the server: its entry's tags stored now, whether or not it is downloaded
+            catalog.put_tags(t.id, song.tags)
         same = t is not None and t.size == song.size and t.mtime == song.mtime and song.mtime is not None
         if same and t.status == TrackStatus.FAILED:
             result.failed.append((song.path, t.error))  # tried again once the song changes
@@ -183,10 +187,8 @@ def plan(catalog: Catalog, method: methods.Method, songs: list[Song], known: dic
             result.set_aside.append((song.path, t.error))
             continue
         if same and t.model_id == method.id:
-            if any(getattr(t, k) != v for k, v in stored_form(song.tags).items()):
-                catalog.put_tags(t.id, song.tags)  # retagged on the server: no need to download it
-                result.retagged += 1
             result.unchanged += 1
+            result.retagged += retagged
             continue
         ok_here = t is not None and t.status == TrackStatus.OK and t.model_id == method.id
         downloads.append(Download(song, Task(song.path, method.name, t.content_hash if ok_here else None,
@@ -213,7 +215,9 @@ def analyse_songs(client: SubsonicClient, downloads: list[Download], report: Rep
     total = sum(d.song.size or 0 for d in downloads) or 1
     done = 0
     report(Phase.ANALYSE, 0, total, "")
-    folder = tempfile.mkdtemp(prefix=temp_prefix())  # a killed run's is removed by the next (analysis.py)
+    remove_stale_temp_files()  # a killed run's downloads
+    folder = tempfile.mkdtemp(prefix=temp_prefix())
+    one_thread()  # analysed in this process, as workers=0 does: one torch and one BLAS thread
     pool = ThreadPoolExecutor(1, thread_name_prefix="songspace-download")
     stop = threading.Event()  # set when the run ends early: a download under way ends at its next block
     try:
