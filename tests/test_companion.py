@@ -376,3 +376,24 @@ def test_songs_gone_from_the_server_are_removed_but_an_empty_listing_keeps_them(
         assert proxy.downloads == downloads
         with Library.open(library_dir, readonly=True) as lib:
             assert lib.catalog.by_path(paths[1]).title == "Renamed on the server"
+
+
+def test_server_addresses_and_track_paths():
+    from songspace.catalog import Track
+
+    cases = {"subsonic://bob@Music.Example:4533": ("http://music.example:4533/rest/", "subsonic://bob@music.example:4533/"),
+             "subsonics://bob@example.org/navidrome/": ("https://example.org:443/navidrome/rest/",
+                                                        "subsonics://bob@example.org:443/navidrome/"),
+             "https://bob@[::1]:8443/rest": ("https://[::1]:8443/rest/", "subsonics://bob@[::1]:8443/"),
+             "http://b%40b@h": ("http://h:80/rest/", "subsonic://b%40b@h:80/")}
+    for url, (api, prefix) in cases.items():
+        server = RemoteServer.parse(url)
+        assert (server.api, server.prefix) == (api, prefix), url
+        for song_id in ("42", "al-1/tr 2", "100%", "ünï"):  # an id is opaque: any text comes back whole
+            path = server.track_path(song_id)
+            track = Track(1, path, None, None, None, None, None, None, None, None, "ok", None)
+            assert track.remote_id == song_id and server.holds(path) and RemoteServer.of_track(path) == server
+    for bad, why in (("subsonic://example.org", "give the user"), ("ftp://bob@h", "starts with subsonic://"),
+                     ("subsonic://bob@h:99999", "not a server address"), ("subsonic://bob@h/?x=1", r"no \?query")):
+        with pytest.raises(ValueError, match=why):
+            RemoteServer.parse(bad)
