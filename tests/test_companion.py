@@ -5,7 +5,10 @@ and through a proxy in front of it that misbehaves as broken servers do."""
 
 from __future__ import annotations
 
+import glob
 import http.server
+import os
+import tempfile
 import json
 import threading
 import urllib.error
@@ -19,6 +22,7 @@ import pytest
 from helpers import free_port, serving
 
 from songspace import Library
+from songspace.analysis import temp_prefix
 from songspace.remote import RemoteServer, SubsonicClient
 from songspace.synth import make_demo_library
 
@@ -228,6 +232,7 @@ class Misbehaving(http.server.ThreadingHTTPServer):
         self.hidden: set[str] | None = set()  # songs left out of search3 (None: all songs and albums)
         self.titles: dict[str, str] = {}  # song id -> the title its entry says (retagged on the server)
         self.downloads = 0
+        self.most_on_disk = 0  # songs in this process's download folders when a download was asked
 
 
 class ProxyHandler(http.server.BaseHTTPRequestHandler):
@@ -239,7 +244,10 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         params = dict(urllib.parse.parse_qsl(url.query))
         fault = server.faults.get(params.get("id")) if url.path.endswith("/download") else None
-        server.downloads += url.path.endswith("/download")
+        if url.path.endswith("/download"):
+            server.downloads += 1
+            on_disk = glob.glob(os.path.join(tempfile.gettempdir(), temp_prefix() + "*", "*"))
+            server.most_on_disk = max(server.most_on_disk, len(on_disk))
         if fault == "hangup":
             self.connection.close()  # no answer at all
             return
@@ -354,6 +362,7 @@ def test_songs_gone_from_the_server_are_removed_but_an_empty_listing_keeps_them(
     with misbehaving(songspace_server) as proxy:
         url = f"subsonic://{USER}@127.0.0.1:{proxy.server_address[1]}"
         assert songspace("index", url).exit_code == 0
+        assert proxy.downloads == 4 and 1 <= proxy.most_on_disk <= 2  # the one asked for, and the one analysed
         paths = sorted(vectors_by_path(library_dir))
         proxy.hidden = {paths[0].rsplit("/", 1)[1]}
         fewer = songspace("index", url)
