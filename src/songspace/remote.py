@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import http.client
 import json
 import secrets
 import socket
@@ -180,13 +181,15 @@ class SubsonicClient:
             raise RemoteError(f"{self.server}: {method} answered HTTP {e.code} {e.reason}") from None
         except (urllib.error.URLError, OSError) as e:
             raise RemoteError(f"{self.server}: cannot reach the server ({_why(e)})", unreachable=True) from None
+        except http.client.HTTPException as e:  # an answer that is not HTTP
+            raise RemoteError(f"{self.server}: {method}: the server's answer is not HTTP ({type(e).__name__})") from None
 
     def call(self, method: str, params: list[tuple[str, str]] | None = None, form: bool = False) -> dict:
         """The `subsonic-response` of `method` (JSON), checked: RemoteError on a Subsonic error."""
         with self._open(method, params, form) as response:
             try:
                 raw = response.read(64 * 2**20 + 1)
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, http.client.HTTPException) as e:
                 raise RemoteError(f"{self.server}: {method}: the answer broke off ({_why(e)})") from None
         if len(raw) > 64 * 2**20:
             raise RemoteError(f"{self.server}: {method}: the answer is over 64 MiB")
@@ -324,7 +327,7 @@ class SubsonicClient:
                     out.write(block)
                     if stop is not None and stop.is_set():
                         raise RemoteError(f"{self.server}: song {song_id}: download stopped")
-            except (OSError, ValueError) as e:  # http.client.IncompleteRead is a ValueError; timeouts are OSErrors
+            except (OSError, ValueError, http.client.HTTPException) as e:  # IncompleteRead; timeouts are OSErrors
                 raise RemoteError(f"{self.server}: song {song_id}: the download broke off after {got}"
                                   f"{f' of {expected}' if expected else ''} bytes ({_why(e)})") from None
         if length is not None and got < length:
