@@ -78,7 +78,8 @@ def index(
     for path, reason in report.set_aside:  # silent or too short: recorded, not searched, not a failure
         console.print(f"set aside: {escape(path)}: {escape(reason)}")
     for folder, n in report.kept_empty:
-        console.print(f"[yellow]kept:[/] {escape(folder)} holds no audio now (not mounted?); its {n} tracks stay. "
+        why = "lists no songs now (rescanning?)" if client is not None else "holds no audio now (not mounted?)"
+        console.print(f"[yellow]kept:[/] {escape(folder)} {why}; its {n} tracks stay. "
                       "If the music is really gone, run again with --allow-empty.")
     for folder, reason, n in report.unreadable:
         console.print(f"[yellow]unreadable:[/] {escape(folder)}: {escape(reason)}; "
