@@ -128,7 +128,8 @@ def test_index_from_supysonic_equals_a_local_index_reruns_download_nothing_and_p
         for t in tracks:
             assert t.path == f"subsonic://{USER}@127.0.0.1:{port}/{t.remote_id}"
             song = songs[t.remote_id]
-            assert (t.title, t.album, t.track) == (song["title"], song["album"], song["track"])
+            assert (t.title, t.album, t.track, t.genre) == (song["title"], song["album"], song["track"], song["genre"])
+            assert t.albumartist == song.get("albumArtist")  # none said, none stored
             np.testing.assert_array_equal(lib.catalog.vector(t.id)[1], local[str(small_music / song["path"])])
 
     again = songspace("index", url)

@@ -109,8 +109,8 @@ def song_of(server: RemoteServer, entry: dict) -> Song:
     size = entry.get("size")
     size = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
     times = [t for t in (timestamp(entry.get("created")), timestamp(entry.get("changed"))) if t is not None]
-    suffix = clean(entry.get("suffix"), 10) or os.path.splitext(str(entry.get("path") or ""))[1].lstrip(".")
-    suffix = "." + suffix.lower() if suffix and suffix.isalnum() else ""
+    suffix = text(entry.get("suffix")) or os.path.splitext(text(entry.get("path")) or "")[1].lstrip(".")
+    suffix = "." + suffix.lower() if suffix and suffix.isalnum() and len(suffix) <= 10 else ""
     tags = entry_tags(entry)
     label = f"{tags.get('artist') or '?'} - {tags.get('title') or song_id}"
     return Song(song_id, server.track_path(song_id), size, max(times) if times else None, suffix, tags, label)
@@ -134,8 +134,8 @@ def entry_tags(entry: dict) -> dict:
     tags: dict = {}
     for field, name in (("title", "title"), ("artist", "artist"), ("album", "album"),
                         ("albumArtist", "albumartist"), ("genre", "genre"), ("musicBrainzId", "mb_track_id")):
-        if (text := clean(entry.get(field))) is not None:
-            tags[name] = text
+        if (value := text(entry.get(field))) is not None:
+            tags[name] = value
     for field, name, most in (("track", "track", 9999), ("discNumber", "disc", 999)):
         n = entry.get(field)
         if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= most:
@@ -145,12 +145,19 @@ def entry_tags(entry: dict) -> dict:
         tags["year"] = year  # the file's full date, if any, stays
     genres = entry.get("genres")  # OpenSubsonic: [{"name": ...}]
     if isinstance(genres, list):
-        names = [clean(g.get("name")) for g in genres if isinstance(g, dict)]
+        names = [text(g.get("name")) for g in genres if isinstance(g, dict)]
         names = list(dict.fromkeys(n for n in names if n))[:MAX_VALUES]
         if names:
             tags["genres"] = tuple(names)
             tags.setdefault("genre", names[0])
     return tags
+
+
+def text(value) -> str | None:
+    """A JSON value that should be text, as stored (tags.clean); None for null, lists, objects."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    return clean(str(value))
 
 
 def prune(catalog: Catalog, server: RemoteServer, songs: list[Song], allow_empty: bool,
