@@ -408,3 +408,20 @@ def test_server_addresses_and_track_paths():
                      ("subsonic://bob@h:99999", "not a server address"), ("subsonic://bob@h/?x=1", r"no \?query")):
         with pytest.raises(ValueError, match=why):
             RemoteServer.parse(bad)
+
+
+def test_absurd_song_entries_are_stored_sanely():
+    from songspace.indexing.remote import song_of
+
+    server = RemoteServer.parse("subsonic://bob@h:4533")
+    song = song_of(server, {"id": 7, "title": "x" * 5000 + "\x00", "artist": None, "album": ["a"], "track": "3/x",
+                            "discNumber": -1, "year": 99999, "genre": True, "size": "big", "created": "soon",
+                            "suffix": "../../etc/passwd", "genres": [{"name": f"g{i}"} for i in range(500)]})
+    assert song.path == "subsonic://bob@h:4533/7" and song.size is None and song.mtime is None and song.suffix == ""
+    assert len(song.tags["title"]) == 1000 and "\x00" not in song.tags["title"]
+    assert not {"artist", "album", "track", "disc", "year"} & song.tags.keys()
+    assert len(song.tags["genres"]) == 100 and song.tags["genre"] == "g0"
+    ok = song_of(server, {"id": "a/b", "title": "T", "track": 3, "discNumber": 2, "year": 1999, "size": 10,
+                          "created": "2020-01-02T03:04:05.000Z", "suffix": "FLAC"})
+    assert (ok.tags["track"], ok.tags["disc"], ok.tags["year"], ok.size, ok.suffix) == (3, 2, 1999, 10, ".flac")
+    assert ok.mtime == 1577934245.0
