@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -78,9 +79,10 @@ class Track:
     @property
     def remote_id(self) -> str | None:
         """The song id on another Subsonic server for a track indexed from it (companion mode:
-        its path is `subsonic://USER@HOST:PORT/SONG_ID`, or `subsonics://` over https), else None."""
+        its path is `subsonic://USER@HOST:PORT/SONG_ID`, or `subsonics://` over https), else None.
+        The id is percent-encoded in the path (an id may hold "/": remote.RemoteServer.track_path)."""
         if self.path.startswith(REMOTE_SCHEMES):
-            return self.path.rsplit("/", 1)[1]
+            return unquote(self.path.rsplit("/", 1)[1])
         return None
 
 

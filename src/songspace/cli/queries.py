@@ -14,6 +14,7 @@ from .. import shapes
 from ..errors import InputError
 from ..library import Library
 from .base import app, clear_errors, console, open_library, out, print_json
+from .companion import ToPlaylistOption, to_playlist
 from .output import AbsoluteOption, JsonOption, M3u8Option, PlainJsonOption, clock, show_tracks, span_text
 
 
@@ -84,6 +85,7 @@ def radio_command(
     mpd_current: Annotated[bool, typer.Option("--mpd-current", help="Seed from the song MPD is playing (at --mpd, or $MPD_HOST, or localhost:6600), and queue the radio there.")] = False,
     genre: Annotated[Optional[str], typer.Option("--genre", help="Only tracks whose predicted genre is this (`songspace tags`).")] = None,
     mood: Annotated[Optional[str], typer.Option("--mood", help="Only tracks whose predicted mood is this (e.g. calm; an unknown one lists them).")] = None,
+    playlist: ToPlaylistOption = None,
 ):
     """A playlist around SEED tracks: close to them, varied, never drifting away."""
     from .. import autotags
@@ -109,6 +111,8 @@ def radio_command(
                     rows, as_json, m3u8, absolute, [m.track for m in matches])
         if mpd is not None or mpd_current:
             queue_in_mpd([m.track for m in matches], mpd, mpd_music_dir)
+        if playlist is not None:
+            to_playlist(lib, [m.track for m in matches], playlist)
 
 
 def with_predicted(lib, rows: list[dict]) -> list[dict]:
@@ -144,6 +148,7 @@ def path_command(
     absolute: AbsoluteOption = False,
     mpd: MpdOption = None,
     mpd_music_dir: MpdMusicDirOption = None,
+    playlist: ToPlaylistOption = None,
 ):
     """A journey from A to B in small steps, each track closer to B than the one before."""
     from ..recommend.path import journey
@@ -163,6 +168,8 @@ def path_command(
                     rows, as_json, m3u8, absolute, trip.tracks, columns=("step", "to_b"))
         if mpd is not None:
             queue_in_mpd(trip.tracks, mpd, mpd_music_dir)
+        if playlist is not None:
+            to_playlist(lib, trip.tracks, playlist)
 
 
 # -- from the segments: duplicates, identify, explain ------------------------------------------
