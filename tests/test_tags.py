@@ -128,3 +128,11 @@ def test_a_file_that_is_no_audio(tmp_path):
     assert audio_hash(bad) is None and embedded_picture(bad) is None
     copy = shutil.copy(bad, tmp_path / "y.flac")
     assert read_tags(copy)["tags_version"] == TAGS_VERSION
+
+
+def test_clean_leaves_a_missing_value_missing():
+    from songspace.tags import clean
+
+    assert clean(None) is None  # not the text "None": a field left out stays left out
+    assert clean("  \x00 ") is None and clean(b"caf\xc3\xa9 ") == "café" and clean(0) == "0"
+    assert clean("x" * 50, 10) == "x" * 10

@@ -167,7 +167,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 def clean(value, limit: int = MAX_TEXT) -> str | None:
     """Text as stored: control characters out (a NUL splits C strings), outer spaces off, at
-    most `limit` characters; None when nothing is left."""
+    most `limit` characters; None when nothing is left, or for None itself (a field a tag
+    reader or a server's JSON leaves out is missing, not the text "None")."""
+    if value is None:
+        return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     text = _CONTROL.sub(" ", str(value)).strip()[:limit].strip()
