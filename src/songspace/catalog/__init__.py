@@ -9,10 +9,12 @@ One `Catalog` (one connection) made of one part per concern:
   segments.py    the segment sidecar's rows, each model's projection, the sidecar's upkeep
   listening.py   users, playlists, stars, plays (the Subsonic face)
   derived.py     predictions (classify) and the library map's cache
+  companion.py   the Subsonic servers indexed from, and their artist and album ids of each track
 """
 
 from __future__ import annotations
 
+from .companion import Companion
 from .derived import Derived
 from .listening import Listening
 from .segments import Segments
@@ -21,6 +23,6 @@ from .tracks import Track, Tracks
 __all__ = ["Catalog", "Track"]
 
 
-class Catalog(Tracks, Segments, Listening, Derived):
+class Catalog(Tracks, Segments, Listening, Derived, Companion):
     """`Catalog(path)` opens (creating or migrating) the catalog for writing; `readonly=True`
     opens an existing one for reading only (see `store.Store`)."""

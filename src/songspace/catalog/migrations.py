@@ -196,8 +196,20 @@ def step_stream_defaults(cat) -> None:
                    "REFERENCES users(name) ON DELETE CASCADE, max_bit_rate INTEGER, format TEXT)")
 
 
+def step_remote_songs(cat) -> None:
+    """Companion mode (catalog/companion.py): the servers a library was indexed from (their
+    addresses, never a password), and for each track indexed from one, the ids that server gives
+    its artist and album, so the AudioMuse-AI plugin, which names artists by the server's ids, is
+    answered in them. Tables of their own, so `tracks` and `Track` stay as they are; a track's
+    row goes with the track."""
+    cat.db.execute("CREATE TABLE IF NOT EXISTS remote_servers (address TEXT PRIMARY KEY, indexed_at REAL)")
+    cat.db.execute("CREATE TABLE IF NOT EXISTS remote_songs (track_id INTEGER PRIMARY KEY "
+                   "REFERENCES tracks(id) ON DELETE CASCADE, artist_id TEXT, album_id TEXT)")
+    cat.db.execute("CREATE INDEX IF NOT EXISTS remote_songs_by_artist ON remote_songs (artist_id)")
+
+
 STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys,
-         step_stream_defaults]  # step n is STEPS[n - 1]; only ever append
+         step_stream_defaults, step_remote_songs]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 

@@ -63,6 +63,8 @@ class Song:
     suffix: str  # ".flac": decoders guess a format by the file name
     tags: dict  # the entry's tags, in the catalog's fields
     label: str  # "artist - title", for messages
+    artist_id: str | None = None  # the server's ids of its artist and album (catalog/companion.py)
+    album_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ def run_remote(catalog: Catalog, client: SubsonicClient, *, allow_empty: bool = 
     method = methods.current(catalog)
     songs = list_songs(client, report)
     methods.remember(catalog, method)
+    catalog.add_remote_server(str(client.server))
     known = prune(catalog, client.server, songs, allow_empty, result)
     downloads = plan(catalog, method, songs, known, result)
     try:
@@ -88,6 +91,8 @@ def run_remote(catalog: Catalog, client: SubsonicClient, *, allow_empty: bool = 
                 store(catalog, r, known, result)
     except KeyboardInterrupt:
         result.interrupted = True
+    # every song's artist and album ids, the unchanged ones' too (a library indexed before they were kept)
+    catalog.put_remote_ids([(s.path, s.artist_id, s.album_id) for s in songs])
     catalog.upkeep()
     return result
 
@@ -113,7 +118,14 @@ def song_of(server: RemoteServer, entry: dict) -> Song:
     suffix = "." + suffix.lower() if suffix and suffix.isalnum() and len(suffix) <= 10 else ""
     tags = entry_tags(entry)
     label = f"{tags.get('artist') or '?'} - {tags.get('title') or song_id}"
-    return Song(song_id, server.track_path(song_id), size, max(times) if times else None, suffix, tags, label)
+    return Song(song_id, server.track_path(song_id), size, max(times) if times else None, suffix, tags, label,
+                an_id(entry.get("artistId")), an_id(entry.get("albumId")))
+
+
+def an_id(value) -> str | None:
+    """A server's id of an artist or album as kept: text of at most 200 characters, or None."""
+    found = text(value)
+    return found if found is not None and len(found) <= 200 else None
 
 
 def timestamp(value) -> float | None:
