@@ -17,11 +17,14 @@ Ids are the ones Navidrome knows: a track indexed from a Subsonic server (compan
 named by that server's song id (`Track.remote_id`), a local one by its catalog id. `distance` is
 1 - cosine similarity (the plugin shows 1 - distance). `radius_similarity` (AudioMuse's own
 reordering) and the path's `max_steps`, `path_fix_size` and `mood_pct` are accepted and not
-used: the order is songspace's. `artist` is an artist's name or its Subsonic id in /rest/ (ar-...).
+used: the order is songspace's. `artist` is what the plugin sends, the artist's id on the server
+the library was indexed from (companion mode: Navidrome's), or an artist's name, or its Subsonic
+id in /rest/ (ar-...); `artist_id` is answered in the first kind where there is one.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -54,6 +57,24 @@ def _by_item_id(searcher: Searcher) -> dict[str, int]:
         found.update({t.remote_id: t.id for t in searcher.tracks(ids) if t.remote_id is not None})
         return found
     return searcher.derived("audiomuse item ids", build)
+
+
+def _remote_artists(searcher: Searcher) -> tuple[dict[str, str], dict[str, str]]:
+    """({server's artist id: artist key}, {artist key: server's artist id}) over the tracks
+    indexed from another server (catalog/companion.py), once per snapshot; an artist key is the
+    casefolded name, as recommend/artists.py keys artists. A name under several ids (several
+    servers) answers with the id most of its tracks have."""
+    def build():
+        ids = [int(i) for i in searcher.ids()]
+        remote = searcher.catalog.remote_ids(ids)
+        votes: dict[str, Counter] = {}
+        for t in searcher.tracks([i for i in ids if i in remote]):
+            server_id = remote[t.id][0]
+            if server_id and (t.artist or "").strip():
+                votes.setdefault(t.artist.strip().casefold(), Counter())[server_id] += 1
+        by_id = {server_id: key for key, c in votes.items() for server_id in c}
+        return by_id, {key: c.most_common(1)[0][0] for key, c in votes.items()}
+    return searcher.derived("audiomuse artist ids", build)
 
 
 def _track(searcher: Searcher, given: str, name: str) -> Track:
@@ -125,7 +146,10 @@ def similar_artists(request: Request, artist: str, n: Annotated[int, Query(ge=0)
     searcher = _searcher(request)
     with searcher.snapshot():
         known = artists(searcher)
+        by_server_id, server_id_of = _remote_artists(searcher)
         wanted = artist.strip()
+        if known.find(wanted) is None and wanted in by_server_id:  # the plugin's: the server's artist id
+            wanted = by_server_id[wanted]
         if known.find(wanted) is None:  # a Subsonic artist id (ar-...) names an artist too
             wanted = next((a.name for a in known.by_key.values() if artist_id(a.name) == wanted), wanted)
         if known.find(wanted) is None:
@@ -133,7 +157,8 @@ def similar_artists(request: Request, artist: str, n: Annotated[int, Query(ge=0)
         found = find(searcher, wanted, min(n, MAX_ARTISTS)) if n else []
     out = []
     for m in found:
-        body = {"artist": m.artist.name, "artist_id": artist_id(m.artist.name), "distance": round(1.0 - m.score, 6)}
+        answer_id = server_id_of.get(m.artist.name.strip().casefold()) or artist_id(m.artist.name)
+        body = {"artist": m.artist.name, "artist_id": answer_id, "distance": round(1.0 - m.score, 6)}
         if include_component_matches:
             body["component_matches"] = [{
                 "artist1_representative_songs": _songs(a for a, _ in m.pairs),
