@@ -196,6 +196,39 @@ class Library:
         with self.writer():
             return run_remote(self.catalog, client, allow_empty=allow_empty, report=report)
 
+    def update(self, folders: Iterable[str | Path] | None = None, *, workers: int | None = None,
+               report: Report | None = None) -> IndexReport:
+        """Index again what the library was indexed from (the page's "Update library"): its folders
+        (or `folders`), then each Subsonic server of companion mode, signed in with the secret in
+        the environment (remote.client_from_env). A server without one, or that cannot be
+        reached or refuses the secret, is reported in `unreadable` with the reason: its tracks
+        stay. One report for all of it."""
+        from .remote import PASSWORD_ENV, RemoteError, RemoteServer, client_from_env
+
+        folders = list(self.catalog.folders() if folders is None else folders)
+        result = self.index(folders, workers=workers, report=report) if folders else IndexReport()
+        for address in self.catalog.remote_servers():
+            if result.interrupted:
+                break
+            server = RemoteServer.parse(address)
+            held = sum(1 for t in self.catalog.tracks() if server.holds(t.path))
+            client = client_from_env(server)
+            if client is None:
+                result.unreadable.append((address, f"no password to sign in with (set ${PASSWORD_ENV} where "
+                                                   "songspace runs, or index the server from the command line)", held))
+                continue
+            try:
+                part = self.index_remote(client, report=report)
+            except RemoteError as e:
+                result.unreadable.append((address, str(e).removeprefix(f"{server}: "), held))
+                continue
+            for name in ("added", "updated", "unchanged", "removed", "retagged", "audio_seconds"):
+                setattr(result, name, getattr(result, name) + getattr(part, name))
+            for name in ("failed", "set_aside", "kept_empty", "unreadable"):
+                getattr(result, name).extend(getattr(part, name))
+            result.interrupted = part.interrupted
+        return result
+
     # -- fitting ----------------------------------------------------------------------------------
 
     def fit(self, files: list[str] | None = None, *, minutes: float = 10.0, objective: str = "contrastive",
@@ -213,6 +246,12 @@ class Library:
         (`anchor_weight`, L2-SP): a small library's tracks are soon told apart, and past that
         point the fit overwrites what the starting model learnt (docs/results.md). A seeded fifth
         of the tracks is held out of the fit to check it on (fit_check.py)."""
+        if files is None:  # songs of another server (companion mode) have no file here to read again and again
+            files = [t.path for t in self.catalog.ok_tracks() if t.remote_id is None]
+            if not files and (servers := self.catalog.remote_servers()):
+                raise InputError(f"this library's tracks are songs of {', '.join(servers)} (companion mode): fitting "
+                                 "reads each file many times, and their files are not here. Index a folder "
+                                 "holding the music (a copy or a mount of the server's) to fit on it")
         with self.writer():
             return self._fit(files, minutes=minutes, objective=objective, lr=lr, cosine=cosine,
                              anchor_weight=anchor_weight, seed=seed, keep_anyway=keep_anyway, workers=workers,
@@ -258,6 +297,7 @@ class Library:
             "model": {"id": method.id, "path": method.name},
             "searched_model": searcher.model_id,
             "folders": catalog.folders(),
+            "servers": catalog.remote_servers(),  # companion mode: subsonic://USER@HOST:PORT, no password
             "tracks": sum(counts.values()),
             TrackStatus.OK: counts[TrackStatus.OK],
             TrackStatus.FAILED: counts[TrackStatus.FAILED],

@@ -32,6 +32,12 @@ def m3u8_text(tracks: Sequence[Track], base: Path | None = None) -> str:
 
 def write_m3u8(tracks: Sequence[Track], out: str | Path, absolute: bool = False) -> Path:
     out = Path(out).expanduser()
+    remote = [t for t in tracks if t.remote_id is not None]
+    if remote:  # companion mode: a path a player could open does not exist for them
+        server = remote[0].path.rsplit("/", 1)[0]
+        raise InputError(f"{out}: {len(remote)} of these {len(tracks)} tracks are songs of {server} (companion "
+                         "mode), not files here, and an M3U8 playlist lists files: save the list as a playlist "
+                         "on that server instead", param="to_playlist")
     if out.is_dir():
         raise InputError(f"{out}: is a folder; give a playlist file name such as {out / 'playlist.m3u8'}")
     if not out.parent.is_dir():

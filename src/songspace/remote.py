@@ -20,6 +20,7 @@ import binascii
 import hashlib
 import http.client
 import json
+import os
 import secrets
 import socket
 import threading
@@ -43,6 +44,8 @@ MISSING_PARAMETER, WRONG_CREDENTIALS, TOKENS_NOT_SUPPORTED, AUTH_NOT_SUPPORTED =
 INVALID_API_KEY, NOT_AUTHORIZED, NOT_FOUND = 44, 50, 70
 
 SCHEMES = {"subsonic": "http", "subsonics": "https", "http": "http", "https": "https"}
+# Where the secret of a server comes from (never the command line): the password, or an API key
+PASSWORD_ENV, API_KEY_ENV = "SONGSPACE_REMOTE_PASSWORD", "SONGSPACE_REMOTE_API_KEY"
 
 
 class RemoteError(SongspaceError):
@@ -135,9 +138,27 @@ class RemoteServer:
         return self.prefix.rstrip("/")
 
 
+def elsewhere(path: str) -> str | None:
+    """For a track indexed from another server (companion mode), why its audio is not here:
+    songspace keeps its vectors and tags, the file stays on that server. None for a local file."""
+    server = RemoteServer.of_track(path)
+    if server is None:
+        return None
+    return f"the song lives on {server} (companion mode): only its vectors and tags are here; play it from that server"
+
+
 # ---------------------------------------------------------------------------------------------
 # The client
 # ---------------------------------------------------------------------------------------------
+
+
+def client_from_env(server: RemoteServer) -> "SubsonicClient | None":
+    """A client of `server` with the secret in the environment ($SONGSPACE_REMOTE_API_KEY, else
+    $SONGSPACE_REMOTE_PASSWORD), not yet signed in; None when neither is set."""
+    if key := os.environ.get(API_KEY_ENV):
+        return SubsonicClient(server, key, api_key=True)
+    password = os.environ.get(PASSWORD_ENV)
+    return None if password is None else SubsonicClient(server, password)
 
 
 class SubsonicClient:

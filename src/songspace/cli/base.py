@@ -38,7 +38,8 @@ state: dict = {}  # what the global options chose: {"library": Path | None}
 
 # Parameters that the modules below the CLI name in their errors (SongspaceError.param), and the
 # option a user of the CLI gives them with.
-FLAGS = {"device": "--device", "music_dir": "--mpd-music-dir", "genre": "--genre", "mood": "--mood"}
+FLAGS = {"device": "--device", "music_dir": "--mpd-music-dir", "genre": "--genre", "mood": "--mood",
+         "to_playlist": "--to-playlist NAME"}
 EXIT_READ_ONLY = 3
 EXIT_DISK_FULL = 4
 

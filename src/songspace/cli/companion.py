@@ -13,15 +13,13 @@ import typer
 from rich.markup import escape
 
 from ..errors import InputError
+from ..remote import API_KEY_ENV, PASSWORD_ENV
 from .base import console
 
 if TYPE_CHECKING:
     from ..catalog import Track
     from ..library import Library
     from ..remote import RemoteServer, SubsonicClient
-
-PASSWORD_ENV = "SONGSPACE_REMOTE_PASSWORD"
-API_KEY_ENV = "SONGSPACE_REMOTE_API_KEY"
 
 SERVER_HELP = (
     "A Subsonic server instead: subsonic://USER@HOST[:PORT][/PATH] (http; subsonics:// or https://USER@... "
@@ -40,12 +38,9 @@ ToPlaylistOption = Annotated[Optional[str], typer.Option(
 def client_for(server: "RemoteServer") -> "SubsonicClient":
     """A client of `server`, signed in: the API key in $SONGSPACE_REMOTE_API_KEY, else the
     password in $SONGSPACE_REMOTE_PASSWORD, else the password typed at a prompt."""
-    from ..remote import SubsonicClient
+    from ..remote import SubsonicClient, client_from_env
 
-    if key := os.environ.get(API_KEY_ENV):
-        client = SubsonicClient(server, key, api_key=True)
-    else:
-        client = SubsonicClient(server, password_for(server))
+    client = client_from_env(server) or SubsonicClient(server, password_for(server))
     client.sign_in()
     return client
 

@@ -124,6 +124,8 @@ def status(as_json: PlainJsonOption = False):
     if s["searched_model"] != s["model"]["id"]:
         out.print(f"searching:  {s['searched_model']} until the model above has re-embedded the library")
     out.print(f"folders:    {', '.join(s['folders']) or '(none yet)'}")
+    if s.get("servers"):  # companion mode: indexed from these Subsonic servers
+        out.print(f"servers:    {escape(', '.join(s['servers']))}")
     out.print(f"tracks:     {s['tracks']}  (ok {s['ok']}, failed {s['failed']}, searchable {s['searchable']})")
     for model_id, n in s["embeddings_by_model"].items():
         stale = "" if model_id == s["model"]["id"] else "  (another model: re-embedded by the next `index`)"
@@ -169,9 +171,13 @@ def fit(
 
         result = lib.fit(minutes=minutes, objective=objective, lr=lr, cosine=cosine, anchor_weight=anchor_weight,
                          seed=seed, keep_anyway=keep_anyway, workers=workers, report=report)
-        if result.changed:  # a new model: re-embed the library's folders with it now
-            lib.index(lib.catalog.folders(), workers=workers, report=report)
+        again = None
+        if result.changed:  # a new model: re-embed the library with it now (a server's songs too)
+            again = lib.update(workers=workers, report=report)
         print_fit(result, lib.model_id, reembedded=True)
+        for where, reason, n in again.unreadable if again is not None else []:
+            console.print(f"[yellow]not re-embedded:[/] {escape(where)}: {escape(reason)}; its {n} tracks keep "
+                          "the previous model's vectors until it is indexed again")
 
 
 def print_fit(result, model_id: str, reembedded: bool) -> None:

@@ -25,6 +25,7 @@ from ..errors import QueryError, SongspaceError
 from .. import shapes
 from ..playlists import extinf
 from ..query import Searcher
+from ..remote import elsewhere
 from .streaming import audio_response, inside_folders
 
 MAX_UPLOAD = 50 * 1024 * 1024  # bytes; an excerpt to identify needs far less
@@ -90,7 +91,7 @@ def index_progress(request: Request) -> dict:
 def start_index(request: Request, searcher: Search) -> JSONResponse:
     """Index the library's folders again (new, changed and removed files) in the background."""
     folders = searcher.catalog.folders()
-    if not folders:
+    if not folders and not searcher.catalog.remote_servers():  # companion mode: the servers are updated too
         raise HTTPException(409, "the library has no folders yet: index a folder from the command line first")
     if not request.app.state.index_job.start(folders):
         raise HTTPException(409, "an index run is already going; follow it at GET /api/index")
@@ -125,7 +126,10 @@ def track(track_id: int, searcher: Search) -> dict:
                        416: {"description": "range not satisfiable"}})
 def audio(track_id: int, request: Request, searcher: Search) -> Response:
     """The track's file; `Range: bytes=a-b` (or `a-`, `-n`) gets 206 with that part, to seek."""
-    path = inside_folders(known(searcher, track_id).path, searcher.catalog.folders())
+    t = known(searcher, track_id)
+    if (why := elsewhere(t.path)) is not None:  # companion mode: the file is on the other server
+        raise HTTPException(404, f"track {track_id}: {why}")
+    path = inside_folders(t.path, searcher.catalog.folders())
     if path is None:
         raise HTTPException(404, f"track {track_id}'s file is missing or outside the library's folders")
     return audio_response(path, request.headers.get("range"))

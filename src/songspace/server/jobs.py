@@ -59,11 +59,11 @@ class IndexJob:
         report = error = None
         try:
             with Library(self.root) as lib:
-                r = lib.index(folders, workers=self.workers, report=self._report)
+                r = lib.update(folders, workers=self.workers, report=self._report)  # companion mode's servers too
                 tags = None if r.interrupted else autotags.refresh(lib.catalog).note  # as the CLI's index does
             report = {"added": r.added, "updated": r.updated, "unchanged": r.unchanged, "removed": r.removed,
                       "failed": len(r.failed), "set_aside": len(r.set_aside), "interrupted": r.interrupted,
-                      "tags": tags}
+                      "tags": tags, "notes": [f"{where}: {why}; its {n} tracks stay" for where, why, n in r.unreadable]}
         except SongspaceError as e:
             error = str(e)
         except Exception as e:  # a bug: keep the server up, and say what happened

@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi.responses import Response
 
 from ..catalog import Track
+from ..remote import elsewhere
 from . import subsonic_library as lib
 from .streaming import audio_response, inside_folders, stream_response
 from .subsonic_format import (
@@ -28,6 +29,8 @@ from .subsonic_request import LATEST_PLAY_MS, MAX_LIST, Ctx, method
 
 def _song_file(ctx: Ctx) -> tuple[Track, Path]:
     t = ctx.song(ctx.params.require("id"))
+    if (why := elsewhere(t.path)) is not None:  # companion mode: the file is on the other server
+        raise SubsonicError(NOT_FOUND, f"Song {t.id}: {why}.")
     path = inside_folders(t.path, ctx.catalog.folders())
     if path is None:
         raise SubsonicError(NOT_FOUND, f"The file of song {t.id} is missing or outside the library's folders.")

@@ -15,7 +15,8 @@ export function showStatus(s) {
   const status = $("#status");
   status.textContent = parts.join(" · ");
   const failures = (s.failures || []).slice(0, 20).map(([path, why]) => `${baseName(path)}: ${why}`);
-  status.title = [`Library: ${s.library}`, `Folders: ${(s.folders || []).join(", ") || "none"}`, ...failures].join("\n");
+  status.title = [`Library: ${s.library}`, `Folders: ${(s.folders || []).join(", ") || "none"}`,
+    ...(s.servers && s.servers.length ? [`Servers: ${s.servers.join(", ")}`] : []), ...failures].join("\n");
   if (s.index) showIndex(s.index);
 }
 
@@ -38,7 +39,8 @@ export function showIndex(p) {
     else if (p.report && ours) {
       box.hidden = false; bar.hidden = true;
       const r = p.report;
-      note.textContent = `Done: ${r.added} added, ${r.updated} updated, ${r.removed} removed, ${r.failed} failed`;
+      note.textContent = `Done: ${r.added} added, ${r.updated} updated, ${r.removed} removed, ${r.failed} failed`
+        + (r.notes && r.notes.length ? `. ${r.notes.join(". ")}` : "");
     } else box.hidden = true;
     if (wasRunning) onIndexFinished();
   }

@@ -1,0 +1,190 @@
+"""A companion library (indexed from a real supysonic with `index subsonic://...`) served by
+`songspace serve`: the AudioMuse-AI Navidrome plugin's requests replayed exactly as the plugin
+makes them (audiomuse_plugin.py) answer in the other server's ids (songs and artists), in the
+order of `songspace similar` / `songspace path`; and what needs the audio files (fit, --m3u8,
+stream, download, the page's player) says where the songs are instead of failing, while the
+page's "Update library" and `status` cover the server."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+import audiomuse_plugin as plugin
+from helpers import free_port, serving
+
+from songspace import Library
+from songspace.remote import RemoteServer, SubsonicClient
+from songspace.synth import make_demo_library
+
+USER, PASSWORD, TOKEN = "bob", "pass word & more", "plugin-token"
+
+
+@pytest.fixture(scope="module")
+def supysonic(tmp_path_factory):
+    """(address, {song id: song entry}) of a real supysonic serving four short tracks by four artists."""
+    pytest.importorskip("supysonic")
+    from supysonic_server import running_supysonic
+
+    music = tmp_path_factory.mktemp("plugin-music")
+    make_demo_library(music, n_per_style=1, seconds=6.0)
+    port = free_port()
+    with running_supysonic(tmp_path_factory.mktemp("plugin-supysonic"), music, port, USER, PASSWORD):
+        address = f"subsonic://{USER}@127.0.0.1:{port}"
+        yield address, {s["id"]: s for s in SubsonicClient(RemoteServer.parse(address), PASSWORD).songs()}
+
+
+@pytest.fixture(scope="module")
+def companion(supysonic, tmp_path_factory):
+    """(base URL of `songspace serve` with a token, library root, {song id: catalog track})."""
+    address, songs = supysonic
+    root = tmp_path_factory.mktemp("plugin-companion") / "library"
+    with Library.open(root) as lib:
+        done = lib.index_remote(SubsonicClient(RemoteServer.parse(address), PASSWORD))
+        assert done.added == len(songs) == 4 and not done.failed
+        lib.catalog.add_user(USER, PASSWORD)
+        tracks = {t.remote_id: t for t in lib.catalog.ok_tracks()}
+    with serving(root, token=TOKEN) as base:
+        yield base, root, tracks
+
+
+def cli(root, *args):
+    from songspace.cli import app
+
+    return CliRunner().invoke(app, ["--library", str(root), *map(str, args)], env={"COLUMNS": "200"})
+
+
+def cli_json(root, *args) -> list[dict]:
+    result = cli(root, *args, "--json")
+    assert result.exit_code == 0, result.stdout
+    return json.loads(result.stdout)
+
+
+def ask(base: str, path: str):
+    answer = plugin.replay(base, path, TOKEN)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def remote_ids(rows: list[dict], tracks: dict) -> list[str]:
+    """The other server's song ids of CLI rows (which carry catalog ids)."""
+    by_catalog_id = {t.id: song_id for song_id, t in tracks.items()}
+    return [by_catalog_id[r["id"]] for r in rows]
+
+
+def test_similar_tracks_and_find_path_answer_in_the_servers_song_ids(supysonic, companion):
+    _, songs = supysonic
+    base, root, tracks = companion
+    assert set(tracks) == set(songs)  # keyed by supysonic's own ids (UUIDs: nothing like catalog ids)
+    seed, end = sorted(songs)[:2]
+
+    answer = ask(base, plugin.similar_tracks(seed, 10))  # more than the library holds: all the others
+    plugin.check_tracks(answer)
+    expected = [r for r in cli_json(root, "similar", tracks[seed].id, "-k", 3) if not r["copy_of_query"]]
+    assert [a["item_id"] for a in answer] == remote_ids(expected, tracks)
+    assert {a["item_id"] for a in answer} == set(songs) - {seed}
+    for a in answer:  # what Navidrome shows: the server's own tags of that song
+        song = songs[a["item_id"]]
+        assert (a["title"], a["author"], a["album"]) == (song["title"], song["artist"], song["album"])
+    assert [1 - a["distance"] for a in answer] == pytest.approx([r["score"] for r in expected], abs=1e-3)
+
+    path = ask(base, plugin.find_path(seed, end))
+    plugin.check_path(path)
+    ids = [e["item_id"] for e in path["path"]]
+    assert ids == remote_ids(cli_json(root, "path", tracks[seed].id, tracks[end].id, "-n", 4), tracks)
+    assert ids[0] == seed and ids[-1] == end and set(ids) <= set(songs)
+
+    # a catalog id is not what Navidrome sends: not found, not someone else's song
+    assert plugin.replay(base, plugin.similar_tracks(str(tracks[seed].id), 3), TOKEN).status_code == 404
+
+
+def test_similar_artists_take_and_give_the_servers_artist_ids(supysonic, companion):
+    _, songs = supysonic
+    base, root, tracks = companion
+    artist_of = {s["artistId"]: s["artist"] for s in songs.values()}
+    assert len(artist_of) == 4
+    seed = sorted(songs)[0]
+    asked = songs[seed]["artistId"]  # what the plugin sends: Navidrome's (here supysonic's) artist id
+
+    plain = ask(base, plugin.similar_artists(asked, False))
+    plugin.check_artists(plain)
+    assert {a["artist_id"] for a in plain} == set(artist_of) - {asked}
+    assert all(artist_of[a["artist_id"]] == a["artist"] for a in plain)
+    assert [a["distance"] for a in plain] == sorted(a["distance"] for a in plain)
+    assert ask(base, plugin.similar_artists(songs[seed]["artist"], False)) == plain  # by name: the same
+
+    mixed = ask(base, plugin.similar_artists(asked, True))
+    plugin.check_artists(mixed)
+    assert [a["artist_id"] for a in mixed] == [a["artist_id"] for a in plain]
+    for a in mixed:
+        (cm,) = a["component_matches"]
+        assert {songs[s["item_id"]]["artistId"] for s in cm["artist1_representative_songs"]} == {asked}
+        assert {songs[s["item_id"]]["artistId"] for s in cm["artist2_representative_songs"]} == {a["artist_id"]}
+        assert all(s["title"] == songs[s["item_id"]]["title"] for s in cm["artist2_representative_songs"])
+    mix = plugin.songs_by_artist(mixed, 4)  # GetSimilarSongsByArtist's mix: the server's songs
+    assert len(mix) == 4 and set(mix) == set(songs)
+
+    assert plugin.replay(base, plugin.similar_artists("no-such-artist-id", False), TOKEN).status_code == 404
+
+
+def test_what_needs_the_files_says_where_the_songs_are(supysonic, companion, tmp_path):
+    address, songs = supysonic
+    base, root, tracks = companion
+    song_id = sorted(songs)[0]
+    t = tracks[song_id]
+
+    # the page's player, Subsonic's stream and download: 404 / Subsonic error 70 naming the server
+    page = httpx.get(f"{base}/api/tracks/{t.id}/audio", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert page.status_code == 404 and address in page.json()["detail"]
+    for method in ("stream", "download"):
+        query = urllib.parse.urlencode({"u": USER, "p": PASSWORD, "v": "1.16.1", "c": "test", "f": "json", "id": t.id})
+        answer = httpx.get(f"{base}/rest/{method}?{query}").json()["subsonic-response"]
+        assert answer["status"] == "failed" and answer["error"]["code"] == 70, answer
+        assert address in answer["error"]["message"]
+
+    # fit has no files to read again and again; an M3U8 lists files: both say so, nothing written
+    fit = cli(root, "fit", "--minutes", "0.05")
+    assert fit.exit_code == 2 and address in fit.stderr and "companion mode" in fit.stderr
+    out = tmp_path / "list.m3u8"
+    m3u8 = cli(root, "similar", t.id, "-k", 2, "--m3u8", out)
+    assert m3u8.exit_code == 2 and address in m3u8.stderr and "--to-playlist" in m3u8.stderr
+    assert not out.exists()
+
+    status = cli(root, "status", "--json")
+    assert json.loads(status.stdout)["servers"] == [address] and PASSWORD not in status.stdout
+    assert f"servers:    {address}" in cli(root, "status").stdout
+
+
+def test_update_library_covers_the_server_when_a_password_is_set(companion, supysonic, monkeypatch):
+    address, _ = supysonic
+    base, _, _ = companion
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    def update() -> dict:
+        started = httpx.post(f"{base}/api/index", headers=headers)
+        assert started.status_code == 202, started.text  # no folders, one server: there is something to update
+        while (progress := httpx.get(f"{base}/api/index", headers=headers).json())["running"]:
+            time.sleep(0.1)
+        assert progress["error"] is None, progress
+        return progress["report"]
+
+    monkeypatch.delenv("SONGSPACE_REMOTE_API_KEY", raising=False)
+    monkeypatch.delenv("SONGSPACE_REMOTE_PASSWORD", raising=False)
+    unsigned = update()
+    assert unsigned["unchanged"] == 0 and len(unsigned["notes"]) == 1
+    assert address in unsigned["notes"][0] and "SONGSPACE_REMOTE_PASSWORD" in unsigned["notes"][0]
+    assert "its 4 tracks stay" in unsigned["notes"][0]
+
+    monkeypatch.setenv("SONGSPACE_REMOTE_PASSWORD", PASSWORD)
+    signed = update()
+    assert (signed["unchanged"], signed["added"], signed["removed"], signed["failed"]) == (4, 0, 0, 0)
+    assert signed["notes"] == []
+
+    monkeypatch.setenv("SONGSPACE_REMOTE_PASSWORD", "not it")
+    refused = update()
+    assert "refused" in refused["notes"][0] and "not it" not in refused["notes"][0]
