@@ -1,12 +1,14 @@
 """A companion library (indexed from a real supysonic with `index subsonic://...`) served by
 `songspace serve`: the AudioMuse-AI Navidrome plugin's requests replayed exactly as the plugin
 makes them (audiomuse_plugin.py) answer in the other server's ids (songs and artists), in the
-order of `songspace similar` / `songspace path`; and what needs the audio files (fit, --m3u8,
-stream, download, the page's player) says where the songs are instead of failing, while the
-page's "Update library" and `status` cover the server."""
+order of `songspace similar` / `songspace path`; the page's player and Subsonic's stream and
+download play the songs from that server (with its password in the environment; else they say
+so); what needs the audio files (fit, --m3u8) says where the songs are instead of failing;
+the page's "Update library" and `status` cover the server."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import urllib.parse
@@ -132,20 +134,52 @@ def test_similar_artists_take_and_give_the_servers_artist_ids(supysonic, compani
     assert plugin.replay(base, plugin.similar_artists("no-such-artist-id", False), TOKEN).status_code == 404
 
 
-def test_what_needs_the_files_says_where_the_songs_are(supysonic, companion, tmp_path):
+def test_the_page_and_subsonic_apps_play_the_songs_from_the_server(supysonic, companion, monkeypatch):
     address, songs = supysonic
     base, root, tracks = companion
     song_id = sorted(songs)[0]
     t = tracks[song_id]
+    original = io.BytesIO()
+    SubsonicClient(RemoteServer.parse(address), PASSWORD).download(song_id, original)
+    page_url = f"{base}/api/tracks/{t.id}/audio"
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
 
-    # the page's player, Subsonic's stream and download: 404 / Subsonic error 70 naming the server
-    page = httpx.get(f"{base}/api/tracks/{t.id}/audio", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert page.status_code == 404 and address in page.json()["detail"]
-    for method in ("stream", "download"):
+    def rest(method: str) -> httpx.Response:
         query = urllib.parse.urlencode({"u": USER, "p": PASSWORD, "v": "1.16.1", "c": "test", "f": "json", "id": t.id})
-        answer = httpx.get(f"{base}/rest/{method}?{query}").json()["subsonic-response"]
+        return httpx.get(f"{base}/rest/{method}?{query}")
+
+    # no password where songspace serve runs: 404 / Subsonic error 70, naming the server and what to do
+    monkeypatch.delenv("SONGSPACE_REMOTE_API_KEY", raising=False)
+    monkeypatch.delenv("SONGSPACE_REMOTE_PASSWORD", raising=False)
+    page = httpx.get(page_url, headers=bearer)
+    assert page.status_code == 404 and address in page.json()["detail"]
+    assert "SONGSPACE_REMOTE_PASSWORD" in page.json()["detail"]
+    for method in ("stream", "download"):
+        answer = rest(method).json()["subsonic-response"]
         assert answer["status"] == "failed" and answer["error"]["code"] == 70, answer
         assert address in answer["error"]["message"]
+
+    # with it: the song's bytes, from supysonic, through songspace; a range is a range
+    monkeypatch.setenv("SONGSPACE_REMOTE_PASSWORD", PASSWORD)
+    page = httpx.get(page_url, headers=bearer)
+    assert page.status_code == 200 and page.content == original.getvalue()
+    assert page.headers["content-type"].startswith("audio/")
+    part = httpx.get(page_url, headers={**bearer, "Range": "bytes=100-299"})
+    assert part.status_code == 206 and part.content == original.getvalue()[100:300]
+    for method in ("stream", "download"):
+        assert rest(method).content == original.getvalue()
+
+    # a wrong password: the other server's refusal, as a 502 naming it (not a 500)
+    monkeypatch.setenv("SONGSPACE_REMOTE_PASSWORD", "not it")
+    refused = httpx.get(page_url, headers=bearer)
+    assert refused.status_code == 502 and address in refused.json()["detail"] and "not it" not in refused.text
+    assert rest("stream").json()["subsonic-response"]["error"]["code"] == 0
+
+
+def test_what_needs_the_files_says_where_the_songs_are(supysonic, companion, tmp_path):
+    address, songs = supysonic
+    base, root, tracks = companion
+    t = tracks[sorted(songs)[0]]
 
     # fit has no files to read again and again; an M3U8 lists files: both say so, nothing written
     fit = cli(root, "fit", "--minutes", "0.05")

@@ -183,7 +183,8 @@ class SubsonicClient:
         token = hashlib.md5((self._secret + salt).encode()).hexdigest()
         return [("u", self.server.user), ("t", token), ("s", salt), *common]
 
-    def _open(self, method: str, params: list[tuple[str, str]] | None = None, form: bool = False):
+    def _open(self, method: str, params: list[tuple[str, str]] | None = None, form: bool = False,
+              headers: dict[str, str] | None = None):
         """The HTTP response of `method` (credentials in the query string; `params` there too, or
         in a form body with `form`, for long lists of ids). RemoteError when it cannot be had.
         Signs in first if not yet done (which way the server takes credentials is learnt then)."""
@@ -192,7 +193,7 @@ class SubsonicClient:
         query = self._credentials() + ([] if form else list(params or []))
         url = self.server.api + method + "?" + urllib.parse.urlencode(query)
         body = urllib.parse.urlencode(params or []).encode() if form else None
-        request = urllib.request.Request(url, data=body, headers={"User-Agent": CLIENT})
+        request = urllib.request.Request(url, data=body, headers={"User-Agent": CLIENT, **(headers or {})})
         try:
             return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as e:
@@ -359,6 +360,25 @@ class SubsonicClient:
         if got == 0:
             raise RemoteError(f"{self.server}: song {song_id}: the server sent an empty file")
         return got
+
+    def open_audio(self, song_id: str, *, download: bool = False, params: list[tuple[str, str]] | None = None,
+                   range_header: str | None = None):
+        """The open HTTP response carrying song `song_id`'s audio, for the caller to pass on and
+        close: `download` (the file as stored), or `stream` with `params` (format, maxBitRate,
+        timeOffset: the server transcodes as it can). A Range header is passed on (its 206 comes
+        back as it is). RemoteError for an error answer instead of audio."""
+        response = self._open("download" if download else "stream", [("id", song_id), *(params or [])],
+                              headers={"Range": range_header} if range_header else None)
+        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind in ("application/json", "text/json", "text/xml", "application/xml"):
+            with response:
+                data = response.read(2**20)  # an answer, not audio: the server's error
+            try:
+                self._check("stream", json.loads(data)["subsonic-response"])
+            except (ValueError, KeyError, TypeError):
+                pass
+            raise RemoteError(f"{self.server}: song {song_id}: the server sent {kind}, not audio")
+        return response
 
     # -- playlists --------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from ..errors import QueryError, SongspaceError
 from .. import shapes
 from ..playlists import extinf
 from ..query import Searcher
-from ..remote import elsewhere
+from . import remote_audio
 from .streaming import audio_response, inside_folders
 
 MAX_UPLOAD = 50 * 1024 * 1024  # bytes; an excerpt to identify needs far less
@@ -127,8 +127,8 @@ def track(track_id: int, searcher: Search) -> dict:
 def audio(track_id: int, request: Request, searcher: Search) -> Response:
     """The track's file; `Range: bytes=a-b` (or `a-`, `-n`) gets 206 with that part, to seek."""
     t = known(searcher, track_id)
-    if (why := elsewhere(t.path)) is not None:  # companion mode: the file is on the other server
-        raise HTTPException(404, f"track {track_id}: {why}")
+    if t.remote_id is not None:  # companion mode: played from the server it lives on
+        return remote_audio.response(t, request.headers.get("range"), download=True)
     path = inside_folders(t.path, searcher.catalog.folders())
     if path is None:
         raise HTTPException(404, f"track {track_id}'s file is missing or outside the library's folders")

@@ -8,10 +8,11 @@ import secrets
 import time
 from pathlib import Path
 
+from fastapi import HTTPException
 from fastapi.responses import Response
 
 from ..catalog import Track
-from ..remote import elsewhere
+from . import remote_audio
 from . import subsonic_library as lib
 from .streaming import audio_response, inside_folders, stream_response
 from .subsonic_format import (
@@ -27,10 +28,25 @@ from .subsonic_request import LATEST_PLAY_MS, MAX_LIST, Ctx, method
 # ---------------------------------------------------------------------------------------------
 
 
+def _remote(ctx: Ctx, download: bool) -> Response | None:
+    """Companion mode: a song of another server, played from there (remote_audio.py); None for a
+    local file. `stream`'s format, bit rate and offset (or the user's defaults) go with it."""
+    t = ctx.song(ctx.params.require("id"))
+    if t.remote_id is None:
+        return None
+    defaults = ctx.stream_defaults
+    asked = {"format": ctx.params.get("format") or defaults.format,
+             "maxBitRate": ctx.params.get("maxBitRate") or (str(defaults.max_bit_rate) if defaults.max_bit_rate else None),
+             "timeOffset": ctx.params.get("timeOffset")}
+    try:
+        return remote_audio.response(t, ctx.request.headers.get("range"), download=download,
+                                     params=[(k, v) for k, v in asked.items() if v and not download])
+    except HTTPException as e:
+        raise SubsonicError(NOT_FOUND if e.status_code == 404 else GENERIC, f"{e.detail}.") from None
+
+
 def _song_file(ctx: Ctx) -> tuple[Track, Path]:
     t = ctx.song(ctx.params.require("id"))
-    if (why := elsewhere(t.path)) is not None:  # companion mode: the file is on the other server
-        raise SubsonicError(NOT_FOUND, f"Song {t.id}: {why}.")
     path = inside_folders(t.path, ctx.catalog.folders())
     if path is None:
         raise SubsonicError(NOT_FOUND, f"The file of song {t.id} is missing or outside the library's folders.")
@@ -39,6 +55,8 @@ def _song_file(ctx: Ctx) -> tuple[Track, Path]:
 
 @method("download")
 def download(ctx: Ctx) -> Response:
+    if (remote := _remote(ctx, download=True)) is not None:
+        return remote
     return audio_response(_song_file(ctx)[1], ctx.request.headers.get("range"))
 
 
@@ -46,6 +64,8 @@ def download(ctx: Ctx) -> Response:
 # user's defaults ask for a format, bit rate or offset the file does not fit) -------------------
 @method("stream")
 def stream(ctx: Ctx) -> Response:
+    if (remote := _remote(ctx, download=False)) is not None:
+        return remote
     t, path = _song_file(ctx)
     try:
         offset = float(ctx.params.get("timeOffset") or 0)
