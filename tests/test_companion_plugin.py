@@ -195,8 +195,9 @@ def test_what_needs_the_files_says_where_the_songs_are(supysonic, companion, tmp
 
 
 def test_update_library_covers_the_server_when_a_password_is_set(companion, supysonic, monkeypatch):
-    address, _ = supysonic
-    base, _, _ = companion
+    address, songs = supysonic
+    base, root, tracks = companion
+    asked = songs[sorted(songs)[0]]["artistId"]
     headers = {"Authorization": f"Bearer {TOKEN}"}
 
     def update() -> dict:
@@ -214,10 +215,20 @@ def test_update_library_covers_the_server_when_a_password_is_set(companion, supy
     assert address in unsigned["notes"][0] and "SONGSPACE_REMOTE_PASSWORD" in unsigned["notes"][0]
     assert "its 4 tracks stay" in unsigned["notes"][0]
 
+    # a library indexed before the artist ids were kept gets them from the next update, with no download
+    with Library.open(root) as lib, lib.catalog._transaction():
+        lib.catalog.db.execute("DELETE FROM remote_songs")
+        lib.catalog._bump()  # as a change does: the searcher's snapshot is taken again
+    assert plugin.replay(base, plugin.similar_artists(asked, False), TOKEN).status_code == 404
     monkeypatch.setenv("SONGSPACE_REMOTE_PASSWORD", PASSWORD)
     signed = update()
     assert (signed["unchanged"], signed["added"], signed["removed"], signed["failed"]) == (4, 0, 0, 0)
     assert signed["notes"] == []
+    with Library.open(root, readonly=True) as lib:
+        kept = lib.catalog.remote_ids([t.id for t in tracks.values()])
+    assert {song_id: kept[t.id] for song_id, t in tracks.items()} == \
+        {i: (s["artistId"], s["albumId"]) for i, s in songs.items()}
+    assert plugin.replay(base, plugin.similar_artists(asked, False), TOKEN).status_code == 200
 
     monkeypatch.setenv("SONGSPACE_REMOTE_PASSWORD", "not it")
     refused = update()

@@ -28,14 +28,18 @@ class Companion(Store):
 
     def put_remote_ids(self, rows: list[tuple[str, str | None, str | None]]) -> None:
         """(track path, artist id, album id) as the server gives them, for the tracks stored at
-        those paths (a path with no track is skipped). Unchanged rows are not written."""
+        those paths (a path with no track is skipped). Unchanged rows are not written; a change
+        moves the generation, so what a search snapshot derived from them is derived again."""
         with self._transaction():
+            before = self.db.total_changes
             self.db.executemany(
                 "INSERT INTO remote_songs (track_id, artist_id, album_id) "
                 "SELECT id, ?2, ?3 FROM tracks WHERE path = ?1 "
                 "ON CONFLICT(track_id) DO UPDATE SET artist_id = excluded.artist_id, album_id = excluded.album_id "
                 "WHERE artist_id IS NOT excluded.artist_id OR album_id IS NOT excluded.album_id",
                 rows)
+            if self.db.total_changes != before:
+                self._bump()
 
     def remote_ids(self, track_ids) -> dict[int, tuple[str | None, str | None]]:
         """{track id: (artist id, album id) on its server} for those of `track_ids` indexed from one."""
