@@ -38,7 +38,10 @@ def supysonic(tmp_path_factory):
     port = free_port()
     with running_supysonic(tmp_path_factory.mktemp("plugin-supysonic"), music, port, USER, PASSWORD):
         address = f"subsonic://{USER}@127.0.0.1:{port}"
-        yield address, {s["id"]: s for s in SubsonicClient(RemoteServer.parse(address), PASSWORD).songs()}
+        songs = {s["id"]: s for s in SubsonicClient(RemoteServer.parse(address), PASSWORD).songs()}
+        for song in songs.values():
+            song["file"] = music / song["path"]  # where supysonic reads it (for a test that needs a local copy)
+        yield address, songs
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +191,14 @@ def test_what_needs_the_files_says_where_the_songs_are(supysonic, companion, tmp
     m3u8 = cli(root, "similar", t.id, "-k", 2, "--m3u8", out)
     assert m3u8.exit_code == 2 and address in m3u8.stderr and "--to-playlist" in m3u8.stderr
     assert not out.exists()
+
+    # what reads only the stored vectors and segments works as for local files
+    song_id = t.remote_id
+    found = cli_json(root, "identify", songs[song_id]["file"])  # an excerpt of a local copy: which song it is
+    assert found[0]["id"] == t.id
+    other = tracks[sorted(songs)[1]]
+    assert cli(root, "explain", t.id, other.id).exit_code == 0
+    assert cli(root, "duplicates").exit_code == 0
 
     status = cli(root, "status", "--json")
     assert json.loads(status.stdout)["servers"] == [address] and PASSWORD not in status.stdout
