@@ -14,6 +14,7 @@ from functools import cached_property
 from fastapi import Request
 from fastapi.responses import Response
 
+from .. import autotags
 from ..catalog import Catalog, Track
 from ..query import Searcher
 from . import subsonic_library as lib
@@ -86,7 +87,8 @@ class Ctx:
 
     @cached_property
     def marks(self) -> lib.Marks:
-        return lib.Marks(self.catalog.stars(self.user), self.catalog.play_counts())
+        return lib.Marks(self.catalog.stars(self.user), self.catalog.play_counts(), self.catalog.ratings(self.user),
+                         autotags.stored(self.catalog))
 
     @contextmanager
     def writer(self):
