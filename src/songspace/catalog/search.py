@@ -5,9 +5,11 @@ names (`Searcher.resolve`), the page's search (`Catalog.search_text`) and the Su
 Text is *folded* before it is compared: accents dropped (NFKD, combining marks removed), case
 folded ("Café" and "CAFE" are "cafe"), apostrophes removed ("Don't" is "dont") and anything
 else that is neither a letter nor a digit turned into a space, so words are separated by single
-spaces. A query is split into words the same way; every word must match (in any order, in any
-field): a plain word anywhere (inside a word too), a word ending in `*` only at the start of a
-word (`colo*` finds "Colours", not "Tricolore"). An empty query matches everything.
+spaces. A query is split into words the same way, and every word of it must begin a word of the
+track's text, in any order, in any field: "hoffmann geosphere" finds Hoffmann's "Geosphere",
+"colo" and `colo*` (the `*` that some apps send is allowed) find "Colours" but not "Tricolore".
+Word starts rather than any substring: a short word ("c", "a") would otherwise match nearly
+everything. An empty query matches everything.
 
 A track's searched text (`track_key`) is its title, artist(s), album artist, album, and the
 names of its file and of the folder it lies in (untagged files are found by their names), not
@@ -53,20 +55,16 @@ def track_key(title: str | None, artist: str | None, artists, albumartist: str |
 @dataclass(frozen=True)
 class Term:
     word: str  # folded
-    prefix: bool  # must start a word (`word*`)
 
     def needle(self) -> str:
-        return f" {self.word}" if self.prefix else self.word
+        """What the key must hold: the word after a space, i.e. at a word's start."""
+        return f" {self.word}"
 
 
 def terms(query: str | None) -> list[Term]:
-    """The words of a query, folded; `colo*` is a prefix term. Quotes around the whole query
-    (Symfonium sends `""` for "everything") are ignored."""
-    found = []
-    for word in _fold((query or "").strip().strip('"')).split():
-        parts = word.split("*")  # a part followed by `*` is a prefix; a lone "*" is no word
-        found += [Term(part, n < len(parts) - 1) for n, part in enumerate(parts) if part]
-    return found
+    """The words of a query, folded (a `*` ends a word; a lone `*` is none). Quotes around the
+    whole query (Symfonium sends `""` for "everything") are ignored."""
+    return [Term(w) for w in fold((query or "").strip().strip('"')).split()]
 
 
 def matches(found: list[Term], key: str) -> bool:

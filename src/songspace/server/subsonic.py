@@ -131,7 +131,7 @@ async def _dispatch(name: str, request: Request) -> Response:
     user = ""
     name = name.removesuffix(".view")
     if name in PUBLIC:
-        ctx = Ctx(request, query, request.app.state.searcher, "")
+        ctx = Ctx(request, await _params(request), request.app.state.searcher, "")
         return await run_in_threadpool(_answer, ctx, HANDLERS[name], True)
     if _has_credentials(query):  # credentials in the URL: checked before any body is read
         try:

@@ -223,7 +223,7 @@ def get_cover_art(ctx: Ctx) -> Response:
     and larger, else as it is; without any, a placeholder of `size` pixels."""
     item = ctx.params.require("id")
     asked = ctx.params.get("size")
-    size = ctx.params.int("size", 300, 16, 2048)
+    size = ctx.params.int("size", 300, 1, 2048)
     folders = ctx.catalog.folders()
     songs = ctx.songs_of(item)[:20]  # looking further costs more than a placeholder is worth
 
@@ -247,5 +247,5 @@ def get_cover_art(ctx: Ctx) -> Response:
                 return picture(image.read_bytes(), mime)
             except OSError:
                 continue
-    return Response(placeholder_png(item, min(size, 1024)), media_type="image/png",
+    return Response(placeholder_png(item, min(max(size, 16), 1024)), media_type="image/png",
                     headers={"Cache-Control": "max-age=3600"})
