@@ -14,6 +14,7 @@ import io
 import shutil
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -247,7 +248,7 @@ def test_predicted_tags_are_kept_apart_from_the_files_genres(server, opensonic):
     assert "genre" not in untagged and untagged["genres"] == [] and untagged["predictedTags"]
 
 
-def test_lyrics_synced_from_the_lrc_and_plain_from_the_tags(opensonic, pysonic):
+def test_lyrics_synced_from_the_lrc_and_plain_from_the_tags(server, opensonic, pysonic):
     found = songs(opensonic)
     [third] = opensonic.get_lyrics_by_song_id(found["Third"].id)
     assert third.synced and [(line.start, line.value) for line in third.line] == \
@@ -258,6 +259,10 @@ def test_lyrics_synced_from_the_lrc_and_plain_from_the_tags(opensonic, pysonic):
     lyrics = opensonic.get_lyrics(artist="composer c", title="THIRD")
     assert lyrics.value == "third, first line\nthird, second line" and LRC_TEXT.startswith("[00:01.00]")
     assert pysonic.getLyrics(artist="Nobody", title="Nothing")["lyrics"].get("value", "") == ""
+    xml = ElementTree.fromstring(rest(server, "getLyricsBySongId", id=found["Third"].id, f="xml").content)
+    lines = xml.findall(".//{http://subsonic.org/restapi}line")
+    assert [(line.get("start"), line.text) for line in lines] == [("1000", "third, first line"),
+                                                                 ("3500", "third, second line")]
 
 
 def test_now_playing_from_streams_and_notices(server, opensonic, other):
