@@ -154,6 +154,9 @@ def test_starred_and_indexes_in_the_folder_style_shapes(opensonic, pysonic):
     assert [(a.title, a.is_dir, a.parent) for a in starred.album] == [("Great Album", True, album.artist_id)]
     assert [a.name for a in opensonic.get_starred2().album] == ["Great Album"]
     assert pysonic.getStarred()["starred"]["album"][0]["isDir"] is True
+    assert "Great Album" in [a.name for a in opensonic.get_album_list("alphabeticalByName", size=50)]  # raised before
+    old = pysonic.search(artist="composer c", title="thi*")["searchResult"]  # Subsonic's first search
+    assert [m["title"] for m in old["match"]] == ["Third"] and old["totalHits"] == 1
     indexes = opensonic.get_indexes()
     assert {a.name for i in indexes.index for a in i.artist} >= {"The Ensemble", "Compilations", "Hoffmann"}
     opensonic.unstar(album_ids=[album.id])

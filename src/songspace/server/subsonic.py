@@ -189,6 +189,12 @@ def _scan_status(ctx: Ctx) -> dict:
                            "count": len(ctx.view.songs)}}
 
 
+@method("tokenInfo")
+def token_info(ctx: Ctx) -> dict:
+    """Whose credentials (an API key, or a password) the request carries (apiKeyAuthentication)."""
+    return {"tokenInfo": {"username": ctx.user}}
+
+
 @method("getScanStatus")
 def get_scan_status(ctx: Ctx) -> dict:
     return _scan_status(ctx)

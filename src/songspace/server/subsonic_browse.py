@@ -9,7 +9,7 @@ import random
 
 from fastapi.responses import FileResponse, Response
 
-from ..catalog.search import matches, terms
+from ..catalog.search import matches, name_key, terms
 from ..tags import embedded_picture
 from . import subsonic_library as lib
 from .coverart import placeholder_png, scaled
@@ -166,6 +166,26 @@ def _search(ctx: Ctx, legacy: bool = False) -> dict:
         "album": [album_shape(a, ctx.marks) for a in _page(ctx, albums, "albumCount", "albumOffset", 20, MAX_SEARCH)],
         "song": ctx.children(_page(ctx, songs, "songCount", "songOffset", 20, MAX_SEARCH)),
     }
+
+
+@method("search")
+def search(ctx: Ctx) -> dict:
+    """Subsonic's first search (deprecated, still sent by old clients): songs whose artist,
+    album and title hold the words asked of each, and whose text holds those of `any`, matched
+    as search3 matches (catalog/search.py); `newerThan` (ms) keeps files changed since."""
+    v, p = ctx.view, ctx.params
+    fields = {name: terms(p.get(name)) for name in ("artist", "album", "title")}
+    songs = ([v.songs[i] for i in ctx.catalog.search_ids(p.get("any") or "") if i in v.songs] if terms(p.get("any"))
+             else list(v.songs.values()))
+    songs = [t for t in songs
+             if matches(fields["artist"], name_key(*lib.track_artists(t), t.artist))
+             and matches(fields["album"], name_key(v.album_of[t.id].name)) and matches(fields["title"], name_key(t.title))]
+    newer = p.int("newerThan", 0, 0, 2**53)
+    if newer:
+        songs = [t for t in songs if (t.mtime or 0) * 1000 > newer]
+    start = p.int("offset", 0)
+    return {"searchResult": {"offset": start, "totalHits": len(songs),
+                             "match": ctx.children(songs[start : start + p.int("count", 20, 0, MAX_LIST)])}}
 
 
 @method("search3")

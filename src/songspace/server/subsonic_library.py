@@ -331,10 +331,13 @@ def artist(a: Artist, marks: Marks) -> dict:
 
 
 def album_dir(a: Album, marks: Marks) -> dict:
-    """An album as a Child directory (the folder-style API: getAlbumList, search2, getStarred)."""
-    return {"id": a.id, "parent": a.artist.id, "isDir": True, "title": a.name, "album": a.name,
+    """An album as a Child directory (the folder-style API: getAlbumList, search2, getStarred);
+    `name` and `songCount` too (AlbumID3's), beside Child's fields: py-opensonic reads
+    getAlbumList's entries as albums."""
+    return {"id": a.id, "parent": a.artist.id, "isDir": True, "title": a.name, "name": a.name, "album": a.name,
             "artist": a.artist.name, "year": a.year, "coverArt": a.id, "starred": iso(marks.stars.get(a.id)),
-            "userRating": marks.ratings.get(a.id), "duration": a.duration}
+            "userRating": marks.ratings.get(a.id), "duration": a.duration, "created": iso(a.created),
+            "songCount": len(a.songs)}
 
 
 def legacy_artist(a: Artist, marks: Marks) -> dict:
