@@ -254,7 +254,8 @@ class Marks:
     stars: dict[str, float] = field(default_factory=dict)
     plays: dict[int, tuple[int, float]] = field(default_factory=dict)
     ratings: dict[str, int] = field(default_factory=dict)
-    predicted: dict[str, dict[int, tuple[str, float]]] = field(default_factory=dict)  # autotags.stored
+    predicted: dict[str, dict[int, tuple[str, float]]] = field(default_factory=dict)  # autotags.stored_for
+    predicted_read: set[int] = field(default_factory=set)  # the songs whose predictions were read
 
     def predicted_tags(self, track_id: int) -> list[dict] | None:
         """songspace's own predictions for a song (autotags.py: genre and mood from the sound), in

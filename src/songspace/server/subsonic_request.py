@@ -87,8 +87,17 @@ class Ctx:
 
     @cached_property
     def marks(self) -> lib.Marks:
-        return lib.Marks(self.catalog.stars(self.user), self.catalog.play_counts(), self.catalog.ratings(self.user),
-                         autotags.stored(self.catalog))
+        return lib.Marks(self.catalog.stars(self.user), self.catalog.play_counts(), self.catalog.ratings(self.user))
+
+    def _predicted(self, track_ids: list[int]) -> None:
+        """Read the predicted tags (autotags.py) of the songs about to be shown that are not read
+        yet: only theirs, so a request showing one song never reads the whole library's."""
+        marks = self.marks
+        wanted = [i for i in track_ids if i not in marks.predicted_read]
+        if wanted:
+            for group, by_track in autotags.stored_for(self.catalog, wanted).items():
+                marks.predicted.setdefault(group, {}).update(by_track)
+            marks.predicted_read.update(wanted)
 
     @contextmanager
     def writer(self):
@@ -143,10 +152,13 @@ class Ctx:
     # -- shapes -----------------------------------------------------------------------------------
 
     def child(self, t: Track) -> dict:
+        self._predicted([t.id])
         return lib.song(self.view, t, self.marks)
 
     def children(self, tracks) -> list[dict]:
-        return [self.child(t) for t in tracks]
+        tracks = list(tracks)
+        self._predicted([t.id for t in tracks])
+        return [lib.song(self.view, t, self.marks) for t in tracks]
 
     def sonic_match(self, t: Track, similarity: float) -> dict:
         return {"entry": self.child(t), "similarity": round(min(max(float(similarity), 0.0), 1.0), 4)}
