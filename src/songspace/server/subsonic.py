@@ -2,18 +2,22 @@
 Tempo, Amperfy, ...) browses and plays the library, and its "Instant Mix" comes from the sound.
 
 Every method answers at /rest/NAME and /rest/NAME.view, to GET and POST (parameters in the query
-string, a form-encoded body, or both); XML by default, JSON with f=json (subsonic_format.py).
-Every request names a user (subsonic_auth.py): the app's own token guard lets /rest/ through to
-that check. Credentials in the query string are checked before a form body is read, and a body
+string, a form-encoded body, or both), and to HEAD (the GET answer's headers: a player checks a
+stream's length); XML by default, JSON with f=json (subsonic_format.py). Every request names a
+user (subsonic_auth.py), except getOpenSubsonicExtensions, which the specification makes public:
+the app's own token guard lets /rest/ through to that check. Credentials in the query string are checked before a form body is read, and a body
 is read only up to a small size until they are (limits.py). Failures are Subsonic errors in the envelope, never a 500: 10 a required parameter
 is missing, 40 wrong credentials, 50 not yours to change, 70 not found (an unknown id, an id of
 another kind, a path), 0 anything else. Ids: subsonic_library.py.
 
 No transcoding: `stream` and `download` send the original file (with byte ranges), whatever
-`format` or `maxBitRate` ask for. Similarity: getSimilarSongs(2) is `songspace radio` seeded by a
-song, an album or an artist; the sonicSimilarity extension's getSonicSimilarTracks is
-`songspace similar` and findSonicPath is `songspace path`; their `similarity` is the cosine
-similarity (to the query song, or to the start of the path) clipped to 0..1.
+`format` or `maxBitRate` ask for; `download` names the file (Content-Disposition). Similarity:
+getSimilarSongs(2) is `songspace radio` seeded by a song, an album or an artist, without other
+files of a seed's recording or of a song already listed (recommend/similar.py tells copies, as
+the page shows them); the sonicSimilarity extension's getSonicSimilarTracks is `songspace
+similar` (copies of the query left out) and findSonicPath is `songspace path`; their
+`similarity` is the cosine similarity (to the query song, or to the start of the path) clipped
+to 0..1. getArtistInfo(2)'s similar artists: subsonic_info.py.
 """
 
 from __future__ import annotations
