@@ -5,8 +5,9 @@ Every method answers at /rest/NAME and /rest/NAME.view, to GET and POST (paramet
 string, a form-encoded body, or both), and to HEAD (the GET answer's headers: a player checks a
 stream's length); XML by default, JSON with f=json (subsonic_format.py). Every request names a
 user (subsonic_auth.py), except getOpenSubsonicExtensions, which the specification makes public:
-the app's own token guard lets /rest/ through to that check. Credentials in the query string are checked before a form body is read, and a body
-is read only up to a small size until they are (limits.py). Failures are Subsonic errors in the envelope, never a 500: 10 a required parameter
+the app's own token guard lets /rest/ through to that check. Credentials in the query string are
+checked before a form body is read, and a body is read only up to a small size until they are
+(limits.py). Failures are Subsonic errors in the envelope, never a 500: 10 a required parameter
 is missing, 40 wrong credentials, 50 not yours to change, 70 not found (an unknown id, an id of
 another kind, a path), 0 anything else. Ids: subsonic_library.py.
 
@@ -134,10 +135,8 @@ async def _dispatch(name: str, request: Request) -> Response:
     query = Params(list(request.query_params.multi_items()))
     user = ""
     name = name.removesuffix(".view")
-    if name in PUBLIC:
-        ctx = Ctx(request, await _params(request), request.app.state.searcher, "")
-        return await run_in_threadpool(_answer, ctx, HANDLERS[name], True)
-    if _has_credentials(query):  # credentials in the URL: checked before any body is read
+    public = name in PUBLIC
+    if _has_credentials(query) and not public:  # credentials in the URL: checked before any body is read
         try:
             # The catalog of the thread that asks: each thread reads through its own connection.
             user = await run_in_threadpool(lambda: _sign_in(request, query, request.app.state.searcher.catalog))
@@ -149,7 +148,7 @@ async def _dispatch(name: str, request: Request) -> Response:
         return error(SubsonicError(GENERIC, f"Unknown method: {name!r}."), params.get("f"))
     ctx = Ctx(request, params, request.app.state.searcher, user)
     try:
-        return await run_in_threadpool(_answer, ctx, handler)
+        return await run_in_threadpool(_answer, ctx, handler, public)
     except Exception as e:  # a bug: logged with its traceback, answered as a Subsonic error, never a 500
         if getattr(e, "status_code", None):  # an HTTPException (a range outside the file): as it is
             raise
