@@ -181,6 +181,7 @@ def test_artist_info_finds_similar_artists_from_the_sound(opensonic, pysonic):
     names = [a.name for a in info.similar_artist]
     # Hoffmann's only song is a copy of Opening: Composer A (Opening, and Closing in the same style) is closest
     assert len(names) == 3 and names[0] == "Composer A" and "Hoffmann" not in names
+    assert not {"Various Artists", "Unknown artist"} & set(names)  # no one's peers
     assert all(a.id.startswith("ar-") for a in info.similar_artist)
     legacy = pysonic.getArtistInfo(hoffmann.id, count=3)["artistInfo"]["similarArtist"]
     assert [a["name"] for a in legacy] == names

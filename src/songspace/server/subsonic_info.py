@@ -3,7 +3,8 @@
 Artist info: no biography or pictures (nothing is fetched from the internet); `similarArtist`
 comes from the sound: each artist is the mean of their searchable songs' vectors (their albums'
 songs for an album artist), renormalised, and the similar artists are those whose mean sits
-closest (cosine), computed once per search snapshot. Album info: its MusicBrainz id.
+closest (cosine), computed once per search snapshot; "Various Artists" and "Unknown artist" are
+never offered. Album info: its MusicBrainz id.
 
 Lyrics (OpenSubsonic's `songLyrics` extension, and the old getLyrics): the lyrics embedded in
 the file, and the `.lrc` file beside it (tags.beside found it); LRC time tags make synced lines
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..catalog import Track
 from ..catalog.search import fold
+from ..tags import VARIOUS_ARTISTS
 from . import subsonic_library as lib
 from .streaming import inside_folders
 from .subsonic_format import MISSING, SubsonicError
@@ -60,7 +62,9 @@ def similar_artists(ctx: Ctx, a: lib.Artist, n: int) -> list[lib.Artist]:
     if a.id not in ids or n < 1:
         return []
     scores = means @ means[ids.index(a.id)]
-    order = [i for i in np.argsort(-scores, kind="stable").tolist() if ids[i] != a.id][:n]
+    # "Various Artists" and "Unknown artist" are no one's peers: never offered as similar
+    nobody = {lib.artist_id(VARIOUS_ARTISTS), lib.artist_id(lib.UNKNOWN_ARTIST), a.id}
+    order = [i for i in np.argsort(-scores, kind="stable").tolist() if ids[i] not in nobody][:n]
     return [ctx.view.artists[ids[i]] for i in order]
 
 
