@@ -206,6 +206,12 @@ def test_play_queue_per_user(opensonic, other, pysonic):
     assert pysonic.getPlayQueue()["playQueue"]["current"] == queue[1]
     assert opensonic.save_play_queue([queue[2]], current=queue[2], position=0)
     assert [s.id for s in opensonic.get_play_queue().entry] == [queue[2]]
+    # OpenSubsonic's indexBasedQueue: a song twice in the queue, the second time playing
+    twice = [queue[0], queue[1], queue[0]]
+    assert opensonic.save_play_queue_by_index(twice, current_index=2, position=700)
+    by_index = opensonic.get_play_queue_by_index()
+    assert [s.id for s in by_index.entry] == twice and (by_index.current_index, by_index.position) == (2, 700)
+    assert opensonic.get_play_queue().current == queue[0]  # the same queue, by song id
 
 
 def test_bookmarks_per_user(opensonic, other):
@@ -314,6 +320,8 @@ def test_bad_input_is_a_subsonic_error(server):
         ("createBookmark", {"id": "1"}, 10), ("createBookmark", {"id": "x", "position": "1"}, 70),
         ("createBookmark", {"id": "1", "position": "soon"}, 0), ("deleteBookmark", {}, 10),
         ("savePlayQueue", {"id": "nope"}, 70), ("savePlayQueue", {"id": "1", "current": "2"}, 0),
+        ("savePlayQueueByIndex", {"id": "1", "currentIndex": "1"}, 0),
+        ("savePlayQueueByIndex", {"id": "1", "currentIndex": "first"}, 0),
         ("setRating", {"id": "1"}, 10), ("setRating", {"id": "1", "rating": "7"}, 0),
         ("setRating", {"id": "1", "rating": "x"}, 0), ("setRating", {"id": "al-nope", "rating": "1"}, 70),
         ("getCoverArt", {"id": "1", "size": "big"}, 0), ("download", {"id": "-1"}, 70),

@@ -93,6 +93,7 @@ CASES = [
     ("getPlaylist", lambda i: {"id": i["playlist"]}),
     ("getBookmarks", lambda i: {}),
     ("getPlayQueue", lambda i: {}),
+    ("getPlayQueueByIndex", lambda i: {}),
     ("getNowPlaying", lambda i: {}),
     ("getLyrics", lambda i: {"artist": i["artist_name"], "title": i["title"]}),
     ("getLyricsBySongId", lambda i: {"id": i["song"]}),
@@ -108,6 +109,7 @@ CASES = [
     ("createBookmark", lambda i: {"id": i["other"], "position": 10}),
     ("deleteBookmark", lambda i: {"id": i["other"]}),
     ("savePlayQueue", lambda i: {"id": i["song"]}),
+    ("savePlayQueueByIndex", lambda i: {"id": [i["song"], i["other"]], "currentIndex": 1, "position": 3}),
     ("createPlaylist", lambda i: {"name": "another", "songId": i["song"]}),
     ("updatePlaylist", lambda i: {"playlistId": i["playlist"], "songIdToAdd": i["other"]}),
     ("deletePlaylist", lambda i: {"id": i["playlist"]}),
@@ -132,6 +134,7 @@ def test_lists_are_not_empty_where_the_schemas_look(server, ids):
     """What the schema checks above looked inside: the lists filled, the optional parts there."""
     r = {name: call(server, name, **params(ids))["subsonic-response"] for name, params in CASES[: [n for n, _ in CASES].index("scrobble")]}
     assert r["getBookmarks"]["bookmarks"]["bookmark"] and r["getPlayQueue"]["playQueue"]["entry"]
+    assert r["getPlayQueueByIndex"]["playQueueByIndex"]["currentIndex"] == 1
     assert r["getNowPlaying"]["nowPlaying"]["entry"] and r["getStarred"]["starred"]["album"]
     assert r["getLyricsBySongId"]["lyricsList"]["structuredLyrics"][0]["line"][0]["start"] == 1000
     assert r["getArtistInfo2"]["artistInfo2"]["similarArtist"] and r["getSong"]["song"]["predictedTags"]

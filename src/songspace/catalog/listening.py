@@ -105,7 +105,8 @@ class Listening(Store):
 
     def save_play_queue(self, user: str, track_ids: list[int], current: int | None, position: int,
                         changed_by: str) -> None:
-        """Replace `user`'s play queue (no tracks: forget it)."""
+        """Replace `user`'s play queue (no tracks: forget it); `current`: the index in `track_ids`
+        of the track playing (a queue may hold a song twice), `position` milliseconds into it."""
         if not track_ids:
             self.db.execute("DELETE FROM play_queues WHERE user = ?", (user,))
             return
@@ -113,7 +114,7 @@ class Listening(Store):
                         (user, json.dumps([int(t) for t in track_ids]), current, int(position), time.time(), changed_by))
 
     def play_queue(self, user: str) -> dict | None:
-        """{track_ids, current, position, changed, changed_by} of `user`'s saved queue, or None."""
+        """{track_ids, current (an index), position, changed, changed_by} of `user`'s saved queue, or None."""
         row = self.db.execute("SELECT track_ids, current, position, changed, changed_by FROM play_queues "
                               "WHERE user = ?", (user,)).fetchone()
         if row is None:

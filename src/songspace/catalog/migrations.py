@@ -214,7 +214,7 @@ LISTENING = """
 CREATE TABLE IF NOT EXISTS play_queues (  -- one per user: what they were playing, to resume elsewhere
     user       TEXT PRIMARY KEY,
     track_ids  TEXT NOT NULL,   -- JSON list, in order (a track removed since simply drops out)
-    current    INTEGER,         -- the track playing
+    current    INTEGER,         -- the position in track_ids (from 0) of the track playing
     position   INTEGER NOT NULL DEFAULT 0,  -- milliseconds into it
     changed    REAL NOT NULL,
     changed_by TEXT NOT NULL    -- the client that saved it

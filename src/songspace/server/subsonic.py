@@ -52,7 +52,8 @@ log = logging.getLogger("songspace")
 router = APIRouter(prefix="/rest", include_in_schema=False)
 
 EXTENSIONS = [{"name": "sonicSimilarity", "versions": [1]}, {"name": "formPost", "versions": [1]},
-              {"name": "apiKeyAuthentication", "versions": [1]}, {"name": "songLyrics", "versions": [1]}]
+              {"name": "apiKeyAuthentication", "versions": [1]}, {"name": "songLyrics", "versions": [1]},
+              {"name": "indexBasedQueue", "versions": [1]}]
 PUBLIC = {"getOpenSubsonicExtensions"}  # answered without credentials, as the specification asks
 
 

@@ -81,34 +81,84 @@ def _milliseconds(ctx: Ctx, name: str) -> int:
     return ctx.params.int(name, 0, 0, 2**53)
 
 
+def _queue(ctx: Ctx) -> tuple[list, int | None, dict | None]:
+    """(songs, index of the current one among them, what was saved) of the user's play queue:
+    songs removed from the library since drop out, and the current index moves with them."""
+    saved = ctx.catalog.play_queue(ctx.user)
+    if saved is None:
+        return [], None, None
+    songs, current = [], None
+    for n, i in enumerate(saved["track_ids"]):
+        if i in ctx.view.songs:
+            if n == saved["current"]:
+                current = len(songs)
+            songs.append(ctx.view.songs[i])
+    return songs, current, saved
+
+
+def _queue_body(ctx: Ctx, saved: dict | None) -> dict:
+    if saved is None:  # nothing saved: an empty queue, as the schema has it
+        return {"username": ctx.user, "changed": lib.iso(0), "changedBy": ""}
+    return {"username": ctx.user, "changed": lib.iso(saved["changed"]), "changedBy": saved["changed_by"]}
+
+
 @method("getPlayQueue")
 def get_play_queue(ctx: Ctx) -> dict:
     """The user's saved queue; an empty one (no entries) when none was saved."""
-    saved = ctx.catalog.play_queue(ctx.user)
-    if saved is None:
-        return {"playQueue": {"username": ctx.user, "changed": lib.iso(0), "changedBy": "", "entry": []}}
-    songs = [ctx.view.songs[i] for i in saved["track_ids"] if i in ctx.view.songs]  # removed songs drop out
-    current = saved["current"] if saved["current"] in {t.id for t in songs} else None
-    return {"playQueue": {"current": None if current is None else str(current),
-                          "position": saved["position"] if current is not None else None,
-                          "username": ctx.user, "changed": lib.iso(saved["changed"]),
-                          "changedBy": saved["changed_by"], "entry": ctx.children(songs)}}
+    songs, current, saved = _queue(ctx)
+    return {"playQueue": {"current": None if current is None else str(songs[current].id),
+                          "position": None if current is None else saved["position"],
+                          **_queue_body(ctx, saved), "entry": ctx.children(songs)}}
+
+
+@method("getPlayQueueByIndex")
+def get_play_queue_by_index(ctx: Ctx) -> dict:
+    """getPlayQueue with the current song as its index in the queue (OpenSubsonic's indexBasedQueue)."""
+    songs, current, saved = _queue(ctx)
+    return {"playQueueByIndex": {"currentIndex": current, "position": None if current is None else saved["position"],
+                                 **_queue_body(ctx, saved), "entry": ctx.children(songs)}}
+
+
+def _save_queue(ctx: Ctx, current_index) -> dict:
+    ids = ctx.params.getlist("id")
+    if len(ids) > MAX_QUEUE:
+        raise SubsonicError(GENERIC, f"A play queue holds at most {MAX_QUEUE} songs, not {len(ids)}.")
+    tracks = [ctx.song(i).id for i in ids]
+    index = current_index(tracks)
+    with ctx.writer() as w:
+        w.save_play_queue(ctx.user, tracks, index, _milliseconds(ctx, "position"), ctx.params.get("c") or "")
+    return {}
 
 
 @method("savePlayQueue")
 def save_play_queue(ctx: Ctx) -> dict:
     """Replace the user's queue with the `id` songs (none: forget it); `current` must be one of them."""
-    ids = ctx.params.getlist("id")
-    if len(ids) > MAX_QUEUE:
-        raise SubsonicError(GENERIC, f"A play queue holds at most {MAX_QUEUE} songs, not {len(ids)}.")
-    tracks = [ctx.song(i).id for i in ids]
-    current = ctx.params.get("current")
-    current_id = ctx.song(current).id if current else None
-    if current_id is not None and current_id not in tracks:
-        raise SubsonicError(GENERIC, f"current ({current}) must be one of the queue's songs (id).")
-    with ctx.writer() as w:
-        w.save_play_queue(ctx.user, tracks, current_id, _milliseconds(ctx, "position"), ctx.params.get("c") or "")
-    return {}
+    def index(tracks: list[int]) -> int | None:
+        current = ctx.params.get("current")
+        if not current:
+            return None
+        current_id = ctx.song(current).id
+        if current_id not in tracks:
+            raise SubsonicError(GENERIC, f"current ({current}) must be one of the queue's songs (id).")
+        return tracks.index(current_id)
+
+    return _save_queue(ctx, index)
+
+
+@method("savePlayQueueByIndex")
+def save_play_queue_by_index(ctx: Ctx) -> dict:
+    """savePlayQueue with the current song given by its index in the queue (from 0)."""
+    def index(tracks: list[int]) -> int | None:
+        text = ctx.params.get("currentIndex")
+        if text is None or text == "":
+            return None
+        n = ctx.params.int("currentIndex", 0, -1, 2**31)
+        if not 0 <= n < len(tracks):
+            raise SubsonicError(GENERIC, f"currentIndex must be a position in the queue (0 to {len(tracks) - 1}), "
+                                         f"not {text[:20]!r}.")
+        return n
+
+    return _save_queue(ctx, index)
 
 
 @method("createBookmark")
