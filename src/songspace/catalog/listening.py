@@ -1,7 +1,9 @@
-"""Listening: the Subsonic face's users, playlists, stars and plays (server/subsonic.py)."""
+"""Listening: the Subsonic face's users, playlists, stars, plays, play queues, bookmarks and ratings
+(server/subsonic.py)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -117,3 +119,52 @@ class Listening(Store):
         except sqlite3.OperationalError:  # a read-only catalog not yet migrated: no defaults
             return None, None
         return (row[0], row[1]) if row else (None, None)
+
+    # -- play queues, bookmarks, ratings (step 7) -------------------------------------------------
+
+    def save_play_queue(self, user: str, track_ids: list[int], current: int | None, position: int,
+                        changed_by: str) -> None:
+        """Replace `user`'s play queue (no tracks: forget it); `current`: the index in `track_ids`
+        of the track playing (a queue may hold a song twice), `position` milliseconds into it."""
+        if not track_ids:
+            self.db.execute("DELETE FROM play_queues WHERE user = ?", (user,))
+            return
+        self.db.execute("INSERT OR REPLACE INTO play_queues VALUES (?, ?, ?, ?, ?, ?)",
+                        (user, json.dumps([int(t) for t in track_ids]), current, int(position), time.time(), changed_by))
+
+    def play_queue(self, user: str) -> dict | None:
+        """{track_ids, current (an index), position, changed, changed_by} of `user`'s saved queue, or None."""
+        row = self.db.execute("SELECT track_ids, current, position, changed, changed_by FROM play_queues "
+                              "WHERE user = ?", (user,)).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("track_ids", "current", "position", "changed", "changed_by"), (json.loads(row[0]), *row[1:])))
+
+    def save_bookmark(self, user: str, track_id: int, position: int, comment: str | None) -> None:
+        now = time.time()
+        self.db.execute("INSERT INTO bookmarks VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user, track_id) DO UPDATE SET "
+                        "position = excluded.position, comment = excluded.comment, changed = excluded.changed",
+                        (user, int(track_id), int(position), comment, now, now))
+
+    def delete_bookmark(self, user: str, track_id: int) -> bool:
+        return self.db.execute("DELETE FROM bookmarks WHERE user = ? AND track_id = ?", (user, int(track_id))).rowcount > 0
+
+    def bookmarks(self, user: str) -> list[dict]:
+        """`user`'s bookmarks, {track_id, position, comment, created, changed}, newest change first."""
+        rows = self.db.execute("SELECT track_id, position, comment, created, changed FROM bookmarks WHERE user = ? "
+                               "ORDER BY changed DESC, track_id", (user,))
+        return [dict(zip(("track_id", "position", "comment", "created", "changed"), r)) for r in rows]
+
+    def rate(self, user: str, item: str, rating: int) -> None:
+        """Rate an item (the face's ids) 1 to 5; 0 removes the rating."""
+        if rating == 0:
+            self.db.execute("DELETE FROM ratings WHERE user = ? AND item = ?", (user, item))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO ratings VALUES (?, ?, ?)", (user, item, int(rating)))
+
+    def ratings(self, user: str) -> dict[str, int]:
+        """{item: rating} of one user (none on a catalog older than step 7, opened read-only)."""
+        try:
+            return dict(self.db.execute("SELECT item, rating FROM ratings WHERE user = ?", (user,)))
+        except sqlite3.OperationalError:
+            return {}

@@ -15,6 +15,7 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import Response
 
+from .. import autotags
 from ..catalog import Catalog, Track
 from ..query import Searcher
 from . import subsonic_library as lib
@@ -88,7 +89,17 @@ class Ctx:
 
     @cached_property
     def marks(self) -> lib.Marks:
-        return lib.Marks(self.catalog.stars(self.user), self.catalog.play_counts())
+        return lib.Marks(self.catalog.stars(self.user), self.catalog.play_counts(), self.catalog.ratings(self.user))
+
+    def _predicted(self, track_ids: list[int]) -> None:
+        """Read the predicted tags (autotags.py) of the songs about to be shown that are not read
+        yet: only theirs, so a request showing one song never reads the whole library's."""
+        marks = self.marks
+        wanted = [i for i in track_ids if i not in marks.predicted_read]
+        if wanted:
+            for group, by_track in autotags.stored_for(self.catalog, wanted).items():
+                marks.predicted.setdefault(group, {}).update(by_track)
+            marks.predicted_read.update(wanted)
 
     @contextmanager
     def writer(self):
@@ -143,6 +154,7 @@ class Ctx:
     # -- shapes -----------------------------------------------------------------------------------
 
     def child(self, t: Track) -> dict:
+        self._predicted([t.id])
         return lib.song(self.view, t, self.marks) | self.transcoded(t)
 
     # -- transcoding (server/transcode.py): the user's stream defaults and what they make of a song
@@ -156,7 +168,9 @@ class Ctx:
                                            self.stream_defaults)
 
     def children(self, tracks) -> list[dict]:
-        return [self.child(t) for t in tracks]
+        tracks = list(tracks)
+        self._predicted([t.id for t in tracks])
+        return [lib.song(self.view, t, self.marks) | self.transcoded(t) for t in tracks]
 
     def sonic_match(self, t: Track, similarity: float) -> dict:
         return {"entry": self.child(t), "similarity": round(min(max(float(similarity), 0.0), 1.0), 4)}
