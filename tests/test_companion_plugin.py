@@ -235,11 +235,20 @@ def test_update_library_covers_the_server_when_a_password_is_set(companion, supy
     signed = update()
     assert (signed["unchanged"], signed["added"], signed["removed"], signed["failed"]) == (4, 0, 0, 0)
     assert signed["notes"] == []
+    signed_at = httpx.get(f"{base}/api/index", headers=headers).json()["started"]
     with Library.open(root, readonly=True) as lib:
         kept = lib.catalog.remote_ids([t.id for t in tracks.values()])
     assert {song_id: kept[t.id] for song_id, t in tracks.items()} == \
         {i: (s["artistId"], s["albumId"]) for i, s in songs.items()}
     assert plugin.replay(base, plugin.similar_artists(asked, False), TOKEN).status_code == 200
+
+    # Subsonic's startScan starts the same update
+    query = urllib.parse.urlencode({"u": USER, "p": PASSWORD, "v": "1.16.1", "c": "test", "f": "json"})
+    scan = httpx.get(f"{base}/rest/startScan?{query}").json()["subsonic-response"]
+    assert scan["status"] == "ok", scan
+    while (progress := httpx.get(f"{base}/api/index", headers=headers).json())["running"]:
+        time.sleep(0.1)
+    assert progress["report"]["unchanged"] == 4 and progress["started"] > signed_at
 
     monkeypatch.setenv("SONGSPACE_REMOTE_PASSWORD", "not it")
     refused = update()

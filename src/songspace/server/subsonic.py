@@ -208,9 +208,10 @@ def get_scan_status(ctx: Ctx) -> dict:
 @method("startScan")
 def start_scan(ctx: Ctx) -> dict:
     """The same update as the page's "Update library" button (server/jobs.py): the library's
-    folders indexed again in the background; while a run is going, that run's status."""
+    folders (and companion mode's servers) indexed again in the background; while a run is going,
+    that run's status."""
     folders = ctx.catalog.folders()
-    if not folders:
+    if not folders and not ctx.catalog.remote_servers():  # companion mode: the servers are updated too
         raise SubsonicError(GENERIC, "The library has no folders yet: index a folder from the command line first.")
     ctx.request.app.state.index_job.start(folders)  # False (nothing new started) while a run is going
     return {"scanStatus": {**_scan_status(ctx)["scanStatus"], "scanning": True}}
