@@ -171,6 +171,13 @@ class SubsonicClient:
         self._plain = False  # the server takes no tokens: the password goes hex-encoded (p=enc:...)
         self._signed_in = False
 
+    @property
+    def identity(self) -> tuple[str, str]:
+        """Who this client signs in as: the server and a digest of its secret (two clients with
+        the same identity are interchangeable; the secret itself is not in it)."""
+        kind = "key" if self._api_key else "password"
+        return str(self.server), kind + ":" + hashlib.sha256(self._secret.encode()).hexdigest()
+
     # -- requests ---------------------------------------------------------------------------------
 
     def _credentials(self) -> list[tuple[str, str]]:

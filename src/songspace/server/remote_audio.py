@@ -21,7 +21,7 @@ CHUNK = 64 * 1024
 # Headers of the other server's answer that the player needs as they are
 PASSED_ON = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "Content-Disposition")
 
-_clients: dict[tuple[str, str, bool], SubsonicClient] = {}  # signed in once, not for every range request
+_clients: dict[tuple[str, str], SubsonicClient] = {}  # signed in once, not for every range request
 _lock = threading.Lock()
 
 
@@ -29,9 +29,8 @@ def _client(server: RemoteServer) -> SubsonicClient | None:
     fresh = client_from_env(server)
     if fresh is None:
         return None
-    key = (str(server), fresh._secret, fresh._api_key)
     with _lock:
-        return _clients.setdefault(key, fresh)
+        return _clients.setdefault(fresh.identity, fresh)
 
 
 def response(t: Track, range_header: str | None, *, download: bool = False,
