@@ -250,7 +250,7 @@ def step_8_stream_defaults(cat) -> None:
                    "REFERENCES users(name) ON DELETE CASCADE, max_bit_rate INTEGER, format TEXT)")
 
 
-def step_remote_songs(cat) -> None:
+def step_9_remote_songs(cat) -> None:
     """Companion mode (catalog/companion.py): the servers a library was indexed from (their
     addresses, never a password), and for each track indexed from one, the ids that server gives
     its artist and album, so the AudioMuse-AI plugin, which names artists by the server's ids, is
@@ -264,7 +264,7 @@ def step_remote_songs(cat) -> None:
 
 STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys,
          step_6_search_key, step_7_listening, step_8_stream_defaults,
-         step_remote_songs]  # step n is STEPS[n - 1]; only ever append
+         step_9_remote_songs]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 
