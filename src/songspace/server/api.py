@@ -63,11 +63,6 @@ def searchable(searcher: Searcher, track_id: int) -> Track:
     return track
 
 
-def matches_text(track: Track, text: str) -> bool:
-    fields = (track.artist, track.title, track.album, track.path)
-    return any(text in (f or "").casefold() for f in fields)
-
-
 # ---------------------------------------------------------------------------------------------
 # The library
 # ---------------------------------------------------------------------------------------------
@@ -95,17 +90,6 @@ def start_index(request: Request, searcher: Search) -> JSONResponse:
     if not request.app.state.index_job.start(folders):
         raise HTTPException(409, "an index run is already going; follow it at GET /api/index")
     return JSONResponse({"started": True}, status_code=202)
-
-
-@router.get("/tracks")
-def tracks(searcher: Search, q: str = "", offset: Annotated[int, Query(ge=0)] = 0,
-           limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
-    """Analysed tracks whose artist, title, album or path contains `q` (any case), by id; paged."""
-    found = searcher.catalog.ok_tracks()
-    text = q.strip().casefold()
-    if text:
-        found = [t for t in found if matches_text(t, text)]
-    return {"total": len(found), "items": [shapes.track_row(t) for t in found[offset : offset + limit]]}
 
 
 @router.get("/tracks/{track_id}")
