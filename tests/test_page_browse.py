@@ -114,6 +114,7 @@ def test_artists_list_their_albums(server):
     assert {"The Ensemble", "Various Artists", "Composer A", "Band One", "Hoffmann Ensemble"} <= set(artists)
     status, ensemble, _ = get(f"{server}/api/artists/{artists['The Ensemble']['id']}")
     assert [a["name"] for a in ensemble["albums"]] == ["Great Album"] and ensemble["albums"][0]["song_count"] == 5
+    assert (ensemble["album_count"], ensemble["song_count"]) == (1, 5)  # no track credits them: their album's
     status, band, _ = get(f"{server}/api/artists/{artists['Band One']['id']}")  # a compilation's artist
     assert [a["name"] for a in band["albums"]] == ["Summer Hits"] and band["song_count"] == 1
 

@@ -113,8 +113,9 @@ def album_track_row(track: Track) -> dict:
     return track_row(track, disc=track.disc, number=track.track, year=track.year)
 
 
-def artist_row(artist, album_count: int, **extra) -> dict:
-    """An artist: name, how many albums are listed under them, how many songs credit them."""
-    row = {"id": artist.id, "name": artist.name, "album_count": album_count, "song_count": len(artist.songs)}
+def artist_row(artist, album_count: int, song_count: int, **extra) -> dict:
+    """An artist: name, how many albums are listed under them, and how many songs are theirs
+    (those of their own albums, else those that credit them)."""
+    row = {"id": artist.id, "name": artist.name, "album_count": album_count, "song_count": song_count}
     row.update(extra)
     return row

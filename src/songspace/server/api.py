@@ -126,9 +126,14 @@ def playlist(ids: str, request: Request, searcher: Search) -> Response:
         raise HTTPException(400, f"ids must be catalog ids separated by commas, not {ids!r}") from None
     if not wanted:
         raise HTTPException(400, "ids names no track")
+    return m3u8_response([known(searcher, track_id) for track_id in wanted], request)
+
+
+def m3u8_response(tracks: list[Track], request: Request) -> Response:
+    """These tracks as an M3U8 download of their stream URLs on this server."""
     lines = ["#EXTM3U"]
-    for track_id in wanted:
-        lines += [extinf(known(searcher, track_id)), f"{request.base_url}api/tracks/{track_id}/audio"]
+    for t in tracks:
+        lines += [extinf(t), f"{request.base_url}api/tracks/{t.id}/audio"]
     return Response("\n".join(lines) + "\n", media_type="audio/x-mpegurl",
                     headers={"Content-Disposition": 'attachment; filename="songspace.m3u8"'})
 

@@ -22,7 +22,7 @@ from .. import shapes
 from ..catalog import Track
 from ..query import Searcher
 from . import subsonic_library as lib
-from .api import Search
+from .api import Search, m3u8_response
 from .coverart import cover_response
 
 router = APIRouter(prefix="/api")
@@ -87,7 +87,17 @@ def tracks(searcher: Search, q: str = "", offset: Offset = 0, limit: Limit = 50)
         v = lib.view(searcher)
         found = _found(searcher, v, text) if text else _tracks(searcher, v)
     total, rows = _page(found, offset, limit)
-    return {"total": total, "offset": offset, "items": [shapes.track_row(t) for t in rows]}
+    return {"total": total, "items": [shapes.track_row(t) for t in rows]}
+
+
+@router.get("/search.m3u8", response_class=Response, responses={200: {"content": {"audio/x-mpegurl": {}}}})
+def search_playlist(request: Request, searcher: Search, q: str = "") -> Response:
+    """Every track of /api/tracks?q= (all of them, not a page) as an M3U8 download, in its order."""
+    text = q.strip()
+    with searcher.snapshot():
+        v = lib.view(searcher)
+        found = _found(searcher, v, text) if text else _tracks(searcher, v)
+    return m3u8_response(found, request)
 
 
 @router.get("/albums")
@@ -97,7 +107,7 @@ def albums(searcher: Search, offset: Offset = 0, limit: Limit = 60) -> dict:
     with searcher.snapshot():
         v = lib.view(searcher)
         total, rows = _page(_albums(searcher, v), offset, limit)
-    return {"total": total, "offset": offset, "items": [shapes.album_row(a, cover=_cover_url(a.id)) for a in rows]}
+    return {"total": total, "items": [shapes.album_row(a, cover=_cover_url(a.id)) for a in rows]}
 
 
 @router.get("/albums/{album_id}")
@@ -125,8 +135,8 @@ def artists(searcher: Search, offset: Offset = 0, limit: Limit = 100) -> dict:
     with searcher.snapshot():
         v = lib.view(searcher)
         total, rows = _page(_artists(searcher, v), offset, limit)
-        items = [shapes.artist_row(a, len(lib.albums_of(v, a))) for a in rows]
-    return {"total": total, "offset": offset, "items": items}
+        items = [shapes.artist_row(a, len(lib.albums_of(v, a)), _song_count(a)) for a in rows]
+    return {"total": total, "items": items}
 
 
 @router.get("/artists/{artist_id}")
@@ -139,7 +149,12 @@ def artist(artist_id: str, searcher: Search) -> dict:
         if a is None:
             raise HTTPException(404, f"no artist with id {artist_id!r} in the library")
         found = sorted(lib.albums_of(v, a), key=lambda x: (x.year or 0, _sort_key(x.name), x.id))
-    return shapes.artist_row(a, len(found), albums=[shapes.album_row(x, cover=_cover_url(x.id)) for x in found])
+    return shapes.artist_row(a, len(found), _song_count(a), albums=[shapes.album_row(x, cover=_cover_url(x.id)) for x in found])
+
+
+def _song_count(a: lib.Artist) -> int:
+    """The songs of the artist's own albums, else those that credit them (as Subsonic's songs of an artist)."""
+    return sum(len(x.songs) for x in a.albums) or len(a.songs)
 
 
 def _known_album(v: lib.View, album_id: str) -> lib.Album:

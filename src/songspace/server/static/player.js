@@ -35,7 +35,10 @@ export function step(delta) {
   if (!q) return;
   const rows = state.lists[q.list] || [];
   const index = q.index + delta;
-  if (index >= 0 && index < rows.length) play(rows[index].id, { list: q.list, index });
+  if (index >= 0 && index < rows.length && rows[index]) play(rows[index].id, { list: q.list, index });
+  else if (index >= 0 && index < rows.length) { // a long list loads as it scrolls: this row is not here yet
+    hooks.loadRow(q.list, index).then((t) => { if (t && state.queue === q) play(t.id, { list: q.list, index }); }).catch(() => {});
+  }
   else if (delta > 0 && q.list === "radio" && state.radio) hooks.topUpRadio(true); // plays on when more arrive
 }
 
