@@ -74,6 +74,11 @@ function discNote(a) {
 export async function openAlbumView(id, { stay = false } = {}) {
   if (!stay) showTab("albums");
   const a = await fetchAlbum(id);
+  if (state.queue && state.queue.list === "album" && openAlbum && openAlbum.id !== a.id) {
+    // Another album opened while one plays: the one playing stays the queue.
+    state.lists.queued = state.lists.album;
+    state.queue = { list: "queued", index: state.queue.index };
+  }
   openAlbum = a;
   $("#album-browser").hidden = true;
   $("#album-view").hidden = false;
@@ -86,6 +91,10 @@ export async function openAlbumView(id, { stay = false } = {}) {
   $("#album-meta").textContent = [a.year, a.genre, `${plural(a.song_count, "track")}${discNote(a)}`, clock(a.duration)].filter(Boolean).join(" · ");
   $("#album-play").setAttribute("aria-label", `Play the album ${a.name} by ${a.artist}`);
   showList("album", a.tracks, "");
+  if (stay && state.queue && state.queue.list === "album") { // read again while it plays: the queue follows
+    const at = a.tracks.findIndex((t) => t.id === state.playing);
+    state.queue = { list: "album", index: at >= 0 ? at : state.queue.index - 1 }; // gone: "next" is the one after it
+  }
   return a;
 }
 

@@ -15,7 +15,7 @@ import { loadStatus, progressText, showIndex, startIndex } from "./indexer.js";
 import { makeJourney, renderEnds, setEnd } from "./journey.js";
 import { currentTab, showList, showTab, virtualList, virtualise } from "./lists.js";
 import { mapView } from "./map.js";
-import { audio, onAudioError, onKey, play, step } from "./player.js";
+import { audio, checkPlaying, onAudioError, onKey, play, step } from "./player.js";
 import { loadSeeds, makeRadio, onPlay, renderSeeds, startRadio, toggleSeed, topUpRadio } from "./radio.js";
 import { rowAt, search, setUpSearch } from "./search.js";
 
@@ -59,6 +59,7 @@ function refresh() {
   forgetAlbums();
   forgetArtists();
   mapView.load();
+  checkPlaying();
 }
 
 // A tab chosen: the album and artist tabs load what they show the first time they are seen.

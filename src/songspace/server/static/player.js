@@ -90,3 +90,16 @@ export async function onAudioError() {
   $("#now-sub").textContent = `Not playable: ${why}`;
   step(1);
 }
+
+// After the library changed (an update, the server back): if what plays has left it, say so.
+// It plays on from what the browser holds until it ends or fails; the queue goes on from where
+// it stood (the lists were read again without it).
+export async function checkPlaying() {
+  const id = state.playing;
+  if (id === null) return;
+  let r = null;
+  try { r = await fetch(`/api/tracks/${id}`, { headers: { Accept: "application/json" } }); } catch (_) { return; }
+  if (r.status !== 404 || state.playing !== id) return;
+  toast(`“${labelOf(track(id))}” was removed from the library (its file is gone); the queue goes on without it`, "info");
+  $("#now-sub").textContent = "Removed from the library";
+}
