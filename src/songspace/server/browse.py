@@ -23,7 +23,7 @@ from ..catalog import Track
 from ..query import Searcher
 from . import subsonic_library as lib
 from .api import Search, m3u8_response
-from .coverart import cover_response
+from .covers import cover_response
 
 router = APIRouter(prefix="/api")
 

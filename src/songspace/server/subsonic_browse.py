@@ -4,12 +4,15 @@ search, folder views and cover art (the ids and the view come from subsonic_libr
 
 from __future__ import annotations
 
+import mimetypes
 import random
 
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
+from ..tags import embedded_picture
 from . import subsonic_library as lib
-from .coverart import cover_response
+from .coverart import placeholder_png
+from .streaming import inside_folders
 from .subsonic_format import (
     GENERIC,
     NOT_FOUND,
@@ -204,4 +207,17 @@ def get_cover_art(ctx: Ctx) -> Response:
     """The picture embedded in the first file of the item that has one, else the folder image
     (cover.*, folder.*, front.*) beside it, as it is; else a placeholder of `size` pixels."""
     item = ctx.params.require("id")
-    return cover_response(item, ctx.songs_of(item), ctx.catalog.folders(), ctx.params.int("size", 300, 16, 1024))
+    folders = ctx.catalog.folders()
+    songs = ctx.songs_of(item)[:20]  # looking further costs more than a placeholder is worth
+    for t in songs:
+        found = (embedded_picture(t.path) if (t.picture_mime or not t.tags_version) and inside_folders(t.path, folders)
+                 else None)  # a track not re-read since step 4 may still hold one
+        if found:
+            return Response(found[0], media_type=found[1], headers={"Cache-Control": "max-age=86400"})
+    for t in songs:
+        image = inside_folders(t.folder_image, folders) if t.folder_image else None
+        if image is not None:
+            return FileResponse(image, media_type=mimetypes.guess_type(image)[0] or "image/jpeg",
+                                headers={"Cache-Control": "max-age=86400"})
+    size = ctx.params.int("size", 300, 16, 1024)
+    return Response(placeholder_png(item, size), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
