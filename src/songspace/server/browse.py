@@ -6,8 +6,10 @@ Subsonic player group a library the same way; the view is built once per search 
 shared. Search is the catalog's (`Catalog.search_text`: the words of the query), so the page
 finds what `songspace` finds.
 
-Lists are paged (`offset`, `limit`, and `total`): the page asks only for the rows it shows, so a
-library of 100,000 tracks answers its first page as fast as one of 100. Every list is in a
+Lists are paged (`offset`, `limit`, and `total`): the page asks only for the rows it shows, and
+the track list reads only the ids of the whole library (once per snapshot) and the rows of the
+page asked for, so a library of 100,000 tracks answers its first page at once. Albums and
+artists wait for the Subsonic view the first time (seconds for 100,000 tracks, then shared). Every list is in a
 stable order: tracks by catalog id, albums by album artist, year and name, artists by name.
 """
 
@@ -45,9 +47,10 @@ def _sort_key(name: str | None) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _tracks(searcher: Searcher, v: lib.View) -> list[Track]:
-    """The analysed tracks, by id (call inside `searcher.snapshot()`, with that snapshot's view)."""
-    return searcher.derived("page tracks", lambda: [v.songs[i] for i in sorted(v.songs)])
+def _ids(searcher: Searcher) -> list[int]:
+    """The analysed tracks' ids, in id order: read once per snapshot, without building the tracks
+    (the first page of 100,000 tracks waits for one small query, not for the library's view)."""
+    return searcher.derived("page ids", searcher.catalog.ok_ids)
 
 
 def _albums(searcher: Searcher, v: lib.View) -> list[lib.Album]:
@@ -62,15 +65,25 @@ def _artists(searcher: Searcher, v: lib.View) -> list[lib.Artist]:
                                                            key=lambda a: (_sort_key(a.sort_name or a.name), a.id)))
 
 
-def _found(searcher: Searcher, v: lib.View, text: str) -> list[Track]:
-    """The analysed tracks the catalog's search finds for `text`, by id; remembered for this
-    snapshot (the page asks for the pages of one answer as it scrolls)."""
+def _found(searcher: Searcher, text: str) -> list[int]:
+    """The ids of the analysed tracks the catalog's search finds for `text`, in id order;
+    remembered for this snapshot (the page asks for the pages of one answer as it scrolls)."""
     kept = searcher.derived("page searches", dict)
     if text not in kept:
         if len(kept) >= SEARCHES_KEPT:
             kept.pop(next(iter(kept)))
-        kept[text] = sorted((v.songs[t.id] for t in searcher.search_text(text) if t.id in v.songs), key=lambda t: t.id)
+        kept[text] = sorted(t.id for t in searcher.search_text(text) if t.status == "ok")
     return kept[text]
+
+
+def _listed(searcher: Searcher, q: str) -> list[int]:
+    """The ids /api/tracks lists for `q`: every analysed track, or those the search finds."""
+    text = q.strip()
+    return _found(searcher, text) if text else _ids(searcher)
+
+
+def _rows(searcher: Searcher, ids: list[int]) -> list[Track]:
+    return [t for t in searcher.catalog.tracks_by_id(ids) if t is not None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,21 +95,17 @@ def _found(searcher: Searcher, v: lib.View, text: str) -> list[Track]:
 def tracks(searcher: Search, q: str = "", offset: Offset = 0, limit: Limit = 50) -> dict:
     """Analysed tracks, by id; with `q`, those the library's search finds (every word, in the
     title, artist, album or genre, any case or accent, a word's start will do); paged."""
-    text = q.strip()
     with searcher.snapshot():
-        v = lib.view(searcher)
-        found = _found(searcher, v, text) if text else _tracks(searcher, v)
-    total, rows = _page(found, offset, limit)
+        total, ids = _page(_listed(searcher, q), offset, limit)
+        rows = _rows(searcher, ids)
     return {"total": total, "items": [shapes.track_row(t) for t in rows]}
 
 
 @router.get("/search.m3u8", response_class=Response, responses={200: {"content": {"audio/x-mpegurl": {}}}})
 def search_playlist(request: Request, searcher: Search, q: str = "") -> Response:
     """Every track of /api/tracks?q= (all of them, not a page) as an M3U8 download, in its order."""
-    text = q.strip()
     with searcher.snapshot():
-        v = lib.view(searcher)
-        found = _found(searcher, v, text) if text else _tracks(searcher, v)
+        found = _rows(searcher, _listed(searcher, q))
     return m3u8_response(found, request)
 
 
