@@ -138,6 +138,7 @@ export function showTab(name) {
   }
   if (name === "map") return;
   for (const p of document.querySelectorAll(".panel")) p.hidden = p.dataset.panel !== name;
+  for (const v of Object.values(virtual)) v.soon(); // a list shown again draws what is in view now
   mapView.highlight(name);
 }
 
