@@ -125,3 +125,17 @@ def test_the_head_refuses_vectors_of_another_size(bad):
 
     with pytest.raises(ModelError, match="track vectors"):
         load_head().probabilities(bad)
+
+
+def test_similar_and_path_json_rows_carry_the_stored_predictions(indexed_library, songspace):
+    songspace("tags", "--refresh", check=True)
+    catalog = Catalog(indexed_library / "catalog.sqlite")
+    stored = autotags.stored(catalog)
+    catalog.close()
+    a, b = sorted(stored["genre"])[:2]
+    for args in (("similar", str(a), "-k", "3"), ("path", str(a), str(b), "-n", "4")):
+        rows = json.loads(songspace(*args, "--json", check=True).stdout)
+        assert rows
+        for r in rows:
+            for group in ("genre", "mood"):
+                assert r["predicted"][group]["tag"] == stored[group][r["id"]][0], (args, r["id"])

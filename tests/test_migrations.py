@@ -280,3 +280,58 @@ def test_step_4_adds_the_tag_fields_and_marks_the_tags_to_read_again(tmp_path, m
     assert cat.generation == generation + 1 and cat.last_change() == 3  # browsing refreshes; vectors untouched
     assert_survived(cat, written)
     cat.close()
+
+
+def _catalog_at(path, monkeypatch, version: int) -> None:
+    """Migrate the catalog at `path` only up to `version`, as the songspace of that step did."""
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "STEPS", migrations.STEPS[:version])
+        m.setattr(migrations, "LATEST", version)
+        Catalog(path).close()
+
+
+def test_step_6_folds_the_searched_text_of_every_track(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.sqlite"
+    written = unversioned_catalog(path)
+    step = migrations.STEPS.index(migrations.step_6_search_key) + 1
+    _catalog_at(path, monkeypatch, step - 1)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE tracks SET title = 'Café Colours', artist = 'Hoffmann' WHERE id = 3")  # written by that songspace
+    db.commit()
+    db.close()
+    old = Catalog(path, readonly=True)  # a reader of the older catalog: the same answers, folded row by row
+    assert [t.id for t in old.search_text("cafe hoffmann")] == [3]
+    old.close()
+    cat = Catalog(path)
+    assert cat.db.execute("SELECT COUNT(*) FROM tracks WHERE search_key IS NULL").fetchone()[0] == 0
+    assert [t.id for t in cat.search_text("cafe hoffmann")] == [3] == [t.id for t in cat.search_text("COLO*")]
+    assert [t.id for t in cat.search_text("title 2")] == [2] and [t.id for t in cat.search_text("bad")] == [4]
+    assert [t.id for t in cat.search_text("music")] == [1, 2, 3, 4]  # the folder a file lies in is searched
+    cat.put_tags(2, {"title": "Geosphere"})  # a write folds again
+    assert [t.id for t in cat.search_text("geo")] == [2] and cat.search_text("title 2") == []
+    cat.put_tags(2, {"title": "title 2"})
+    assert_survived(cat, written)
+    cat.close()
+
+
+def test_step_7_play_queues_bookmarks_and_ratings_per_user(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.sqlite"
+    unversioned_catalog(path)
+    _catalog_at(path, monkeypatch, migrations.STEPS.index(migrations.step_7_listening))
+    cat = Catalog(path)
+    cat.save_play_queue("ann", [3, 1], current=1, position=1500, changed_by="phone")
+    q = cat.play_queue("ann")
+    assert (q["track_ids"], q["current"], q["position"], q["changed_by"]) == ([3, 1], 1, 1500, "phone")
+    assert cat.play_queue("bob") is None
+    cat.save_bookmark("ann", 2, 9000, "chorus")
+    cat.save_bookmark("ann", 2, 9500, None)  # moved, not doubled
+    assert [(b["track_id"], b["position"], b["comment"]) for b in cat.bookmarks("ann")] == [(2, 9500, None)]
+    cat.rate("ann", "2", 4)
+    cat.rate("ann", "al-x", 5)
+    cat.rate("ann", "al-x", 0)
+    assert cat.ratings("ann") == {"2": 4} and cat.ratings("bob") == {}
+    cat.remove([2])  # a track removed takes its bookmarks with it
+    assert cat.bookmarks("ann") == []
+    cat.save_play_queue("ann", [], None, 0, "phone")
+    assert cat.play_queue("ann") is None
+    cat.close()

@@ -85,6 +85,11 @@ def stored(catalog: Catalog) -> dict[str, dict[int, tuple[str, float]]]:
     return {group: catalog.predictions(name) for group, name in NAMES.items()}
 
 
+def stored_for(catalog: Catalog, track_ids) -> dict[str, dict[int, tuple[str, float]]]:
+    """`stored` for these tracks only (the rows of one answer)."""
+    return {group: catalog.predictions_of(name, track_ids) for group, name in NAMES.items()}
+
+
 def summary(catalog: Catalog) -> dict[str, dict[str, int]]:
     """{group: {tag: tracks}} of the stored tags, most frequent first (for `status`)."""
     out = {}

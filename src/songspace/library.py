@@ -36,6 +36,7 @@ from .status import TrackStatus
 
 if TYPE_CHECKING:
     from .distributed import RayConfig
+    from .remote import SubsonicClient
 
 __all__ = ["FIT_ANCHOR_WEIGHT", "FitResult", "IndexReport", "LIBRARY_ENV", "Library", "Report", "default_library_dir"]
 
@@ -182,6 +183,18 @@ class Library:
                 return self._fit(files, minutes=fit_minutes, workers=workers, report=report or silent)
         with self.writer():
             return run(self.catalog, folders, executor, allow_empty=allow_empty, report=report, fit=fit_stage)
+
+    def index_remote(self, client: "SubsonicClient", *, allow_empty: bool = False,
+                     report: Report | None = None) -> IndexReport:
+        """Bring the catalog up to date with the songs of another Subsonic server (companion mode:
+        indexing/remote.py), signing `client` in first (RemoteError: nothing is written). Its
+        songs are downloaded one at a time and analysed in this process; re-running downloads
+        only new or changed songs."""
+        from .indexing.remote import run_remote
+
+        client.sign_in()
+        with self.writer():
+            return run_remote(self.catalog, client, allow_empty=allow_empty, report=report)
 
     # -- fitting ----------------------------------------------------------------------------------
 

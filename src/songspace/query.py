@@ -383,6 +383,10 @@ class Searcher:
     def track(self, track_id: int) -> Track:
         return self.tracks([track_id])[0]
 
+    def artists(self, track_ids) -> list[str | None]:
+        """The artist tag of each of these tracks (None when untagged), without whole rows."""
+        return self.catalog.artists_by_id(track_ids)
+
     def matches(self, hits: list[tuple[int, float]]) -> list[Match]:
         """Search hits as Matches, with their tracks fetched in bulk."""
         return [Match(t, s) for t, (_, s) in zip(self.tracks([i for i, _ in hits]), hits)]

@@ -77,6 +77,11 @@ def predicted_tags(stored: dict[str, dict[int, tuple[str, float]]], track_id: in
             for group, found in stored.items() if track_id in found}
 
 
+def with_predicted(rows: list[dict], stored: dict[str, dict[int, tuple[str, float]]]) -> list[dict]:
+    """`rows` with each track's predicted tags (autotags.stored_for) under "predicted"."""
+    return [{**row, "predicted": predicted_tags(stored, row["id"])} for row in rows]
+
+
 def tagged_rows(tracks: Iterable[Track], stored: dict[str, dict[int, tuple[str, float]]]) -> list[dict]:
     """Tracks with their predicted tags (`songspace tags` of a library)."""
     return [track_row(t, predicted=predicted_tags(stored, t.id)) for t in tracks]

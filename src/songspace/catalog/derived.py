@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from .store import Store
+from .store import Store, chunks, marks
 
 
 class Derived(Store):
@@ -20,6 +20,15 @@ class Derived(Store):
         """{track id: (label, confidence)} of what `classify` predicted for `name`."""
         rows = self.db.execute("SELECT track_id, label, confidence FROM predictions WHERE name = ?", (name,))
         return {i: (label, c) for i, label, c in rows}
+
+    def predictions_of(self, name: str, track_ids) -> dict[int, tuple[str, float]]:
+        """`predictions(name)` of these tracks only: what a list of answers shows beside each row."""
+        found: dict[int, tuple[str, float]] = {}
+        for chunk in chunks([int(i) for i in track_ids]):
+            rows = self.db.execute(f"SELECT track_id, label, confidence FROM predictions WHERE name = ? "
+                                   f"AND track_id IN ({marks(chunk)})", (name, *chunk))
+            found.update((i, (label, c)) for i, label, c in rows)
+        return found
 
     def prediction_names(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT name FROM predictions ORDER BY name")]

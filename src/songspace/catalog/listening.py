@@ -1,7 +1,10 @@
-"""Listening: the Subsonic face's users, playlists, stars and plays (server/subsonic.py)."""
+"""Listening: the Subsonic face's users, playlists, stars, plays, play queues, bookmarks and ratings
+(server/subsonic.py)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -97,3 +100,71 @@ class Listening(Store):
         """{track id: (plays, last played)} over every user."""
         rows = self.db.execute("SELECT track_id, COUNT(*), MAX(played_at) FROM plays GROUP BY track_id")
         return {t: (n, last) for t, n, last in rows}
+
+    # -- stream defaults (transcoding: server/transcode.py) ---------------------------------------
+
+    def set_stream_defaults(self, user: str, max_bit_rate: int | None, format: str | None) -> None:
+        """A user's bit rate cap (kbit/s) and format for streams that ask for neither; both
+        None: no defaults (the original files)."""
+        if max_bit_rate is None and format is None:
+            self.db.execute("DELETE FROM stream_defaults WHERE user = ?", (user,))
+            return
+        self.db.execute("INSERT INTO stream_defaults VALUES (?, ?, ?) ON CONFLICT(user) DO UPDATE SET "
+                        "max_bit_rate = excluded.max_bit_rate, format = excluded.format", (user, max_bit_rate, format))
+
+    def stream_defaults(self, user: str) -> tuple[int | None, str | None]:
+        """(max bit rate, format) of a user, (None, None) when none are set."""
+        try:
+            row = self.db.execute("SELECT max_bit_rate, format FROM stream_defaults WHERE user = ?", (user,)).fetchone()
+        except sqlite3.OperationalError:  # a read-only catalog not yet migrated: no defaults
+            return None, None
+        return (row[0], row[1]) if row else (None, None)
+
+    # -- play queues, bookmarks, ratings (step 7) -------------------------------------------------
+
+    def save_play_queue(self, user: str, track_ids: list[int], current: int | None, position: int,
+                        changed_by: str) -> None:
+        """Replace `user`'s play queue (no tracks: forget it); `current`: the index in `track_ids`
+        of the track playing (a queue may hold a song twice), `position` milliseconds into it."""
+        if not track_ids:
+            self.db.execute("DELETE FROM play_queues WHERE user = ?", (user,))
+            return
+        self.db.execute("INSERT OR REPLACE INTO play_queues VALUES (?, ?, ?, ?, ?, ?)",
+                        (user, json.dumps([int(t) for t in track_ids]), current, int(position), time.time(), changed_by))
+
+    def play_queue(self, user: str) -> dict | None:
+        """{track_ids, current (an index), position, changed, changed_by} of `user`'s saved queue, or None."""
+        row = self.db.execute("SELECT track_ids, current, position, changed, changed_by FROM play_queues "
+                              "WHERE user = ?", (user,)).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("track_ids", "current", "position", "changed", "changed_by"), (json.loads(row[0]), *row[1:])))
+
+    def save_bookmark(self, user: str, track_id: int, position: int, comment: str | None) -> None:
+        now = time.time()
+        self.db.execute("INSERT INTO bookmarks VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user, track_id) DO UPDATE SET "
+                        "position = excluded.position, comment = excluded.comment, changed = excluded.changed",
+                        (user, int(track_id), int(position), comment, now, now))
+
+    def delete_bookmark(self, user: str, track_id: int) -> bool:
+        return self.db.execute("DELETE FROM bookmarks WHERE user = ? AND track_id = ?", (user, int(track_id))).rowcount > 0
+
+    def bookmarks(self, user: str) -> list[dict]:
+        """`user`'s bookmarks, {track_id, position, comment, created, changed}, newest change first."""
+        rows = self.db.execute("SELECT track_id, position, comment, created, changed FROM bookmarks WHERE user = ? "
+                               "ORDER BY changed DESC, track_id", (user,))
+        return [dict(zip(("track_id", "position", "comment", "created", "changed"), r)) for r in rows]
+
+    def rate(self, user: str, item: str, rating: int) -> None:
+        """Rate an item (the face's ids) 1 to 5; 0 removes the rating."""
+        if rating == 0:
+            self.db.execute("DELETE FROM ratings WHERE user = ? AND item = ?", (user, item))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO ratings VALUES (?, ?, ?)", (user, item, int(rating)))
+
+    def ratings(self, user: str) -> dict[str, int]:
+        """{item: rating} of one user (none on a catalog older than step 7, opened read-only)."""
+        try:
+            return dict(self.db.execute("SELECT item, rating FROM ratings WHERE user = ?", (user,)))
+        except sqlite3.OperationalError:
+            return {}

@@ -14,6 +14,7 @@ previous version.
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 
@@ -188,7 +189,69 @@ def step_5_api_keys(cat) -> None:
                    "user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE, created REAL NOT NULL)")
 
 
-STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys]  # step n is STEPS[n - 1]; only ever append
+def step_6_search_key(cat) -> None:
+    """Each track's searched text, folded (catalog/search.py): a column filled here once, a few
+    thousand rows per transaction (an interrupted run resumes with the rows still empty), and
+    on every write after."""
+    from .search import track_key
+
+    if "search_key" not in {row[1] for row in cat.db.execute("PRAGMA table_info(tracks)")}:
+        cat.db.execute("ALTER TABLE tracks ADD COLUMN search_key TEXT")
+    while True:
+        with cat._transaction():
+            rows = cat.db.execute("SELECT id, title, artist, artists, albumartist, album, path FROM tracks "
+                                  "WHERE search_key IS NULL LIMIT 5000").fetchall()
+            cat.db.executemany("UPDATE tracks SET search_key = ? WHERE id = ?",
+                               [(track_key(title, artist, json.loads(artists) if artists else (), albumartist,
+                                           album, path), i)
+                                for i, title, artist, artists, albumartist, album, path in rows])
+        if not rows:
+            break
+
+
+# Step 7: what a Subsonic user keeps besides stars and playlists (catalog/listening.py).
+LISTENING = """
+CREATE TABLE IF NOT EXISTS play_queues (  -- one per user: what they were playing, to resume elsewhere
+    user       TEXT PRIMARY KEY,
+    track_ids  TEXT NOT NULL,   -- JSON list, in order (a track removed since simply drops out)
+    current    INTEGER,         -- the position in track_ids (from 0) of the track playing
+    position   INTEGER NOT NULL DEFAULT 0,  -- milliseconds into it
+    changed    REAL NOT NULL,
+    changed_by TEXT NOT NULL    -- the client that saved it
+);
+CREATE TABLE IF NOT EXISTS bookmarks (
+    user     TEXT NOT NULL,
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,  -- milliseconds
+    comment  TEXT,
+    created  REAL NOT NULL,
+    changed  REAL NOT NULL,
+    PRIMARY KEY (user, track_id)
+);
+CREATE TABLE IF NOT EXISTS ratings (  -- 1 to 5 stars, per user, of the face's ids (songs, albums, artists)
+    user   TEXT NOT NULL,
+    item   TEXT NOT NULL,
+    rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    PRIMARY KEY (user, item)
+);
+"""
+
+
+def step_7_listening(cat) -> None:
+    """Play queues, bookmarks and ratings of Subsonic users."""
+    cat.db.executescript(LISTENING)
+
+
+def step_8_stream_defaults(cat) -> None:
+    """Each Subsonic user's stream defaults (`songspace user stream`): a bit rate cap in kbit/s
+    and a format to transcode to, used when a player asks for neither (issue 24, transcoding).
+    Its own table, so nothing else in `users` changes; a user's defaults go with the user."""
+    cat.db.execute("CREATE TABLE IF NOT EXISTS stream_defaults (user TEXT PRIMARY KEY "
+                   "REFERENCES users(name) ON DELETE CASCADE, max_bit_rate INTEGER, format TEXT)")
+
+
+STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys,
+         step_6_search_key, step_7_listening, step_8_stream_defaults]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 

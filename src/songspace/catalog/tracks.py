@@ -11,10 +11,12 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 
 from ..tags import LISTS, TAG_COLUMNS
+from .search import matches, sql_where, terms, track_key
 from .store import Store, chunks, marks
 
 
@@ -78,9 +80,10 @@ class Track:
     @property
     def remote_id(self) -> str | None:
         """The song id on another Subsonic server for a track indexed from it (companion mode:
-        its path is `subsonic://USER@HOST:PORT/SONG_ID`, or `subsonics://` over https), else None."""
+        its path is `subsonic://USER@HOST:PORT/SONG_ID`, or `subsonics://` over https), else None.
+        The id is percent-encoded in the path (an id may hold "/": remote.RemoteServer.track_path)."""
         if self.path.startswith(REMOTE_SCHEMES):
-            return self.path.rsplit("/", 1)[1]
+            return unquote(self.path.rsplit("/", 1)[1])
         return None
 
 
@@ -129,7 +132,25 @@ class Tracks(Store):
             f"ON CONFLICT(path) DO UPDATE SET {updates}",
             vals,
         )
-        return self.db.execute("SELECT id FROM tracks WHERE path = ?", (path,)).fetchone()[0]
+        track_id = self.db.execute("SELECT id FROM tracks WHERE path = ?", (path,)).fetchone()[0]
+        self._refold(track_id)
+        return track_id
+
+    def _columns(self) -> set[str]:
+        have = getattr(self, "_have_columns", None)
+        if have is None:
+            have = self._have_columns = {row[1] for row in self.db.execute("PRAGMA table_info(tracks)")}
+        return have
+
+    def _refold(self, track_id: int) -> None:
+        """Store the track's searched text (search.py) as its row now reads, in the caller's
+        transaction (a catalog not yet at step 6, opened by an older step list in tests, has none)."""
+        if "search_key" not in self._columns():
+            return
+        title, artist, artists, albumartist, album, path = self.db.execute(
+            "SELECT title, artist, artists, albumartist, album, path FROM tracks WHERE id = ?", (track_id,)).fetchone()
+        key = track_key(title, artist, json.loads(artists) if artists else (), albumartist, album, path)
+        self.db.execute("UPDATE tracks SET search_key = ? WHERE id = ?", (key, track_id))
 
     def put_ok(self, path: str, *, size: int, mtime: float, content_hash: str, duration: float,
                tags: dict, model_id: str, vector: np.ndarray,
@@ -181,6 +202,7 @@ class Tracks(Store):
         with self._transaction():
             self.db.execute(f"UPDATE tracks SET {', '.join(f'{c} = ?' for c in fields)}, updated_at = ? WHERE id = ?",
                             (*fields.values(), time.time(), int(track_id)))
+            self._refold(int(track_id))
             self._bump()
 
     def touch(self, track_id: int, size: int, mtime: float) -> None:
@@ -239,16 +261,33 @@ class Tracks(Store):
             found.update((t.id, t) for t in self._select(f"t.id IN ({marks(chunk)})", tuple(chunk)))
         return [found.get(i) for i in track_ids]
 
+    def artists_by_id(self, track_ids) -> list[str | None]:
+        """The artist tag of each of these tracks, in that order (None when untagged or unknown):
+        what a radio's artist window needs of a pool of candidates, without building whole rows."""
+        track_ids = [int(i) for i in track_ids]
+        found: dict[int, str | None] = {}
+        for chunk in chunks(track_ids):
+            found.update(self.db.execute(f"SELECT id, artist FROM tracks WHERE id IN ({marks(chunk)})", tuple(chunk)))
+        return [found.get(i) for i in track_ids]
+
     def by_path(self, path: str) -> Track | None:
         found = self._select("t.path = ?", (path,))
         return found[0] if found else None
 
     def search_text(self, text: str) -> list[Track]:
-        """Tracks whose 'artist - title' (or file path) contains `text`, case-insensitively."""
-        like = f"%{text}%"
-        return self._select(
-            "(COALESCE(t.artist, '') || ' - ' || COALESCE(t.title, '')) LIKE ? OR t.path LIKE ?", (like, like)
-        )
+        """Tracks matching every word of `text` in their title, artists, album or file and folder
+        names, ignoring case and accents; `word*` matches at a word's start (catalog/search.py)."""
+        return self.tracks_by_id(self.search_ids(text))
+
+    def search_ids(self, text: str) -> list[int]:
+        """The ids of the tracks `search_text` finds, in id order (one SQL scan of the stored keys)."""
+        found = terms(text)
+        if "search_key" in self._columns():
+            where, params = sql_where(found, "search_key")
+            return [r[0] for r in self.db.execute(f"SELECT id FROM tracks WHERE {where} ORDER BY id", params)]
+        # A catalog not yet migrated to step 6, opened read-only: the keys made here, row by row.
+        return [t.id for t in self._select() if matches(found, track_key(t.title, t.artist, t.artists, t.albumartist,
+                                                                          t.album, t.path))]
 
     def folders(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT path FROM folders ORDER BY path")]

@@ -9,16 +9,26 @@ import typer
 from rich.markup import escape
 
 from .. import autotags
+from ..errors import InputError
 from ..library import FIT_ANCHOR_WEIGHT
 from ..progress import Phase
 from .base import app, clear_errors, console, indexed, open_library, out, print_json
+from .companion import SERVER_HELP, client_for
 from .output import PlainJsonOption, ProgressReport, progress_bar
 from .ray_option import RayAddressCommand, RayOption, ray_config
 
 
+def location(text: str):
+    """An `index` argument: a folder or file (a Path), or a server's address kept as written (a
+    Path would fold its "//")."""
+    from ..remote import is_remote
+
+    return text if is_remote(text) else Path(text)
+
+
 @app.command(cls=RayAddressCommand)
 def index(
-    folders: Annotated[list[Path], typer.Argument(help="Music folders (or files) to index.")],
+    folders: Annotated[list[Path], typer.Argument(metavar="FOLDERS... | subsonic://USER@HOST[:PORT]", parser=location, help="Music folders (or files) to index. " + SERVER_HELP)],
     fit: Annotated[bool, typer.Option("--fit", help="First adapt the model to this music (no labels needed), then embed with it.")] = False,
     minutes: Annotated[float, typer.Option(help="Time budget for --fit, in minutes.")] = 10.0,
     workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes (default: one per CPU, up to 16; 0 analyses in this process). With --ray: workers across the cluster (default: one per CPU).")] = None,
@@ -34,13 +44,23 @@ def index(
     tracks stay). Links to folders are followed. With --ray the files are analysed
     across a Ray cluster, and this process still writes every result to the library as it
     arrives. Workers read each file at its path when every node mounts the music at the same
-    path (NFS, SMB); otherwise this process sends them its bytes."""
+    path (NFS, SMB); otherwise this process sends them its bytes.
+
+    Companion mode: `songspace index subsonic://USER@HOST[:PORT]` indexes the library of
+    another Subsonic server (Navidrome, Airsonic, gonic, supysonic...) through its API, keyed by
+    that server's song ids, so `radio --to-playlist` can put playlists there."""
     with clear_errors():
         config = ray_config(ray, ship_below, always_ship)
+        server = remote_server(folders, fit=fit, ray=config is not None)
+        # signed in before anything is opened or shown: a password prompt is not drawn over by the bars
+        client = client_for(server) if server is not None else None
     with open_library() as lib, progress_bar() as progress, clear_errors():
         try:
-            report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers, report=ProgressReport(progress),
-                               ray=config, device=device, allow_empty=allow_empty)
+            if client is not None:
+                report = lib.index_remote(client, allow_empty=allow_empty, report=ProgressReport(progress))
+            else:
+                report = lib.index(folders, fit=fit, fit_minutes=minutes, workers=workers,
+                                   report=ProgressReport(progress), ray=config, device=device, allow_empty=allow_empty)
         except KeyboardInterrupt:  # outside the analysis stage (which stops cleanly by itself)
             console.print("[yellow]interrupted[/]; run the same command again to resume")
             raise typer.Exit(130)
@@ -58,7 +78,8 @@ def index(
     for path, reason in report.set_aside:  # silent or too short: recorded, not searched, not a failure
         console.print(f"set aside: {escape(path)}: {escape(reason)}")
     for folder, n in report.kept_empty:
-        console.print(f"[yellow]kept:[/] {escape(folder)} holds no audio now (not mounted?); its {n} tracks stay. "
+        why = "lists no songs now (rescanning?)" if client is not None else "holds no audio now (not mounted?)"
+        console.print(f"[yellow]kept:[/] {escape(folder)} {why}; its {n} tracks stay. "
                       "If the music is really gone, run again with --allow-empty.")
     for folder, reason, n in report.unreadable:
         console.print(f"[yellow]unreadable:[/] {escape(folder)}: {escape(reason)}; "
@@ -71,6 +92,21 @@ def index(
         console.print(escape(tags_note))
     if report.failed or report.unreadable:
         raise typer.Exit(1)
+
+
+def remote_server(locations: list[str], *, fit: bool, ray: bool):
+    """The Subsonic server `index` is given (remote.RemoteServer), or None for folders."""
+    from ..remote import RemoteServer, is_remote
+
+    remote = [x for x in locations if is_remote(x)]
+    if not remote:
+        return None
+    if len(locations) > 1:
+        raise InputError("index one Subsonic server at a time, without folders beside it")
+    if fit or ray:
+        raise InputError(f"{'--fit' if fit else '--ray'} is for music folders: the songs of a server are "
+                         "downloaded and analysed one at a time here")
+    return RemoteServer.parse(remote[0])
 
 
 @app.command()

@@ -9,7 +9,9 @@ import typer
 from rich.table import Table
 
 from .. import shapes
+from ..errors import InputError
 from .base import app, clear_errors, open_library, out, print_json
+from .companion import to_playlist
 from .output import AbsoluteOption, ProgressReport, progress_bar, show_tracks
 
 
@@ -57,28 +59,37 @@ def classify_command(
 
 @app.command("clusters")
 def clusters_command(
-    out_dir: Annotated[Path, typer.Argument(help="Folder for the playlists (made if missing).")],
+    out_dir: Annotated[Optional[Path], typer.Argument(help="Folder for the M3U8 playlists (made if missing); optional with --to-playlist.")] = None,
     k: Annotated[Optional[int], typer.Option("-k", help="How many playlists (default: about sqrt(tracks/2)).")] = None,
     auto: Annotated[bool, typer.Option("--auto", help="Find the number of groups from the music (HDBSCAN); tracks in no group go to 'unclustered'.")] = False,
     seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same playlists).")] = 0,
     absolute: AbsoluteOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: every playlist with its tracks.")] = False,
+    playlist: Annotated[Optional[str], typer.Option(
+        "--to-playlist", metavar="NAME",
+        help="Also save each group as playlist 'NAME: GROUP' where its tracks live (the Subsonic server they were "
+             "indexed from, or this library's own playlists), replacing those of the same names.")] = None,
 ):
     """Group the library into playlists by sound, each named from its tracks' dominant tags,
-    written as M3U8 files into OUT_DIR."""
+    written as M3U8 files into OUT_DIR (and/or saved with --to-playlist)."""
     from ..recommend.clusters import cluster_library, write_playlists
 
     with open_library(readonly=True) as lib, clear_errors():
+        if out_dir is None and playlist is None:
+            raise InputError("give OUT_DIR for the M3U8 files, or --to-playlist NAME, or both")
         searcher = lib.searcher()
         groups = cluster_library(searcher, k, auto, seed)
-        files = write_playlists(searcher, groups, out_dir, absolute)
+        files = write_playlists(searcher, groups, out_dir, absolute) if out_dir is not None else [None] * len(groups)
         found = [(g, f, searcher.tracks(g.track_ids)) for g, f in zip(groups, files)]
+        if playlist is not None:
+            for g, _, tracks in found:
+                to_playlist(lib, tracks, f"{playlist}: {g.name}")
     if as_json:
-        print_json([shapes.playlist_answer(g.name, str(f), g.noise, tracks) for g, f, tracks in found])
+        print_json([shapes.playlist_answer(g.name, str(f) if f else None, g.noise, tracks) for g, f, tracks in found])
         return
-    table = Table(title=f"{len(groups)} playlists in {out_dir}")
+    table = Table(title=f"{len(groups)} playlists{f' in {out_dir}' if out_dir else ''}")
     for col in ("playlist", "tracks", "file"):
         table.add_column(col, overflow="fold")
     for g, f, tracks in found:
-        table.add_row(g.name, str(len(tracks)), f.name)
+        table.add_row(g.name, str(len(tracks)), f.name if f else "")
     out.print(table)

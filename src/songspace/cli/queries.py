@@ -14,6 +14,7 @@ from .. import shapes
 from ..errors import InputError
 from ..library import Library
 from .base import app, clear_errors, console, open_library, out, print_json
+from .companion import ToPlaylistOption, to_playlist
 from .output import AbsoluteOption, JsonOption, M3u8Option, PlainJsonOption, clock, show_tracks, span_text
 
 
@@ -41,7 +42,8 @@ def similar(
         target = searcher.resolve(query)
         found = find_similar(searcher, target, k, manners)
         name = target.label if hasattr(target, "label") else str(target)
-        show_tracks(f"Sounds like: {name}", shapes.similar_rows(found), as_json, m3u8, absolute, [m.track for m in found])
+        rows = with_predicted(lib, shapes.similar_rows(found)) if as_json else shapes.similar_rows(found)
+        show_tracks(f"Sounds like: {name}", rows, as_json, m3u8, absolute, [m.track for m in found])
 
 
 # -- playlists: radio, path (and MPD) ----------------------------------------------------------
@@ -83,6 +85,7 @@ def radio_command(
     mpd_current: Annotated[bool, typer.Option("--mpd-current", help="Seed from the song MPD is playing (at --mpd, or $MPD_HOST, or localhost:6600), and queue the radio there.")] = False,
     genre: Annotated[Optional[str], typer.Option("--genre", help="Only tracks whose predicted genre is this (`songspace tags`).")] = None,
     mood: Annotated[Optional[str], typer.Option("--mood", help="Only tracks whose predicted mood is this (e.g. calm; an unknown one lists them).")] = None,
+    playlist: ToPlaylistOption = None,
 ):
     """A playlist around SEED tracks: close to them, varied, never drifting away."""
     from .. import autotags
@@ -103,14 +106,21 @@ def radio_command(
             console.print(f"[yellow]only {len(matches)} tracks qualify[/] (asked for {n}): the others are seeds, "
                           f"close to an avoided track, far from the seeds, or would break the artist window"
                           + ("" if keep is None else f", or lack the tags asked for ({len(keep)} tracks have them)"))
-        rows = shapes.radio_rows(matches)
-        if as_json:
-            stored = autotags.stored(lib.catalog)
-            rows = [{**row, "predicted": shapes.predicted_tags(stored, row["id"])} for row in rows]
+        rows = with_predicted(lib, shapes.radio_rows(matches)) if as_json else shapes.radio_rows(matches)
         show_tracks(f"Radio from {len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
                     rows, as_json, m3u8, absolute, [m.track for m in matches])
         if mpd is not None or mpd_current:
             queue_in_mpd([m.track for m in matches], mpd, mpd_music_dir)
+        if playlist is not None:
+            to_playlist(lib, [m.track for m in matches], playlist)
+
+
+def with_predicted(lib, rows: list[dict]) -> list[dict]:
+    """--json rows with each track's predicted genre and mood (`songspace tags`), apart from its
+    own genre tag."""
+    from .. import autotags
+
+    return shapes.with_predicted(rows, autotags.stored_for(lib.catalog, [r["id"] for r in rows]))
 
 
 def within(keep: set[int] | None, n: int, size: int, make) -> list:
@@ -138,6 +148,7 @@ def path_command(
     absolute: AbsoluteOption = False,
     mpd: MpdOption = None,
     mpd_music_dir: MpdMusicDirOption = None,
+    playlist: ToPlaylistOption = None,
 ):
     """A journey from A to B in small steps, each track closer to B than the one before."""
     from ..recommend.path import journey
@@ -152,10 +163,13 @@ def path_command(
         if len(trip.steps) < n:
             console.print(f"[yellow]only {len(trip.steps)} tracks[/] (asked for {n}): no more tracks lie "
                           f"between A and B, each closer to B than the one before")
+        rows = with_predicted(lib, shapes.path_rows(trip)) if as_json else shapes.path_rows(trip)
         show_tracks(f"{first.label} → {last.label}: largest step {trip.largest_step:.3f}, straight {trip.direct:.3f}",
-                    shapes.path_rows(trip), as_json, m3u8, absolute, trip.tracks, columns=("step", "to_b"))
+                    rows, as_json, m3u8, absolute, trip.tracks, columns=("step", "to_b"))
         if mpd is not None:
             queue_in_mpd(trip.tracks, mpd, mpd_music_dir)
+        if playlist is not None:
+            to_playlist(lib, trip.tracks, playlist)
 
 
 # -- from the segments: duplicates, identify, explain ------------------------------------------

@@ -83,6 +83,34 @@ def user_key(
     console.print(f"an API key for {escape(name)} (give it to the client as apiKey; it is not shown again)")
 
 
+@user_app.command("stream")
+def user_stream(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    max_bit_rate: Annotated[Optional[int], typer.Option("--max-bit-rate", min=0, max=100_000, help="Cap in kbit/s for streams that ask for none (0: no cap).")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="Transcode to this format (mp3, opus, aac) when a player asks for none.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the defaults: original files unless a player asks.")] = False,
+):
+    """A user's stream defaults: what their players get when they ask for no format or bit
+    rate (a phone on mobile data). Without options: show them."""
+    from ..server import transcode
+
+    with open_library() as lib, clear_errors():
+        if lib.catalog.user_password(name) is None:
+            console.print(f"[red]error:[/] no user {escape(name)!r}: add one with `songspace user add {escape(name)}`")
+            raise typer.Exit(2)
+        if format is not None:
+            format = transcode.target(format).name  # unknown or not in this FFmpeg: one line, exit 2
+        if clear:
+            lib.catalog.set_stream_defaults(name, None, None)
+        elif max_bit_rate is not None or format is not None:
+            old_rate, old_format = lib.catalog.stream_defaults(name)
+            rate = old_rate if max_bit_rate is None else (max_bit_rate or None)
+            lib.catalog.set_stream_defaults(name, rate, format or old_format)
+        rate, fmt = lib.catalog.stream_defaults(name)
+    out.print(f"{escape(name)}\tmax bit rate: {f'{rate} kbit/s' if rate else 'none'}\tformat: "
+              f"{fmt or (transcode.DEFAULT_FORMAT + ' when over the cap' if rate else 'original')}")
+
+
 @user_app.command("list")
 def user_list():
     """The users of the Subsonic API."""

@@ -53,8 +53,12 @@ def close_similarity(vectors: np.ndarray, quantile: float = AVOID_QUANTILE) -> f
 
 def artist_key(track: Track) -> str:
     """Who a track is by, for the artist window; an untagged track is its own artist."""
-    artist = (track.artist or "").strip().casefold()
-    return artist if artist else f"\0untagged {track.id}"  # \0: no tag can spell it
+    return _artist_key(track.id, track.artist)
+
+
+def _artist_key(track_id: int, artist: str | None) -> str:
+    artist = (artist or "").strip().casefold()
+    return artist if artist else f"\0untagged {track_id}"  # \0: no tag can spell it
 
 
 def _tracks(searcher: Searcher, queries: Iterable[int | str | Track]) -> list[Track]:
@@ -111,8 +115,9 @@ def radio(searcher: Searcher, seeds: Iterable[int | str | Track], avoid: Iterabl
     relevance = (pool_vectors @ seed_vectors.T).max(axis=1)
     keep = np.argsort(-relevance, kind="stable")[: pool * n]
     pool_ids, pool_vectors, relevance = pool_ids[keep], pool_vectors[keep], relevance[keep]
-    pool_tracks = searcher.tracks(pool_ids.tolist())
-    _, artists = np.unique([artist_key(t) for t in pool_tracks], return_inverse=True)
+    # Only the artists of the pool: whole track rows are fetched for the picks alone.
+    pool_artists = searcher.artists(pool_ids.tolist())
+    _, artists = np.unique([_artist_key(i, a) for i, a in zip(pool_ids.tolist(), pool_artists)], return_inverse=True)
 
     rng = np.random.default_rng(seed)
     spread = max(float(relevance.max() - relevance.min()), 1e-6)
@@ -132,4 +137,5 @@ def radio(searcher: Searcher, seeds: Iterable[int | str | Track], avoid: Iterabl
         picked.append(best)
         available[best] = False
         closest = np.maximum(closest, pool_vectors @ pool_vectors[best])
-    return [Match(pool_tracks[r], float(relevance[r])) for r in picked]
+    picked_tracks = searcher.tracks(pool_ids[picked].tolist())
+    return [Match(t, float(relevance[r])) for t, r in zip(picked_tracks, picked)]

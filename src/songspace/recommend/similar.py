@@ -178,3 +178,25 @@ def _pick(searcher: Searcher, hits: list[tuple[int, float]], query: Track | None
         picked.append(SimilarTrack(t, s))
         picked_rows.append(row)
     return picked[:k]
+
+
+@one_snapshot
+def without_copies(searcher: Searcher, seeds: list[int], tracks: list[Track]) -> list[Track]:
+    """`tracks` (searchable, in order) less every other file of a seed's recording and of a track
+    kept before it, told as `similar` tells copies (segments aligned, `_Copies`): for lists made
+    another way (radio) that must not offer the same recording twice."""
+    if not tracks:
+        return []
+    ids = [*seeds, *(t.id for t in tracks)]
+    vectors = searcher.vectors(ids)
+    copies = _Copies(searcher, vectors[0])
+    copies.fetch(ids, vectors)  # the segments of every track close to another (or to the first seed)
+    kept_rows = list(range(len(seeds)))
+    kept = []
+    for row, t in enumerate(tracks, start=len(seeds)):
+        if any(copies._same(vectors[r], copies.segments.get(ids[r]), vectors[row], copies.segments.get(t.id))
+               for r in kept_rows):
+            continue
+        kept_rows.append(row)
+        kept.append(t)
+    return kept

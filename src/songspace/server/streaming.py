@@ -3,7 +3,9 @@
 Only catalog tracks are served, and only when the file's real path (symlinks resolved) lies
 inside one of the library's indexed folders: nothing a request says ever names a file.
 One range per request (what players ask for); a multi-range or malformed Range header is
-ignored and the whole file sent, as RFC 9110 allows.
+ignored and the whole file sent, as RFC 9110 allows. `stream_response` sends the file itself or,
+when the request asks for a format, a bit rate or an offset the file does not fit, a transcode
+(transcode.py: no ranges there).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 from fastapi import HTTPException
 from fastapi.responses import StreamingResponse
+
+from . import transcode
 
 CHUNK = 64 * 1024
 
@@ -93,3 +97,16 @@ def audio_response(path: Path, range_header: str | None) -> StreamingResponse:
     media_type = MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
     return StreamingResponse(_read(f, first, length), status_code=206 if part else 200, headers=headers,
                              media_type=media_type)
+
+
+def stream_response(path: Path, size: int | None, duration: float | None, range_header: str | None,
+                    format: str | None = None, max_bit_rate: int = 0, offset: float = 0.0,
+                    defaults: transcode.Defaults | None = None) -> StreamingResponse:
+    """The file with ranges, or its transcode when `transcode.plan` asks for one. An unknown
+    format or one this FFmpeg build lacks, a bad offset, and every slot busy raise a
+    SongspaceError (InputError, transcode.Busy) before anything is sent."""
+    p = transcode.plan(path.suffix, transcode.source_kbps(size, duration), format, max_bit_rate, offset,
+                       defaults or transcode.Defaults())
+    if p is None:
+        return audio_response(path, range_header)
+    return transcode.transcoded_response(path, p)

@@ -2,18 +2,24 @@
 Tempo, Amperfy, ...) browses and plays the library, and its "Instant Mix" comes from the sound.
 
 Every method answers at /rest/NAME and /rest/NAME.view, to GET and POST (parameters in the query
-string, a form-encoded body, or both); XML by default, JSON with f=json (subsonic_format.py).
-Every request names a user (subsonic_auth.py): the app's own token guard lets /rest/ through to
-that check. Credentials in the query string are checked before a form body is read, and a body
-is read only up to a small size until they are (limits.py). Failures are Subsonic errors in the envelope, never a 500: 10 a required parameter
+string, a form-encoded body, or both), and to HEAD (the GET answer's headers: a player checks a
+stream's length); XML by default, JSON with f=json (subsonic_format.py). Every request names a
+user (subsonic_auth.py), except getOpenSubsonicExtensions, which the specification makes public:
+the app's own token guard lets /rest/ through to that check. Credentials in the query string are
+checked before a form body is read, and a body is read only up to a small size until they are
+(limits.py). Failures are Subsonic errors in the envelope, never a 500: 10 a required parameter
 is missing, 40 wrong credentials, 50 not yours to change, 70 not found (an unknown id, an id of
 another kind, a path), 0 anything else. Ids: subsonic_library.py.
 
-No transcoding: `stream` and `download` send the original file (with byte ranges), whatever
-`format` or `maxBitRate` ask for. Similarity: getSimilarSongs(2) is `songspace radio` seeded by a
-song, an album or an artist; the sonicSimilarity extension's getSonicSimilarTracks is
-`songspace similar` and findSonicPath is `songspace path`; their `similarity` is the cosine
-similarity (to the query song, or to the start of the path) clipped to 0..1.
+`download` sends the original file (with byte ranges) and names it (Content-Disposition); so
+does `stream` unless `format`, `maxBitRate`, `timeOffset` or the user's stream defaults ask for a
+transcode (transcode.py). Similarity:
+getSimilarSongs(2) is `songspace radio` seeded by a song, an album or an artist, without other
+files of a seed's recording or of a song already listed (recommend/similar.py tells copies, as
+the page shows them); the sonicSimilarity extension's getSonicSimilarTracks is `songspace
+similar` (copies of the query left out) and findSonicPath is `songspace path`; their
+`similarity` is the cosine similarity (to the query song, or to the start of the path) clipped
+to 0..1. getArtistInfo(2)'s similar artists: subsonic_info.py.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..catalog import Catalog
 from ..errors import QueryError, SongspaceError
-from . import subsonic_browse, subsonic_playing  # noqa: F401  (their @method handlers join HANDLERS)
+from . import subsonic_browse, subsonic_info, subsonic_playing, subsonic_user  # noqa: F401  (their @method handlers join HANDLERS)
 from .limits import lower_body_limit
 from .public import without_paths
 from .subsonic_auth import authenticate
@@ -47,7 +53,9 @@ log = logging.getLogger("songspace")
 router = APIRouter(prefix="/rest", include_in_schema=False)
 
 EXTENSIONS = [{"name": "sonicSimilarity", "versions": [1]}, {"name": "formPost", "versions": [1]},
-              {"name": "apiKeyAuthentication", "versions": [1]}]
+              {"name": "apiKeyAuthentication", "versions": [1]}, {"name": "songLyrics", "versions": [1]},
+              {"name": "indexBasedQueue", "versions": [1]}, {"name": "transcodeOffset", "versions": [1]}]
+PUBLIC = {"getOpenSubsonicExtensions"}  # answered without credentials, as the specification asks
 
 
 # A form body is read only up to these sizes: a little while the caller is unknown (the formPost
@@ -89,10 +97,10 @@ async def _params(request: Request, proven: bool = False) -> Params:
     return Params(items)
 
 
-def _answer(ctx: Ctx, handler: Handler) -> Response:
+def _answer(ctx: Ctx, handler: Handler, public: bool = False) -> Response:
     fmt = ctx.params.get("f")
     try:
-        if not ctx.user:  # not proven by the query string already
+        if not ctx.user and not public:  # not proven by the query string already
             ctx.user = _sign_in(ctx.request, ctx.params, ctx.catalog)
         with ctx.searcher.snapshot():  # the view's songs and the search: one snapshot
             result = handler(ctx)
@@ -105,23 +113,44 @@ def _answer(ctx: Ctx, handler: Handler) -> Response:
         return error(SubsonicError(GENERIC, without_paths(str(e))), fmt)
 
 
-@router.api_route("/{name}", methods=["GET", "POST"])
+async def _head(response: Response) -> Response:
+    """HEAD: the GET answer's status and headers (length, type, ranges), without its body; a
+    streamed body is closed unread."""
+    body = getattr(response, "body_iterator", None)
+    if body is not None and hasattr(body, "aclose"):
+        await body.aclose()
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    length = response.headers.get("content-length")
+    head = Response(status_code=response.status_code, headers=headers)
+    if length is not None:
+        head.headers["content-length"] = length  # the length a GET would send
+    return head
+
+
+@router.api_route("/{name}", methods=["GET", "POST", "HEAD"])
 async def dispatch(name: str, request: Request) -> Response:
+    response = await _dispatch(name, request)
+    return await _head(response) if request.method == "HEAD" else response
+
+
+async def _dispatch(name: str, request: Request) -> Response:
     query = Params(list(request.query_params.multi_items()))
     user = ""
-    if _has_credentials(query):  # credentials in the URL: checked before any body is read
+    name = name.removesuffix(".view")
+    public = name in PUBLIC
+    if _has_credentials(query) and not public:  # credentials in the URL: checked before any body is read
         try:
             # The catalog of the thread that asks: each thread reads through its own connection.
             user = await run_in_threadpool(lambda: _sign_in(request, query, request.app.state.searcher.catalog))
         except SubsonicError as e:
             return error(e, query.get("f"))
     params = await _params(request, proven=bool(user))
-    handler = HANDLERS.get(name.removesuffix(".view"))
+    handler = HANDLERS.get(name)
     if handler is None:
         return error(SubsonicError(GENERIC, f"Unknown method: {name!r}."), params.get("f"))
     ctx = Ctx(request, params, request.app.state.searcher, user)
     try:
-        return await run_in_threadpool(_answer, ctx, handler)
+        return await run_in_threadpool(_answer, ctx, handler, public)
     except Exception as e:  # a bug: logged with its traceback, answered as a Subsonic error, never a 500
         if getattr(e, "status_code", None):  # an HTTPException (a range outside the file): as it is
             raise
@@ -160,7 +189,28 @@ def get_user(ctx: Ctx) -> dict:
     return {"user": {"username": name, **roles, **denied, "folder": [d.folder for d in ctx.view.roots]}}
 
 
-@method("getScanStatus")
-def get_scan_status(ctx: Ctx) -> dict:
+def _scan_status(ctx: Ctx) -> dict:
     return {"scanStatus": {"scanning": bool(ctx.request.app.state.index_job.progress().get("running")),
                            "count": len(ctx.view.songs)}}
+
+
+@method("tokenInfo")
+def token_info(ctx: Ctx) -> dict:
+    """Whose credentials (an API key, or a password) the request carries (apiKeyAuthentication)."""
+    return {"tokenInfo": {"username": ctx.user}}
+
+
+@method("getScanStatus")
+def get_scan_status(ctx: Ctx) -> dict:
+    return _scan_status(ctx)
+
+
+@method("startScan")
+def start_scan(ctx: Ctx) -> dict:
+    """The same update as the page's "Update library" button (server/jobs.py): the library's
+    folders indexed again in the background; while a run is going, that run's status."""
+    folders = ctx.catalog.folders()
+    if not folders:
+        raise SubsonicError(GENERIC, "The library has no folders yet: index a folder from the command line first.")
+    ctx.request.app.state.index_job.start(folders)  # False (nothing new started) while a run is going
+    return {"scanStatus": {**_scan_status(ctx)["scanStatus"], "scanning": True}}

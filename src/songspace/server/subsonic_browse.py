@@ -9,9 +9,10 @@ import random
 
 from fastapi.responses import FileResponse, Response
 
+from ..catalog.search import matches, name_key, terms
 from ..tags import embedded_picture
 from . import subsonic_library as lib
-from .coverart import placeholder_png
+from .coverart import placeholder_png, scaled
 from .streaming import inside_folders
 from .subsonic_format import (
     GENERIC,
@@ -67,9 +68,9 @@ def get_genres(ctx: Ctx) -> dict:
     songs: dict[str, int] = {}
     albums: dict[str, set[str]] = {}
     for t in ctx.view.songs.values():
-        if t.genre:
-            songs[t.genre] = songs.get(t.genre, 0) + 1
-            albums.setdefault(t.genre, set()).add(ctx.view.album_of[t.id].id)
+        for g in lib.genres_of(t):
+            songs[g] = songs.get(g, 0) + 1
+            albums.setdefault(g, set()).add(ctx.view.album_of[t.id].id)
     return {"genres": {"genre": [{"value": g, "songCount": songs[g], "albumCount": len(albums[g])}
                                  for g in sorted(songs, key=str.casefold)]}}
 
@@ -116,15 +117,11 @@ def get_album_list2(ctx: Ctx) -> dict:
     return {"albumList2": {"album": [lib.album(a, ctx.marks) for a in _page(ctx, _album_list(ctx))]}}
 
 
-def _album_dir(a: lib.Album, marks: lib.Marks) -> dict:
-    """An album as a Child directory (the folder-style API)."""
-    return {"id": a.id, "parent": a.artist.id, "isDir": True, "title": a.name, "album": a.name,
-            "artist": a.artist.name, "year": a.year, "coverArt": a.id, "starred": lib.iso(marks.stars.get(a.id))}
 
 
 @method("getAlbumList")
 def get_album_list(ctx: Ctx) -> dict:
-    return {"albumList": {"album": [_album_dir(a, ctx.marks) for a in _page(ctx, _album_list(ctx))]}}
+    return {"albumList": {"album": [lib.album_dir(a, ctx.marks) for a in _page(ctx, _album_list(ctx))]}}
 
 
 @method("getRandomSongs")
@@ -137,22 +134,58 @@ def get_random_songs(ctx: Ctx) -> dict:
     return {"randomSongs": {"song": ctx.children(random.sample(songs, min(n, len(songs))))}}
 
 
-def _search(ctx: Ctx) -> dict:
-    # Symfonium sends query="" (with the quotes) to mean everything.
-    text = (ctx.params.get("query") or "").strip().strip('"').strip().casefold()
-    v = ctx.view
+@method("getSongsByGenre")
+def get_songs_by_genre(ctx: Ctx) -> dict:
+    """Songs whose file tags this genre (any of its genres; case ignored), `count` from `offset`."""
+    genre = ctx.params.require("genre").strip().casefold()
+    songs = [t for t in ctx.view.songs.values() if genre in {g.casefold() for g in lib.genres_of(t)}]
+    folder = ctx.params.get("musicFolderId")
+    if folder:
+        songs = [t for t in songs if str(ctx.view.dir_of[t.id].folder) == folder]
+    return {"songsByGenre": {"song": ctx.children(_page(ctx, songs, "count", "offset", 10, MAX_LIST))}}
 
-    def hit(*fields) -> bool:
-        return not text or any(text in (f or "").casefold() for f in fields)
 
-    artists = sorted((a for a in v.artists.values() if hit(a.name)), key=lambda a: a.name.casefold())
-    albums = sorted((a for a in v.albums.values() if hit(a.name, a.artist.name)), key=lambda a: a.name.casefold())
-    songs = [t for t in v.songs.values() if hit(t.title, t.artist, t.album, t.path)]  # in catalog order: stable pages
+def _search(ctx: Ctx, legacy: bool = False) -> dict:
+    """Artists, albums and songs matching every word of `query` (catalog/search.py: any order,
+    case and accents ignored, `word*` a word's start); an empty query finds everything. Songs
+    are found by one SQL scan of the catalog's stored keys; artists and albums by the view's."""
+    query = ctx.params.get("query") or ""
+    found, v = terms(query), ctx.view
+    artists = sorted((a for a in v.artists.values() if matches(found, v.artist_keys[a.id])),
+                     key=lambda a: a.name.casefold())
+    albums = sorted((a for a in v.albums.values() if matches(found, v.album_keys[a.id])),
+                    key=lambda a: a.name.casefold())
+    if found:
+        songs = [v.songs[i] for i in ctx.catalog.search_ids(query) if i in v.songs]  # in id order: stable pages
+    else:
+        songs = list(v.songs.values())
+    artist_shape = lib.legacy_artist if legacy else lib.artist
+    album_shape = lib.album_dir if legacy else lib.album
     return {
-        "artist": [lib.artist(a, ctx.marks) for a in _page(ctx, artists, "artistCount", "artistOffset", 20, MAX_SEARCH)],
-        "album": [lib.album(a, ctx.marks) for a in _page(ctx, albums, "albumCount", "albumOffset", 20, MAX_SEARCH)],
+        "artist": [artist_shape(a, ctx.marks) for a in _page(ctx, artists, "artistCount", "artistOffset", 20, MAX_SEARCH)],
+        "album": [album_shape(a, ctx.marks) for a in _page(ctx, albums, "albumCount", "albumOffset", 20, MAX_SEARCH)],
         "song": ctx.children(_page(ctx, songs, "songCount", "songOffset", 20, MAX_SEARCH)),
     }
+
+
+@method("search")
+def search(ctx: Ctx) -> dict:
+    """Subsonic's first search (deprecated, still sent by old clients): songs whose artist,
+    album and title hold the words asked of each, and whose text holds those of `any`, matched
+    as search3 matches (catalog/search.py); `newerThan` (ms) keeps files changed since."""
+    v, p = ctx.view, ctx.params
+    fields = {name: terms(p.get(name)) for name in ("artist", "album", "title")}
+    songs = ([v.songs[i] for i in ctx.catalog.search_ids(p.get("any") or "") if i in v.songs] if terms(p.get("any"))
+             else list(v.songs.values()))
+    songs = [t for t in songs
+             if matches(fields["artist"], name_key(*lib.track_artists(t), t.artist))
+             and matches(fields["album"], name_key(v.album_of[t.id].name)) and matches(fields["title"], name_key(t.title))]
+    newer = p.int("newerThan", 0, 0, 2**53)
+    if newer:
+        songs = [t for t in songs if (t.mtime or 0) * 1000 > newer]
+    start = p.int("offset", 0)
+    return {"searchResult": {"offset": start, "totalHits": len(songs),
+                             "match": ctx.children(songs[start : start + p.int("count", 20, 0, MAX_LIST)])}}
 
 
 @method("search3")
@@ -162,7 +195,8 @@ def search3(ctx: Ctx) -> dict:
 
 @method("search2")
 def search2(ctx: Ctx) -> dict:
-    return {"searchResult2": _search(ctx)}
+    """search3's answer in the folder-style shapes: albums as directories (Child: isDir, title)."""
+    return {"searchResult2": _search(ctx, legacy=True)}
 
 
 @method("getIndexes")
@@ -195,7 +229,7 @@ def get_music_directory(ctx: Ctx) -> dict:
     if item in v.artists:
         a = v.artists[item]
         return {"directory": {"id": a.id, "name": a.name,
-                              "child": [_album_dir(x, ctx.marks) for x in lib.albums_of(v, a)]}}
+                              "child": [lib.album_dir(x, ctx.marks) for x in lib.albums_of(v, a)]}}
     if item in v.albums:
         a = v.albums[item]
         return {"directory": {"id": a.id, "parent": a.artist.id, "name": a.name, "child": ctx.children(a.songs)}}
@@ -205,19 +239,33 @@ def get_music_directory(ctx: Ctx) -> dict:
 @method("getCoverArt")
 def get_cover_art(ctx: Ctx) -> Response:
     """The picture embedded in the first file of the item that has one, else the folder image
-    (cover.*, folder.*, front.*) beside it, as it is; else a placeholder of `size` pixels."""
+    (cover.*, folder.*, front.*) beside it; scaled to `size` pixels (its longer side) when asked
+    and larger, else as it is; without any, a placeholder of `size` pixels."""
     item = ctx.params.require("id")
+    asked = ctx.params.get("size")
+    size = ctx.params.int("size", 300, 1, 2048)
     folders = ctx.catalog.folders()
     songs = ctx.songs_of(item)[:20]  # looking further costs more than a placeholder is worth
+
+    def picture(data: bytes, mime: str) -> Response:
+        smaller = scaled(data, size) if asked else None
+        data, mime = smaller or (data, mime)
+        return Response(data, media_type=mime, headers={"Cache-Control": "max-age=86400"})
+
     for t in songs:
         found = (embedded_picture(t.path) if (t.picture_mime or not t.tags_version) and inside_folders(t.path, folders)
                  else None)  # a track not re-read since step 4 may still hold one
         if found:
-            return Response(found[0], media_type=found[1], headers={"Cache-Control": "max-age=86400"})
+            return picture(*found)
     for t in songs:
         image = inside_folders(t.folder_image, folders) if t.folder_image else None
         if image is not None:
-            return FileResponse(image, media_type=mimetypes.guess_type(image)[0] or "image/jpeg",
-                                headers={"Cache-Control": "max-age=86400"})
-    size = ctx.params.int("size", 300, 16, 1024)
-    return Response(placeholder_png(item, size), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+            mime = mimetypes.guess_type(image)[0] or "image/jpeg"
+            if not asked:
+                return FileResponse(image, media_type=mime, headers={"Cache-Control": "max-age=86400"})
+            try:
+                return picture(image.read_bytes(), mime)
+            except OSError:
+                continue
+    return Response(placeholder_png(item, min(max(size, 16), 1024)), media_type="image/png",
+                    headers={"Cache-Control": "max-age=3600"})

@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..catalog import Track
+from ..catalog.search import name_key
 from ..query import Searcher
 from ..tags import VARIOUS_ARTISTS
 from .streaming import MEDIA_TYPES
@@ -132,6 +133,9 @@ class View:
     albums: dict[str, Album]
     dirs: dict[str, Directory]
     roots: list[Directory]  # the music folders, by id - 1
+    # what search finds artists and albums by (catalog/search.py): folded once per view
+    artist_keys: dict[str, str] = field(default_factory=dict)
+    album_keys: dict[str, str] = field(default_factory=dict)
 
 
 def _roots(folders: list[str], tracks: list[Track]) -> list[str]:
@@ -199,6 +203,8 @@ def build_view(generation: int, tracks: list[Track], folders: list[str]) -> View
         view.album_of[t.id] = album
     for a in view.albums.values():
         a.songs.sort(key=lambda t: (t.disc or 1, t.track is None, t.track or 0, t.path))
+        view.album_keys[a.id] = name_key(a.name, a.artist.name)
+    view.artist_keys = {a.id: name_key(a.name) for a in view.artists.values()}
     return view
 
 
@@ -215,6 +221,11 @@ def track_artists(t: Track) -> list[str]:
     """The track's artists, each (the ARTISTS tag, or the artist tag)."""
     names = [n.strip() for n in t.artists if n.strip()] or [(t.artist or "").strip() or UNKNOWN_ARTIST]
     return list(dict.fromkeys(names))
+
+
+def genres_of(t: Track) -> tuple[str, ...]:
+    """The genres the file's tags give (all of them; the genre tag when there is no list)."""
+    return t.genres or ((t.genre,) if t.genre else ())
 
 
 def album_artist(t: Track) -> str:
@@ -238,10 +249,24 @@ def view(searcher: Searcher) -> View:
 
 @dataclass
 class Marks:
-    """One user's stars and everyone's plays, to show on what is listed."""
+    """One user's stars and ratings, everyone's plays, and the predicted tags, to show on what is listed."""
 
     stars: dict[str, float] = field(default_factory=dict)
     plays: dict[int, tuple[int, float]] = field(default_factory=dict)
+    ratings: dict[str, int] = field(default_factory=dict)
+    predicted: dict[str, dict[int, tuple[str, float]]] = field(default_factory=dict)  # autotags.stored_for
+    predicted_read: set[int] = field(default_factory=set)  # the songs whose predictions were read
+
+    def predicted_tags(self, track_id: int) -> list[dict] | None:
+        """songspace's own predictions for a song (autotags.py: genre and mood from the sound), in
+        a field of their own, `predictedTags`: never mixed into `genre`/`genres`, which are
+        the file's tags (OpenSubsonic has no field for guessed tags; clients ignore unknown ones)."""
+        found = []
+        for group, by_track in self.predicted.items():
+            if track_id in by_track:
+                tag, p = by_track[track_id]
+                found.append({"kind": group, "name": tag, "confidence": round(float(p), 3)})
+        return found or None
 
 
 def _date(text: str | None) -> dict | None:
@@ -272,12 +297,14 @@ def song(v: View, t: Track, marks: Marks) -> dict:
         "path": os.path.relpath(t.path, v.roots[d.folder - 1].path), "created": iso(t.mtime),
         "albumId": album.id, "artistId": artist_id(credited[0]), "type": "music", "mediaType": "song",
         "playCount": plays or None, "played": iso(played), "starred": iso(marks.stars.get(str(t.id))),
+        "userRating": marks.ratings.get(str(t.id)),
         # OpenSubsonic's additions
         "sortName": t.title_sort, "musicBrainzId": t.mb_track_id,
-        "genres": [{"name": g} for g in (t.genres or ((t.genre,) if t.genre else ()))],
+        "genres": [{"name": g} for g in genres_of(t)],
         "artists": _artists(credited), "displayArtist": (t.artist or "").strip() or credited[0],
         "albumArtists": _artists([album.artist.name]), "displayAlbumArtist": album.artist.name,
         "replayGain": {k: x for k, x in gain.items() if x is not None} or None,
+        "predictedTags": marks.predicted_tags(t.id),  # songspace's, not the file's
     }
 
 
@@ -290,6 +317,7 @@ def album(a: Album, marks: Marks) -> dict:
     return {"id": a.id, "name": a.name, "artist": a.artist.name, "artistId": a.artist.id, "coverArt": a.id,
             "songCount": len(a.songs), "duration": a.duration, "created": iso(a.created), "year": a.year,
             "genre": a.genre, "playCount": plays or None, "starred": iso(marks.stars.get(a.id)),
+            "userRating": marks.ratings.get(a.id),
             # OpenSubsonic's additions
             "genres": [{"name": g} for g in a.genres], "artists": _artists([a.artist.name]),
             "displayArtist": a.artist.name, "isCompilation": a.compilation, "musicBrainzId": a.first("mb_album_id"),
@@ -299,4 +327,20 @@ def album(a: Album, marks: Marks) -> dict:
 
 def artist(a: Artist, marks: Marks) -> dict:
     return {"id": a.id, "name": a.name, "albumCount": len(a.albums), "coverArt": a.id,
-            "starred": iso(marks.stars.get(a.id)), "musicBrainzId": a.mbid, "sortName": a.sort_name}
+            "starred": iso(marks.stars.get(a.id)), "userRating": marks.ratings.get(a.id),
+            "musicBrainzId": a.mbid, "sortName": a.sort_name}
+
+
+def album_dir(a: Album, marks: Marks) -> dict:
+    """An album as a Child directory (the folder-style API: getAlbumList, search2, getStarred);
+    `name` and `songCount` too (AlbumID3's), beside Child's fields: py-opensonic reads
+    getAlbumList's entries as albums."""
+    return {"id": a.id, "parent": a.artist.id, "isDir": True, "title": a.name, "name": a.name, "album": a.name,
+            "artist": a.artist.name, "year": a.year, "coverArt": a.id, "starred": iso(marks.stars.get(a.id)),
+            "userRating": marks.ratings.get(a.id), "duration": a.duration, "created": iso(a.created),
+            "songCount": len(a.songs)}
+
+
+def legacy_artist(a: Artist, marks: Marks) -> dict:
+    """An artist in the folder-style API's shape (Artist: id, name)."""
+    return {"id": a.id, "name": a.name, "starred": iso(marks.stars.get(a.id)), "userRating": marks.ratings.get(a.id)}

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import secrets
 import time
+from pathlib import Path
+from urllib.parse import quote
 
 from fastapi.responses import Response
 
 from ..catalog import Track
 from . import subsonic_library as lib
-from .streaming import audio_response, inside_folders
+from .streaming import audio_response, inside_folders, stream_response
 from .subsonic_format import (
     GENERIC,
     MISSING,
@@ -19,19 +21,52 @@ from .subsonic_format import (
     SubsonicError,
 )
 from .subsonic_request import LATEST_PLAY_MS, MAX_LIST, Ctx, method
+from .subsonic_user import now_playing
+
+COPIES_SLACK = 10  # radio asked for this many more songs, as copies of a seed or of each other are dropped
 
 # ---------------------------------------------------------------------------------------------
 # Playing
 # ---------------------------------------------------------------------------------------------
 
 
-@method("stream", "download")
-def stream(ctx: Ctx) -> Response:
+def _song_file(ctx: Ctx) -> tuple[Track, Path]:
     t = ctx.song(ctx.params.require("id"))
     path = inside_folders(t.path, ctx.catalog.folders())
     if path is None:
         raise SubsonicError(NOT_FOUND, f"The file of song {t.id} is missing or outside the library's folders.")
-    return audio_response(path, ctx.request.headers.get("range"))
+    return t, path
+
+
+# -- transcoding hook (server/transcode.py decides: the original bytes unless the request or the
+# user's defaults ask for a format, bit rate or offset the file does not fit) -------------------
+@method("stream")
+def stream(ctx: Ctx) -> Response:
+    t, path = _song_file(ctx)
+    if ctx.request.method == "GET" and ctx.request.headers.get("range", "bytes=0-").strip().startswith("bytes=0-"):
+        now_playing(ctx).started(ctx.user, ctx.params.get("c") or "", t.id)  # a play starts (not a seek)
+    try:
+        offset = float(ctx.params.get("timeOffset") or 0)
+    except ValueError:
+        raise SubsonicError(GENERIC, "timeOffset must be a number of seconds.") from None
+    return stream_response(path, t.size, t.duration, ctx.request.headers.get("range"), ctx.params.get("format"),
+                           ctx.params.int("maxBitRate", 0, 0, 100_000), offset, ctx.stream_defaults)
+
+
+@method("download")
+def download(ctx: Ctx) -> Response:
+    """The original file, always (never transcoded), named as it is on disk."""
+    t, path = _song_file(ctx)
+    response = audio_response(path, ctx.request.headers.get("range"))
+    response.headers["Content-Disposition"] = attachment(Path(t.path).name)
+    return response
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition naming the file: RFC 6266's UTF-8 name, and a plain ASCII one for
+    clients that read only that."""
+    plain = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 @method("scrobble")
@@ -43,7 +78,9 @@ def scrobble(ctx: Ctx) -> dict:
         raise SubsonicError(MISSING, "Required parameter is missing: id.")
     tracks = [ctx.song(i) for i in ids]
     times = ctx.params.getlist("time")
-    if ctx.params.bool("submission", True):
+    if not ctx.params.bool("submission", True):
+        now_playing(ctx).started(ctx.user, ctx.params.get("c") or "", tracks[-1].id)
+    else:
         when = []
         for n, t in enumerate(tracks):
             try:
@@ -153,10 +190,11 @@ def unstar(ctx: Ctx) -> dict:
     return {}
 
 
-def _starred(ctx: Ctx) -> dict:
+def _starred(ctx: Ctx, legacy: bool = False) -> dict:
     v, stars = ctx.view, ctx.marks.stars
-    return {"artist": [lib.artist(a, ctx.marks) for i, a in v.artists.items() if i in stars],
-            "album": [lib.album(a, ctx.marks) for i, a in v.albums.items() if i in stars],
+    artist, album = (lib.legacy_artist, lib.album_dir) if legacy else (lib.artist, lib.album)
+    return {"artist": [artist(a, ctx.marks) for i, a in v.artists.items() if i in stars],
+            "album": [album(a, ctx.marks) for i, a in v.albums.items() if i in stars],
             "song": ctx.children(t for t in v.songs.values() if str(t.id) in stars)}
 
 
@@ -167,7 +205,8 @@ def get_starred2(ctx: Ctx) -> dict:
 
 @method("getStarred")
 def get_starred(ctx: Ctx) -> dict:
-    return {"starred": _starred(ctx)}
+    """getStarred2's answer in the folder-style shapes (albums as directories: isDir, title)."""
+    return {"starred": _starred(ctx, legacy=True)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +222,7 @@ def _count(ctx: Ctx, name: str, default: int, least: int = 1) -> int:
 def _similar_songs(ctx: Ctx) -> list[Track]:
     """Radio from the sound, seeded by a song, or by the songs of an album or an artist."""
     from ..recommend.radio import radio
+    from ..recommend.similar import without_copies
 
     item = ctx.params.require("id")
     searchable = set(ctx.searcher.ids().tolist())
@@ -190,10 +230,12 @@ def _similar_songs(ctx: Ctx) -> list[Track]:
     if not seeds:
         raise SubsonicError(NOT_FOUND, f"Nothing in {item!r} can be searched yet (not analysed by the current model).")
     seeds = seeds[:: max(1, len(seeds) // 20)][:20]  # a big artist: an even sample of their songs
-    n = min(ctx.params.int("count", 50, 1, MAX_LIST), len(ctx.searcher) - len(seeds))
+    wanted = ctx.params.int("count", 50, 1, MAX_LIST)
+    n = min(wanted + COPIES_SLACK, len(ctx.searcher) - len(seeds))
     if n < 1:
         return []
-    return [m.track for m in radio(ctx.searcher, seeds, n=n, seed=secrets.randbelow(2**31))]
+    found = [m.track for m in radio(ctx.searcher, seeds, n=n, seed=secrets.randbelow(2**31))]
+    return without_copies(ctx.searcher, seeds, found)[:wanted]  # as the page does: no recording twice
 
 
 @method("getSimilarSongs")
@@ -222,8 +264,9 @@ def get_sonic_similar_tracks(ctx: Ctx) -> dict:
     from ..recommend.similar import similar
 
     track = ctx.song(ctx.params.require("id"))
-    found = similar(ctx.searcher, track, k=max(_count(ctx, "count", 10), 1))
-    return {"sonicMatch": [ctx.sonic_match(s.track, s.score) for s in found if s.track.id in ctx.view.songs]}
+    found = similar(ctx.searcher, track, k=max(_count(ctx, "count", 10), 1))  # copies folded into one entry
+    return {"sonicMatch": [ctx.sonic_match(s.track, s.score) for s in found
+                           if s.track.id in ctx.view.songs and not s.copy_of_query]}  # the seed again: left out
 
 
 @method("findSonicPath")

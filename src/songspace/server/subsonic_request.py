@@ -10,13 +10,16 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import Response
 
+from .. import autotags
 from ..catalog import Catalog, Track
 from ..query import Searcher
 from . import subsonic_library as lib
+from . import transcode
 from .subsonic_format import (
     GENERIC,
     MISSING,
@@ -86,7 +89,17 @@ class Ctx:
 
     @cached_property
     def marks(self) -> lib.Marks:
-        return lib.Marks(self.catalog.stars(self.user), self.catalog.play_counts())
+        return lib.Marks(self.catalog.stars(self.user), self.catalog.play_counts(), self.catalog.ratings(self.user))
+
+    def _predicted(self, track_ids: list[int]) -> None:
+        """Read the predicted tags (autotags.py) of the songs about to be shown that are not read
+        yet: only theirs, so a request showing one song never reads the whole library's."""
+        marks = self.marks
+        wanted = [i for i in track_ids if i not in marks.predicted_read]
+        if wanted:
+            for group, by_track in autotags.stored_for(self.catalog, wanted).items():
+                marks.predicted.setdefault(group, {}).update(by_track)
+            marks.predicted_read.update(wanted)
 
     @contextmanager
     def writer(self):
@@ -141,10 +154,23 @@ class Ctx:
     # -- shapes -----------------------------------------------------------------------------------
 
     def child(self, t: Track) -> dict:
-        return lib.song(self.view, t, self.marks)
+        self._predicted([t.id])
+        return lib.song(self.view, t, self.marks) | self.transcoded(t)
+
+    # -- transcoding (server/transcode.py): the user's stream defaults and what they make of a song
+
+    @cached_property
+    def stream_defaults(self) -> transcode.Defaults:
+        return transcode.Defaults(*self.catalog.stream_defaults(self.user))
+
+    def transcoded(self, t: Track) -> dict:
+        return transcode.transcoded_fields(Path(t.path).suffix, transcode.source_kbps(t.size, t.duration),
+                                           self.stream_defaults)
 
     def children(self, tracks) -> list[dict]:
-        return [self.child(t) for t in tracks]
+        tracks = list(tracks)
+        self._predicted([t.id for t in tracks])
+        return [lib.song(self.view, t, self.marks) | self.transcoded(t) for t in tracks]
 
     def sonic_match(self, t: Track, similarity: float) -> dict:
         return {"entry": self.child(t), "similarity": round(min(max(float(similarity), 0.0), 1.0), 4)}
