@@ -72,7 +72,9 @@ def _found(searcher: Searcher, text: str) -> list[int]:
     if text not in kept:
         if len(kept) >= SEARCHES_KEPT:
             kept.pop(next(iter(kept)))
-        kept[text] = sorted(t.id for t in searcher.search_text(text) if t.status == "ok")
+        ids = _ids(searcher)  # (not inside another derived build: one lock per snapshot)
+        listed = searcher.derived("page id set", lambda: frozenset(ids))
+        kept[text] = [i for i in searcher.catalog.search_ids(text) if i in listed]
     return kept[text]
 
 
@@ -130,12 +132,13 @@ def album(album_id: str, searcher: Search) -> dict:
 @router.get("/albums/{album_id}/cover", response_class=Response,
             responses={200: {"content": {"image/*": {}}}, 404: {"description": "no such album"}})
 def album_cover(album_id: str, request: Request, searcher: Search,
-                size: Annotated[int, Query(ge=16, le=1024, description="the placeholder's size in pixels")] = 300) -> Response:
+                size: Annotated[int, Query(ge=16, le=1024, description="the largest side in pixels")] = 300) -> Response:
     """The album's picture: embedded in one of its files, else the folder image beside them
-    (cover.*, folder.*, front.*), as it is; else a placeholder in the album's own colours."""
+    (cover.*, folder.*, front.*), no larger than `size` pixels; else a placeholder of that size
+    in the album's own colours."""
     with searcher.snapshot():
         a = _known_album(lib.view(searcher), album_id)
-    return cover_response(a.id, a.songs, searcher.catalog.folders(), size)
+    return cover_response(a.id, a.songs, searcher.catalog.folders(), size, scale=True)
 
 
 @router.get("/artists")
