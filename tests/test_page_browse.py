@@ -129,6 +129,12 @@ def test_unknown_ids_and_bad_paging_are_4xx(server):
                 "/api/albums/x/cover?size=5000"):
         status, body, _ = get(server + url)
         assert status == 422 and body["detail"], url
+    # Odd searches are searches, never errors; an offset past the end is an empty page.
+    for q in ("%25_*'\"", "x" * 5000, "%F0%9F%8E%B5", "   "):
+        status, body, _ = get(f"{server}/api/tracks?q={q}")
+        assert status == 200 and isinstance(body["items"], list), q
+    status, body, _ = get(f"{server}/api/albums?offset=100000")
+    assert status == 200 and body["items"] == [] and body["total"] == 4
 
 
 def test_the_track_list_pages_and_searches_through_the_catalog(server, library):
@@ -416,6 +422,13 @@ def test_a_long_list_draws_only_what_is_in_view(browser, long_library, size):
         page.locator("body").focus()
         page.keyboard.press("n")
         page.wait_for_function(f"songspace.state.playing === songspace.state.lists.search[{at + 1}].id")
+        # 204 albums: the grid shows them 60 at a time, and says so.
+        page.click("#tab-albums")
+        page.wait_for_function("document.querySelectorAll('#album-grid li.album-card').length === 60")
+        assert page.locator("#albums-info").inner_text() == "204 albums · 60 shown"
+        page.click("#albums-more")
+        page.wait_for_function("document.querySelectorAll('#album-grid li.album-card').length === 120")
+        controls_fit(page, "a long album grid")
         assert not page.errors, page.errors
         assert not [e for e in page.server_errors if "/api/map" not in e], page.server_errors  # (the 503 answered above)
         context.close()

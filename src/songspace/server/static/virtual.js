@@ -1,13 +1,14 @@
 // A virtualised list: of `count` rows of one height, only those in view (and a few around them)
 // are in the page, so a list of 100,000 tracks costs what a list of 50 does. The <ol> keeps its
 // full height through two empty rows, above and below the ones drawn, as tall as the rows they
-// stand for, so the scroll bar, scrolling and jumping anywhere behave as in a plain list. Whichever box scrolls (the list on
-// a desktop, the whole panel on a phone), the rows drawn are those inside it.
+// stand for, so the scroll bar, scrolling and jumping anywhere behave as in a plain list.
+// Whichever box scrolls (the list on a desktop, the whole panel on a phone), the rows drawn are
+// those inside it.
 //
-// Rows come from `rowOf(i)` (an <li>), or `missing(i)` while row i is not loaded, and `need(from,
+// Rows come from `rowOf(i)` (an <li>), or `missing(i)` while row i is not loaded; `need(from,
 // to)` is asked for the rows in view that are missing; `onRange(first, last)` hears which rows
-// are in view. The keyboard moves between rows: ↑/↓,
-// PageUp/PageDown, Home/End on a row's control focus the same control of another row.
+// are in view. The keyboard moves between rows: ↑/↓, PageUp/PageDown, Home/End on a row's
+// control focus the same control of another row.
 
 const OVERSCAN = 8;      // rows drawn beyond each edge of the view
 const FIRST_DRAW = 40;   // rows drawn while the list is not on screen (a hidden tab)
