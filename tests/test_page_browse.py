@@ -19,12 +19,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from helpers import serving
 from tagged_library import GREAT, png_bytes, write_tags
 
 from songspace import Library
 
+CHROMIUM = Path("/usr/bin/chromium")
+SIZES = {"phone": (390, 844), "desktop": (1440, 900)}  # as test_page_screens.py
 GREAT_ORDER = ["Opening", "Second", "Third", "Disc Two Opens", "Closing"]  # disc 1 then 2, not the file names' order
 ACCENTED = {"title": "Géosphère", "artist": "Hoffmann Ensemble", "album": "Café Sessions", "genre": ["Électronique"],
             "tracknumber": "1"}
@@ -90,8 +91,8 @@ def test_albums_are_grouped_as_a_player_groups_them(server):
     assert [t["title"] for t in album["tracks"]] == GREAT_ORDER
     assert [(t["disc"], t["number"]) for t in album["tracks"]] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
     # Paged: two at a time, the same albums in the same order.
-    status, first, _ = get(f"{server}/api/albums?offset=0&limit=2")
-    status, second, _ = get(f"{server}/api/albums?offset=2&limit=2")
+    _, first, _ = get(f"{server}/api/albums?offset=0&limit=2")
+    _, second, _ = get(f"{server}/api/albums?offset=2&limit=2")
     assert [a["id"] for a in first["items"] + second["items"]] == [a["id"] for a in page["items"]]
 
 
@@ -145,7 +146,7 @@ def test_the_track_list_pages_and_searches_through_the_catalog(server, library):
     assert [t["id"] for t in everything["items"]] == ok and everything["total"] == len(ok)
     status, part, _ = get(f"{server}/api/tracks?offset=3&limit=4")
     assert [t["id"] for t in part["items"]] == ok[3:7] and part["total"] == len(ok)
-    status, found, _ = get(f"{server}/api/tracks?q=hits")
+    _, found, _ = get(f"{server}/api/tracks?q=hits")
     assert [t["id"] for t in found["items"]] == sorted(expected) and found["total"] == len(expected)
 
 
@@ -153,8 +154,32 @@ def test_the_track_list_pages_and_searches_through_the_catalog(server, library):
 # In Chromium, at both sizes
 # ---------------------------------------------------------------------------------------------
 
-from test_page import CHROMIUM, browser, sync_api  # noqa: E402,F401 (skips without Chromium; the browser fixture)
-from test_page_screens import CHECK_CONTROLS, SIZES, shot  # noqa: E402
+
+
+# The browser tests share test_page_screens.py's checks; imported when a browser test runs, so that
+# the API tests above run where Chromium is absent.
+
+
+def screens():
+    import test_page_screens
+
+    return test_page_screens
+
+
+def shot(page, name: str) -> Path:
+    return screens().shot(page, name)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                              args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        yield b
+        b.close()
 
 
 def open_page(browser, url: str, size: str, before=lambda page: None):
@@ -183,7 +208,7 @@ def titles(page, selector: str) -> list[str]:
 
 
 def controls_fit(page, where: str) -> None:
-    found = page.evaluate(CHECK_CONTROLS, page.size == "phone")
+    found = page.evaluate(screens().CHECK_CONTROLS, page.size == "phone")
     assert found["checked"] >= 8, found
     assert not found["problems"], f"{page.size}, {where}:\n" + "\n".join(found["problems"])
 
@@ -493,8 +518,8 @@ def test_a_track_removed_while_it_plays_and_a_server_restarted(browser, music, t
     import time
 
     import uvicorn
-
     from helpers import free_port
+
     from songspace.server.app import create_app
 
     root = small_library(tmp_path, music, [f"{GREAT}/01 Opening.flac", f"{GREAT}/b-second.mp3", f"{GREAT}/a-third.ogg"])
