@@ -140,6 +140,7 @@ def test_unknown_ids_and_bad_paging_are_4xx(server):
 
 def test_the_track_list_pages_and_searches_through_the_catalog(server, library):
     status, everything, _ = get(f"{server}/api/tracks?limit=500")
+    assert status == 200
     with Library.open(library) as lib:
         ok = [t.id for t in lib.catalog.ok_tracks()]
         expected = [t.id for t in lib.catalog.search_text("hits") if t.status == "ok"]
