@@ -93,3 +93,34 @@ def track_tags(track: Track, model_id: str, tags: dict[str, list[tuple[str, floa
     return track_row(track, model_id=model_id,
                      tags={g: [{"tag": t, "probability": round(p, 4), "lift": round(x, 3)} for t, p, x in found]
                            for g, found in tags.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# Albums and artists, as the page browses them (the grouping is the Subsonic view's:
+# server/subsonic_library.py; these take its Album and Artist by their fields)
+# ---------------------------------------------------------------------------------------------
+
+
+def album_row(album, **extra) -> dict:
+    """An album: its name, album artist ("Various Artists" for a compilation), year, genre,
+    how many songs and seconds, and whether one of its files has a picture (embedded or a
+    folder image beside it; else its cover is a placeholder)."""
+    songs = album.songs
+    row = {"id": album.id, "name": album.name, "artist": album.artist.name, "artist_id": album.artist.id,
+           "year": album.year, "genre": album.genre, "song_count": len(songs), "duration": album.duration,
+           "compilation": album.compilation, "picture": any(t.picture_mime or t.folder_image for t in songs)}
+    row.update(extra)
+    return row
+
+
+def album_track_row(track: Track) -> dict:
+    """A track of an album: a track row with its disc and its number on that disc."""
+    return track_row(track, disc=track.disc, number=track.track, year=track.year)
+
+
+def artist_row(artist, album_count: int, song_count: int, **extra) -> dict:
+    """An artist: name, how many albums are listed under them, and how many songs are theirs
+    (those of their own albums, else those that credit them)."""
+    row = {"id": artist.id, "name": artist.name, "album_count": album_count, "song_count": song_count}
+    row.update(extra)
+    return row

@@ -64,11 +64,6 @@ def searchable(searcher: Searcher, track_id: int) -> Track:
     return track
 
 
-def matches_text(track: Track, text: str) -> bool:
-    fields = (track.artist, track.title, track.album, track.path)
-    return any(text in (f or "").casefold() for f in fields)
-
-
 # ---------------------------------------------------------------------------------------------
 # The library
 # ---------------------------------------------------------------------------------------------
@@ -96,17 +91,6 @@ def start_index(request: Request, searcher: Search) -> JSONResponse:
     if not request.app.state.index_job.start(folders):
         raise HTTPException(409, "an index run is already going; follow it at GET /api/index")
     return JSONResponse({"started": True}, status_code=202)
-
-
-@router.get("/tracks")
-def tracks(searcher: Search, q: str = "", offset: Annotated[int, Query(ge=0)] = 0,
-           limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
-    """Analysed tracks whose artist, title, album or path contains `q` (any case), by id; paged."""
-    found = searcher.catalog.ok_tracks()
-    text = q.strip().casefold()
-    if text:
-        found = [t for t in found if matches_text(t, text)]
-    return {"total": len(found), "items": [shapes.track_row(t) for t in found[offset : offset + limit]]}
 
 
 @router.get("/tracks/{track_id}")
@@ -146,9 +130,14 @@ def playlist(ids: str, request: Request, searcher: Search) -> Response:
         raise HTTPException(400, f"ids must be catalog ids separated by commas, not {ids!r}") from None
     if not wanted:
         raise HTTPException(400, "ids names no track")
+    return m3u8_response([known(searcher, track_id) for track_id in wanted], request)
+
+
+def m3u8_response(tracks: list[Track], request: Request) -> Response:
+    """These tracks as an M3U8 download of their stream URLs on this server."""
     lines = ["#EXTM3U"]
-    for track_id in wanted:
-        lines += [extinf(known(searcher, track_id)), f"{request.base_url}api/tracks/{track_id}/audio"]
+    for t in tracks:
+        lines += [extinf(t), f"{request.base_url}api/tracks/{t.id}/audio"]
     return Response("\n".join(lines) + "\n", media_type="audio/x-mpegurl",
                     headers={"Content-Disposition": 'attachment; filename="songspace.m3u8"'})
 

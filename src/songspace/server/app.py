@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import DiskFull, ModelError, ReadOnlyLibrary, SongspaceError
 from ..library import Library
-from . import api, audiomuse, auth, subsonic
+from . import api, audiomuse, auth, browse, subsonic
 from .jobs import IndexJob
 from .limits import BodyLimit
 from .public import without_paths
@@ -98,6 +98,7 @@ def create_app(library_dir: str | Path, token: str | None = None, *, index_worke
     app.middleware("http")(auth.guard(token, app.state.throttle))  # added last: runs first
     app.include_router(auth.login_router(token, app.state.throttle))
     app.include_router(api.router)
+    app.include_router(browse.router)  # the track list, albums, artists, covers
     app.include_router(audiomuse.router)  # /api/similar_tracks...: the AudioMuse-AI Navidrome plugin's calls
     app.include_router(subsonic.router)  # /rest/: the OpenSubsonic API, with its own user auth
 

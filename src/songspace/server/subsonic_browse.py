@@ -4,16 +4,13 @@ search, folder views and cover art (the ids and the view come from subsonic_libr
 
 from __future__ import annotations
 
-import mimetypes
 import random
 
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
 from ..catalog.search import matches, name_key, terms
-from ..tags import embedded_picture
 from . import subsonic_library as lib
-from .coverart import placeholder_png, scaled
-from .streaming import inside_folders
+from .covers import cover_response
 from .subsonic_format import (
     GENERIC,
     NOT_FOUND,
@@ -242,30 +239,5 @@ def get_cover_art(ctx: Ctx) -> Response:
     (cover.*, folder.*, front.*) beside it; scaled to `size` pixels (its longer side) when asked
     and larger, else as it is; without any, a placeholder of `size` pixels."""
     item = ctx.params.require("id")
-    asked = ctx.params.get("size")
     size = ctx.params.int("size", 300, 1, 2048)
-    folders = ctx.catalog.folders()
-    songs = ctx.songs_of(item)[:20]  # looking further costs more than a placeholder is worth
-
-    def picture(data: bytes, mime: str) -> Response:
-        smaller = scaled(data, size) if asked else None
-        data, mime = smaller or (data, mime)
-        return Response(data, media_type=mime, headers={"Cache-Control": "max-age=86400"})
-
-    for t in songs:
-        found = (embedded_picture(t.path) if (t.picture_mime or not t.tags_version) and inside_folders(t.path, folders)
-                 else None)  # a track not re-read since step 4 may still hold one
-        if found:
-            return picture(*found)
-    for t in songs:
-        image = inside_folders(t.folder_image, folders) if t.folder_image else None
-        if image is not None:
-            mime = mimetypes.guess_type(image)[0] or "image/jpeg"
-            if not asked:
-                return FileResponse(image, media_type=mime, headers={"Cache-Control": "max-age=86400"})
-            try:
-                return picture(image.read_bytes(), mime)
-            except OSError:
-                continue
-    return Response(placeholder_png(item, min(max(size, 16), 1024)), media_type="image/png",
-                    headers={"Cache-Control": "max-age=3600"})
+    return cover_response(item, ctx.songs_of(item), ctx.catalog.folders(), size, scale=bool(ctx.params.get("size")))

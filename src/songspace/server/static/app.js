@@ -1,18 +1,23 @@
 // songspace's page: plain JS modules over the JSON API (/api/...), no build step, nothing from
 // outside. This module wires the parts together and starts them:
 //   core.js     state, helpers, the API, toasts, hooks      lists.js    track rows, tabs
+//   virtual.js  a list that draws only the rows in view     search.js   the track list, search
+//   albums.js   albums: covers, an album, play it           artists.js  artists and their albums
 //   map.js      the map canvas                              player.js   audio, queue, keys
-//   find.js     search, more like this, explain             radio.js    seeds, radio, top-up
+//   find.js     more like this, explain                     radio.js    seeds, radio, top-up
 //   journey.js  A → B                                       indexer.js  status, index runs
 
 import { $, hooks, narrow, plural, state, toast } from "./core.js";
-import { search, searchNow, searchSoon, showSimilar, toggleExplain } from "./find.js";
+import { forgetAlbums, openAlbumView, playAlbum, setUpAlbums, showAlbums } from "./albums.js";
+import { forgetArtists, openArtist, setUpArtists, showArtists } from "./artists.js";
+import { showSimilar, toggleExplain } from "./find.js";
 import { loadStatus, progressText, showIndex, startIndex } from "./indexer.js";
 import { makeJourney, renderEnds, setEnd } from "./journey.js";
-import { currentTab, showList, showTab } from "./lists.js";
+import { currentTab, showList, showTab, virtualList, virtualise } from "./lists.js";
 import { mapView } from "./map.js";
-import { audio, onAudioError, onKey, play, step } from "./player.js";
+import { audio, checkPlaying, onAudioError, onKey, play, step } from "./player.js";
 import { loadSeeds, makeRadio, onPlay, renderSeeds, startRadio, toggleSeed, topUpRadio } from "./radio.js";
+import { rowAt, search, setUpSearch } from "./search.js";
 
 function onListClick(event) {
   const li = event.target.closest("li.track");
@@ -50,8 +55,23 @@ function selectTracks(rows) {
 // What the page shows of the library, read again (after an index run, or when the server is back).
 function refresh() {
   loadStatus();
-  search(state.searchOffset).catch(() => {});
+  search().catch(() => {});
+  forgetAlbums();
+  forgetArtists();
   mapView.load();
+  checkPlaying();
+}
+
+// A tab chosen: the album and artist tabs load what they show the first time they are seen.
+function openTab(name) {
+  if (name === "albums") showAlbums();
+  else if (name === "artists") showArtists();
+  else showTab(name);
+}
+
+// A row of a list loaded as it scrolls, fetched if need be (the player's next and previous).
+function loadRow(list, index) {
+  return list === "search" ? rowAt(index) : Promise.resolve(state.lists[list][index]);
 }
 
 // Tabs as a WAI-ARIA tab list: ←/→ move between tabs (and show them).
@@ -62,19 +82,26 @@ function onTabKey(e) {
   if (at < 0) return;
   e.preventDefault();
   const next = tabs[(at + (e.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
-  showTab(next.dataset.tab);
+  openTab(next.dataset.tab);
   next.focus();
 }
 
 function wire() {
-  Object.assign(hooks, { play, showSimilar, startRadio, topUpRadio, pickTrack, selectTracks, refresh });
+  Object.assign(hooks, { play, showSimilar, startRadio, topUpRadio, pickTrack, selectTracks, refresh, loadRow,
+    openArtist: (id) => openArtist(id).catch(() => {}) });
   for (const ol of document.querySelectorAll("ol.tracks")) ol.addEventListener("click", onListClick);
-  for (const b of document.querySelectorAll(".tabs [role=tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  for (const b of document.querySelectorAll(".tabs [role=tab]")) b.addEventListener("click", () => openTab(b.dataset.tab));
   $(".tabs").addEventListener("keydown", onTabKey);
-  $("#search").addEventListener("input", searchSoon);
-  $("#search").addEventListener("keydown", (e) => { if (e.key === "Enter") searchNow(); });
-  $("#search-prev").addEventListener("click", () => search(Math.max(0, state.searchOffset - 50)).catch(() => {}));
-  $("#search-next").addEventListener("click", () => search(state.searchOffset + 50).catch(() => {}));
+  setUpSearch();
+  virtualise("selection");
+  setUpAlbums();
+  setUpArtists();
+  // An album's cover (in the grid or an artist's albums) opens it; its ▶ plays it.
+  for (const grid of ["#album-grid", "#artist-albums"]) $(grid).addEventListener("click", (e) => {
+    const play = e.target.closest("[data-play-album]"), open = e.target.closest("[data-album]");
+    if (play) playAlbum(play.dataset.playAlbum).catch(() => {});
+    else if (open) openAlbumView(open.dataset.album).catch(() => {});
+  });
   $("#similar-query").addEventListener("click", (e) => {
     if (e.target.closest("[data-action=play-query]")) play(state.similarQuery);
     if (e.target.closest("[data-action=radio-query]")) startRadio(state.similarQuery);
@@ -114,10 +141,11 @@ function start() {
   renderEnds();
   showTab("search");
   loadStatus();
-  search(0).catch(() => {});
+  search().catch(() => {});
   mapView.load();
   // For tests and for anyone scripting the page.
-  window.songspace = { state, map: mapView, play, showSimilar, startRadio, search, showIndex, progressText, toast };
+  window.songspace = { state, map: mapView, play, showSimilar, startRadio, search, showIndex, progressText, toast,
+    list: virtualList, openTab };
 }
 
 start();

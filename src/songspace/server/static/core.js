@@ -3,12 +3,11 @@
 // without importing them: no import cycles).
 
 export const $ = (sel) => document.querySelector(sel);
-export const PAGE = 50;
 
 export const state = {
   tracks: new Map(),        // id -> the latest row seen for it (any list, or the map)
-  lists: { search: [], similar: [], radio: [], journey: [], selection: [] },
-  searchOffset: 0, searchTotal: 0, searchQuery: "",
+  lists: { search: [], similar: [], radio: [], journey: [], selection: [], album: [] }, // search: sparse, loaded as it scrolls
+  searchTotal: 0, searchQuery: "",
   similarQuery: null,       // the track "more like this" is about
   likes: [], dislikes: [],  // ids
   pathA: null, pathB: null, // ids
@@ -104,7 +103,7 @@ export function labelOf(t) {
 }
 
 export function remember(rows) {
-  for (const r of rows) state.tracks.set(r.id, { ...(state.tracks.get(r.id) || {}), ...r });
+  for (const r of rows) if (r) state.tracks.set(r.id, { ...(state.tracks.get(r.id) || {}), ...r }); // (a sparse list has holes)
   return rows;
 }
 

@@ -1,38 +1,8 @@
-// Search (paged), "more like this" for one track, and the explain view under a neighbour.
+// "More like this" for one track, and the explain view under a neighbour.
 
-import { $, PAGE, api, clock, el, labelOf, state, titleOf, track } from "./core.js";
+import { $, api, clock, el, labelOf, state, titleOf, track } from "./core.js";
 import { showList, showTab } from "./lists.js";
 
-
-let searchSeq = 0;
-export async function search(offset = 0) {
-  const q = $("#search").value.trim();
-  const seq = ++searchSeq;
-  const found = await api(`/api/tracks?q=${encodeURIComponent(q)}&offset=${offset}&limit=${PAGE}`);
-  if (seq !== searchSeq) return; // a later search already answered
-  state.searchOffset = offset; state.searchTotal = found.total; state.searchQuery = q;
-  const last = offset + found.items.length;
-  const info = found.total === 0 ? (q ? `Nothing matches “${q}”` : "The library is empty: add music with `songspace index FOLDER`, then press Update library")
-    : `${offset + 1}–${last} of ${found.total}${q ? ` matching “${q}”` : " tracks"}`;
-  showList("search", found.items, info);
-  $("#search-prev").disabled = offset === 0;
-  $("#search-next").disabled = last >= found.total;
-}
-
-let searchTimer = null;
-export function searchNow() {
-  clearTimeout(searchTimer);
-  return search(0).catch(() => {});
-}
-
-export function searchSoon() {
-  clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => search(0).catch(() => {}), 200);
-}
-
-// ---------------------------------------------------------------------------------------------
-// More like this, and the explain view
-// ---------------------------------------------------------------------------------------------
 
 export async function showSimilar(id, { stay = false } = {}) {
   if (!stay) showTab("similar");

@@ -1,8 +1,11 @@
-// Track lists: one row shape everywhere (search, similar, radio, journey, selection), the
-// marks on rows (playing, liked, A/B), and the tabs. Clicks are handled by app.js.
+// Track lists: one row shape everywhere (search, similar, radio, journey, selection, album),
+// the marks on rows (playing, liked, A/B), and the tabs. Clicks are handled by app.js. The lists
+// that can hold the whole library (search, selection) are virtualised (virtual.js): only the
+// rows in view are in the page.
 
 import { $, clock, el, labelOf, m3u8Url, remember, state, titleOf } from "./core.js";
 import { mapView } from "./map.js";
+import { VirtualList } from "./virtual.js";
 
 function actionButton(action, symbol, what, t, on = false, extra = "") {
   // The symbol is what shows; the accessible name says what it does, and to which track.
@@ -31,28 +34,68 @@ export function trackRow(t, listName, index) {
       el("div", { class: "sub" }, el("span", { class: "sub-text", text: sub }), ...extras)),
     t.score !== undefined ? el("span", { class: "score", title: "Similarity (cosine)", text: t.score.toFixed(2) })
       : t.step !== undefined ? el("span", { class: "score step", title: "Step: cosine distance from the previous track", text: index ? `+${t.step.toFixed(3)}` : "start" }) : null,
+    t.number !== undefined && t.number !== null ? el("span", { class: "num", title: "Disc and track number", text: t.disc > 1 || (listName === "album" && hasDiscs(listName)) ? `${t.disc}-${t.number}` : `${t.number}` }) : null,
     el("span", { class: "dur", text: clock(t.duration) }),
     actions,
   );
 }
 
-const MAX_ROWS = 1000; // a list longer than this shows its first rows; play and M3U8 use all
+// An album over several discs numbers its tracks "disc-track".
+function hasDiscs(listName) {
+  return new Set((state.lists[listName] || []).map((t) => t && (t.disc || 1))).size > 1;
+}
+
+const MAX_ROWS = 1000; // a plain list longer than this shows its first rows; play and M3U8 use all
 
 export function listElement(name) {
   return document.getElementById(name === "search" ? "search-results" : `${name}-list`);
 }
 
-export function showList(name, rows, info) {
+// A row not loaded yet: its place in the list, until its page arrives.
+function placeholder() {
+  return el("li", { class: "track placeholder", "aria-busy": "true", tabindex: "-1" },
+    el("span", { class: "play-space" }), el("div", { class: "meta" }, el("div", { class: "title", text: "Loading…" })));
+}
+
+const virtual = {}; // list name -> its VirtualList
+
+// Make the list `name` virtual; `need(from, to)`: load rows that are not loaded yet (a list
+// given whole to showList never misses any); `onRange(first, last)`: which rows are drawn.
+export function virtualise(name, need, onRange) {
+  virtual[name] = new VirtualList(listElement(name), {
+    rowOf: (i) => state.lists[name][i] && trackRow(state.lists[name][i], name, i),
+    missing: placeholder, need, onRange,
+  });
+}
+
+export function virtualList(name) {
+  return virtual[name];
+}
+
+// Show `rows` as the list `name` (a sparse array for a list loaded as it scrolls: then
+// `m3u8` is its playlist's URL, as the rows to list it from are not all here).
+export function showList(name, rows, info, m3u8 = null) {
   state.lists[name] = remember(rows);
   const ol = listElement(name);
-  ol.replaceChildren(...rows.slice(0, MAX_ROWS).map((t, i) => trackRow(t, name, i)));
-  if (rows.length > MAX_ROWS) ol.append(el("li", { class: "more", text: `… and ${rows.length - MAX_ROWS} more (all of them are in the M3U8)` }));
+  if (virtual[name]) virtual[name].reset(rows.length);
+  else {
+    ol.replaceChildren(...rows.slice(0, MAX_ROWS).map((t, i) => trackRow(t, name, i)));
+    if (rows.length > MAX_ROWS) ol.append(el("li", { class: "more", text: `… and ${rows.length - MAX_ROWS} more (all of them are in the M3U8)` }));
+  }
   const link = document.getElementById(`${name}-m3u8`);
   link.hidden = rows.length === 0;
-  if (rows.length) link.href = m3u8Url(rows.map((r) => r.id), rows, name);
+  if (rows.length) link.href = m3u8 || m3u8Url(rows.map((r) => r.id), rows, name);
   const infoEl = document.getElementById(`${name}-info`);
   if (infoEl && info !== undefined) infoEl.textContent = info;
   if (name !== "search") mapView.highlight(name);
+}
+
+// Rows loaded into a virtual list at `offset` (a page of a long list, as it scrolls).
+export function fillList(name, offset, rows) {
+  const all = state.lists[name];
+  remember(rows);
+  rows.forEach((t, i) => { if (offset + i < all.length) all[offset + i] = t; });
+  if (virtual[name]) virtual[name].refresh(offset, offset + rows.length);
 }
 
 // Rows added at the end of a list (a radio topped up), without redrawing the rows above.
@@ -95,6 +138,7 @@ export function showTab(name) {
   }
   if (name === "map") return;
   for (const p of document.querySelectorAll(".panel")) p.hidden = p.dataset.panel !== name;
+  for (const v of Object.values(virtual)) v.soon(); // a list shown again draws what is in view now
   mapView.highlight(name);
 }
 

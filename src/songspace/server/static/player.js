@@ -35,7 +35,10 @@ export function step(delta) {
   if (!q) return;
   const rows = state.lists[q.list] || [];
   const index = q.index + delta;
-  if (index >= 0 && index < rows.length) play(rows[index].id, { list: q.list, index });
+  if (index >= 0 && index < rows.length && rows[index]) play(rows[index].id, { list: q.list, index });
+  else if (index >= 0 && index < rows.length) { // a long list loads as it scrolls: this row is not here yet
+    hooks.loadRow(q.list, index).then((t) => { if (t && state.queue === q) play(t.id, { list: q.list, index }); }).catch(() => {});
+  }
   else if (delta > 0 && q.list === "radio" && state.radio) hooks.topUpRadio(true); // plays on when more arrive
 }
 
@@ -86,4 +89,17 @@ export async function onAudioError() {
   toast(`Cannot play ${labelOf(t)}: ${why}. Skipping to the next track.`);
   $("#now-sub").textContent = `Not playable: ${why}`;
   step(1);
+}
+
+// After the library changed (an update, the server back): if what plays has left it, say so.
+// It plays on from what the browser holds until it ends or fails; the queue goes on from where
+// it stood (the lists were read again without it).
+export async function checkPlaying() {
+  const id = state.playing;
+  if (id === null) return;
+  let r = null;
+  try { r = await fetch(`/api/tracks/${id}`, { headers: { Accept: "application/json" } }); } catch (_) { return; }
+  if (r.status !== 404 || state.playing !== id) return;
+  toast(`“${labelOf(track(id))}” was removed from the library (its file is gone); the queue goes on without it`, "info");
+  $("#now-sub").textContent = "Removed from the library";
 }
