@@ -199,12 +199,12 @@ def step_6_search_key(cat) -> None:
         cat.db.execute("ALTER TABLE tracks ADD COLUMN search_key TEXT")
     while True:
         with cat._transaction():
-            rows = cat.db.execute("SELECT id, title, artist, artists, albumartist, album, path FROM tracks "
-                                  "WHERE search_key IS NULL LIMIT 5000").fetchall()
+            rows = cat.db.execute("SELECT id, title, artist, artists, albumartist, album, genre, genres, path "
+                                  "FROM tracks WHERE search_key IS NULL LIMIT 5000").fetchall()
             cat.db.executemany("UPDATE tracks SET search_key = ? WHERE id = ?",
                                [(track_key(title, artist, json.loads(artists) if artists else (), albumartist,
-                                           album, path), i)
-                                for i, title, artist, artists, albumartist, album, path in rows])
+                                           album, genre, json.loads(genres) if genres else (), path), i)
+                                for i, title, artist, artists, albumartist, album, genre, genres, path in rows])
         if not rows:
             break
 

@@ -11,7 +11,7 @@ track's text, in any order, in any field: "hoffmann geosphere" finds Hoffmann's 
 Word starts rather than any substring: a short word ("c", "a") would otherwise match nearly
 everything. An empty query matches everything.
 
-A track's searched text (`track_key`) is its title, artist(s), album artist, album, and the
+A track's searched text (`track_key`) is its title, artist(s), album artist, album, genre(s), and the
 names of its file and of the folder it lies in (untagged files are found by their names), not
 the whole path: "music" or "home" would otherwise match every file. The catalog stores it
 folded beside the track (`tracks.search_key`, filled on every write and by migration step 6),
@@ -44,11 +44,11 @@ def _fold(text: str | None) -> str:
 
 
 def track_key(title: str | None, artist: str | None, artists, albumartist: str | None, album: str | None,
-              path: str) -> str:
+              genre: str | None, genres, path: str) -> str:
     """The folded text a track is found by, with a space at either end (so that a word start is
     always a space followed by the word)."""
     p = PurePath(path)
-    parts = [title, artist, *(artists or ()), albumartist, album, p.parent.name, p.stem]
+    parts = [title, artist, *(artists or ()), albumartist, album, genre, *(genres or ()), p.parent.name, p.stem]
     return f" {fold(' '.join(x for x in parts if x))} "
 
 

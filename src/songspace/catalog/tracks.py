@@ -147,9 +147,11 @@ class Tracks(Store):
         transaction (a catalog not yet at step 6, opened by an older step list in tests, has none)."""
         if "search_key" not in self._columns():
             return
-        title, artist, artists, albumartist, album, path = self.db.execute(
-            "SELECT title, artist, artists, albumartist, album, path FROM tracks WHERE id = ?", (track_id,)).fetchone()
-        key = track_key(title, artist, json.loads(artists) if artists else (), albumartist, album, path)
+        title, artist, artists, albumartist, album, genre, genres, path = self.db.execute(
+            "SELECT title, artist, artists, albumartist, album, genre, genres, path FROM tracks WHERE id = ?",
+            (track_id,)).fetchone()
+        key = track_key(title, artist, json.loads(artists) if artists else (), albumartist, album, genre,
+                        json.loads(genres) if genres else (), path)
         self.db.execute("UPDATE tracks SET search_key = ? WHERE id = ?", (key, track_id))
 
     def put_ok(self, path: str, *, size: int, mtime: float, content_hash: str, duration: float,
@@ -287,7 +289,7 @@ class Tracks(Store):
             return [r[0] for r in self.db.execute(f"SELECT id FROM tracks WHERE {where} ORDER BY id", params)]
         # A catalog not yet migrated to step 6, opened read-only: the keys made here, row by row.
         return [t.id for t in self._select() if matches(found, track_key(t.title, t.artist, t.artists, t.albumartist,
-                                                                          t.album, t.path))]
+                                                                          t.album, t.genre, t.genres, t.path))]
 
     def folders(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT path FROM folders ORDER BY path")]
