@@ -184,3 +184,41 @@ def test_serve_stops_on_sigterm_while_umap_runs(sixteen):
             server.wait()
     stamp, method, points = stored_map(library)
     assert method == "pca" and set(points) == searchable_ids(library)  # the quick map stays stored
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+def test_the_page_shows_the_quick_map_then_umap_and_recomputes_with_its_button(sixteen):
+    """In Chromium: a library with no map opens on the quick layout at once, the page follows
+    the server to UMAP by itself, and "Recompute" lays it out again."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from helpers import serving
+
+    _, library = sixteen
+    with serving(library, index_workers=0) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 860})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(300_000)  # a hang guard: UMAP runs meanwhile
+        page.goto(url + "/")
+        page.wait_for_function("document.querySelector('#map-canvas').dataset.points == 16")
+        page.wait_for_function("/16 tracks .* UMAP · /.test(document.querySelector('#map-info').textContent)"
+                               " && !document.querySelector('#map-info').textContent.includes('…')")
+        assert not page.locator("#map-recompute").is_disabled()
+
+        stamp, _, points = stored_map(library)
+        writer = Catalog(library / "catalog.sqlite")
+        writer.put_map(stamp, [(i, 0.5, 0.5) for i in points], "umap")  # every dot in one spot
+        writer.close()
+        page.click("#map-recompute")
+        page.wait_for_function("document.querySelector('#map-info').textContent.includes('laying out with UMAP')")
+        page.wait_for_function("!document.querySelector('#map-info').textContent.includes('…')")
+        spots = {tuple(round(v) for v in page.evaluate(f"Object.values(songspace.map.screenOf({i}))"))
+                 for i in stored_map(library)[2]}
+        assert len(spots) > 1  # drawn apart again
+        assert page.locator("#map-canvas").get_attribute("data-points") == "16"
+        assert not errors, errors
+        browser.close()
