@@ -70,7 +70,7 @@ def create_app(library_dir: str | Path, token: str | None = None, *, index_worke
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.map_job.start_if_needed()  # a map behind the vectors, or UMAP still due: now, not on a page view
+        app.state.map_job.start()  # in its thread: a map behind the vectors, or UMAP still due, now, not on a page view
         yield
         app.state.map_job.stop()  # kills a UMAP run at once: the quick layout stays stored
         # Don't wait out a long index run: each track is committed on its own, the next run resumes.
