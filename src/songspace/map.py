@@ -23,6 +23,7 @@ Like every derived thing here the map can be deleted freely and made again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Callable
 
 import numpy as np
@@ -147,18 +148,24 @@ def library_map(searcher) -> dict:
     else:
         method, xy = _quick_steps(old, space.model_id, ids, vectors)
         is_stored = False
-    tracks = catalog.tracks_by_id(ids)
-    names = catalog.prediction_names()
-    predicted = {name: catalog.predictions(name) for name in names}
+    names = catalog.map_names()
+    predicted_names = catalog.prediction_names()
+    predicted = {name: catalog.predictions(name) for name in predicted_names}
     points = []
-    for t, (x, y) in zip(tracks, xy):
-        if t is None:  # removed since the snapshot was taken
+    for i, (x, y) in zip(ids.tolist(), xy.tolist()):
+        if i not in names:  # removed since the snapshot was taken
             continue
+        title, artist, album, genre, path = names[i]
         points.append({
-            "id": t.id, "x": round(float(x), 5), "y": round(float(y), 5),
-            "artist": t.artist, "album": t.album, "genre": t.genre, "title": t.title or t.label,
-            "predicted": {name: predicted[name][t.id][0] for name in names if t.id in predicted[name]},
+            "id": i, "x": round(x, 5), "y": round(y, 5), "artist": artist, "album": album, "genre": genre,
+            "title": title or _label(artist, path),
+            "predicted": {name: predicted[name][i][0] for name in predicted_names if i in predicted[name]},
         })
     return {"model_id": space.model_id, "stamp": stamp, "method": method,
             "final": method == "umap" or layout_method(len(ids)) == "pca", "stored": is_stored,
-            "count": len(points), "predicted_names": names, "points": points}
+            "count": len(points), "predicted_names": predicted_names, "points": points}
+
+
+def _label(artist: str | None, path: str) -> str:
+    """A dot's name without a title: as Track.label ("artist - file stem", or the file name)."""
+    return f"{artist} - {PurePath(path).stem}" if artist else PurePath(path).name
