@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from helpers import free_port
 from songspace import Library
 from songspace.catalog import Catalog
-from songspace.map_layout import MIN_UMAP
+from songspace.map_layout import MIN_UMAP, numba_cache_dir
 from songspace.synth import make_demo_library
 
 pytestmark = pytest.mark.slow  # UMAP runs for real (a child process that imports umap)
@@ -69,6 +69,9 @@ def test_index_leaves_a_umap_map_and_new_tracks_do_not_move_the_old_ones(_sixtee
     assert method == "umap" and set(before) == searchable_ids(library_dir)
     xy = np.array(list(before.values()))
     assert np.all((xy >= 0) & (xy <= 1)) and len({tuple(p) for p in xy}) > 1
+    # numba's compilation kept for the next process, umap's layout loop included (umap itself
+    # does not mark it cache=True)
+    assert list(numba_cache_dir().rglob("layouts._optimize_layout_euclidean_single_epoch-*.nbi"))
 
     # Two more tracks: a copy of a mapped one under another name, and a new piece.
     twin_source = next(music.rglob("*.ogg"))
