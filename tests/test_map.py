@@ -1,4 +1,4 @@
-"""The library map: a 2-D layout of the searched vectors, cached in the catalog per stamp."""
+"""The library map: a 2-D layout of the searched vectors, stored in the catalog (map.py, map_layout.py)."""
 
 from __future__ import annotations
 
@@ -9,43 +9,76 @@ from songspace import Library
 from songspace import map as songmap
 
 
-def test_map_is_computed_once_and_cached_in_the_catalog(indexed_library, monkeypatch):
+def test_map_is_stored_once_and_read_without_computing(indexed_library, monkeypatch):
     with Library.open(indexed_library) as lib:
-        first = songmap.library_map(lib)
+        assert songmap.needs_refresh(lib.searcher())
+        note = songmap.refresh(lib.searcher(), lib.catalog)
+        assert "12 tracks laid out by PCA" in note and not songmap.needs_refresh(lib.searcher())
+        first = songmap.library_map(lib.searcher())
         assert first["count"] == 12 and first["method"] == "pca"  # 12 tracks: too few for UMAP
+        assert first["stored"] and first["final"]
         xy = np.array([(p["x"], p["y"]) for p in first["points"]])
         assert xy.min() >= 0 and xy.max() <= 1 and len({p["id"] for p in first["points"]}) == 12
         assert first["stamp"] == f"{lib.searcher().model_id}@{lib.catalog.generation}"
-        assert lib.catalog.get_meta("map") == first["stamp"]
+        assert lib.catalog.get_meta("map") == first["stamp"] and lib.catalog.map_method() == "pca"
         assert {"artist", "album", "genre", "title", "predicted"} <= set(first["points"][0])
 
     def no_layout(*a, **k):
         raise AssertionError("the map was computed again")
 
-    monkeypatch.setattr(songmap, "layout", no_layout)
+    monkeypatch.setattr(songmap, "quick_layout", no_layout)
+    monkeypatch.setattr(songmap, "place", no_layout)
     with Library.open(indexed_library) as lib:  # a new process would see the same: it is in the catalog
-        assert songmap.library_map(lib) == first
+        assert songmap.library_map(lib.searcher()) == first
+        assert songmap.refresh(lib.searcher(), lib.catalog, run_umap=no_layout)
 
 
-def test_map_is_recomputed_when_the_catalog_changes(indexed_library):
+def test_a_map_behind_the_catalog_is_answered_in_memory_and_stored_by_refresh(indexed_library):
     with Library.open(indexed_library) as lib:
-        before = songmap.library_map(lib)
+        songmap.refresh(lib.searcher(), lib.catalog)
+        before = songmap.library_map(lib.searcher())
         gone = before["points"][0]["id"]
         lib.catalog.remove([gone])
-        after = songmap.library_map(lib)
-        assert after["stamp"] != before["stamp"] and after["count"] == 11
+        after = songmap.library_map(lib.searcher())
+        assert after["stamp"] != before["stamp"] and after["count"] == 11 and not after["stored"]
         assert gone not in {p["id"] for p in after["points"]}
+        songmap.refresh(lib.searcher(), lib.catalog)
         stamp, points = lib.catalog.map_points()
         assert stamp == after["stamp"] and len(points) == 11
+        assert songmap.library_map(lib.searcher())["stored"]
+
+
+def test_no_map_before_any_vector(library_dir):
+    from songspace.errors import QueryError
+
+    with Library.open(library_dir) as lib:
+        with pytest.raises(QueryError, match="no track has been analysed"):
+            songmap.library_map(lib.searcher())
+        assert songmap.refresh(lib.searcher(), lib.catalog) == "no track to map"
+
+
+def test_new_tracks_are_placed_among_their_nearest_neighbours():
+    """place(): a copy lands on its original; a track between two groups lands between them;
+    the mapped points are the only input, so nothing mapped moves."""
+    from songspace.map_layout import place
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 16))
+    known = np.concatenate([a + 0.05 * rng.normal(size=(10, 16)), b + 0.05 * rng.normal(size=(10, 16))])
+    known_xy = np.concatenate([np.full((10, 2), 0.1), np.full((10, 2), 0.9)]) + 0.01 * rng.normal(size=(20, 2))
+    xy = place(np.stack([known[3], b + 0.05 * rng.normal(size=16), a]), known, known_xy)
+    np.testing.assert_allclose(xy[0], known_xy[3], atol=1e-6)
+    assert np.all(np.abs(xy[1] - 0.9) < 0.05) and np.all(np.abs(xy[2] - 0.1) < 0.05)
 
 
 def test_predicted_labels_join_the_map_without_a_new_layout(indexed_library, monkeypatch):
     with Library.open(indexed_library) as lib:
-        before = songmap.library_map(lib)
+        songmap.refresh(lib.searcher(), lib.catalog)
+        before = songmap.library_map(lib.searcher())
         ids = [p["id"] for p in before["points"]]
         lib.catalog.put_predictions("mood", lib.model_id, [(i, "calm" if i % 2 else "busy", 0.9) for i in ids])
-        monkeypatch.setattr(songmap, "layout", lambda *a, **k: pytest.fail("predictions changed no vector"))
-        after = songmap.library_map(lib)
+        monkeypatch.setattr(songmap, "quick_layout", lambda *a, **k: pytest.fail("predictions changed no vector"))
+        after = songmap.library_map(lib.searcher())
     assert after["predicted_names"] == ["mood"]
     assert {p["id"]: p["predicted"]["mood"] for p in after["points"]} == {i: "calm" if i % 2 else "busy" for i in ids}
     assert [(p["x"], p["y"]) for p in after["points"]] == [(p["x"], p["y"]) for p in before["points"]]

@@ -1,160 +1,171 @@
-"""The library map: every searchable track as a dot in 2-D, near the tracks that sound like it.
+"""The library map: every searchable track as a dot in 2-D, near the tracks that sound like it,
+stored in the catalog (catalog/derived.py) so the page draws it the moment it asks.
 
-UMAP (cosine metric, fixed seed) over the vectors search uses, so the map and "more like this"
-agree. Below MIN_UMAP tracks UMAP's neighbour graph is ill-posed (it warns, or its spectral
-start fails), so a tiny library is laid out by PCA instead: the map always draws.
+`refresh` brings the stored map up to date after every index run (the CLI's `index`, the
+server's update job, the server at start-up), never when the page asks:
+- tracks added to a UMAP map are placed among their nearest mapped neighbours and removed ones
+  dropped (map_layout.place): nothing already drawn moves;
+- no map yet, or one made from another model's vectors: the quick layout (PCA) is stored at once,
+  so the page has a map while UMAP runs in a child process, then UMAP's layout replaces it;
+- below MIN_UMAP tracks the layout is PCA, made again at every change (a handful of dots has no
+  shape worth keeping);
+- `full`: everything laid out again by UMAP (the page's "Recompute" button); the map shown
+  stays until the new one is stored.
 
-The layout is slow to compute (importing umap alone takes 7-37 s here) and the same until the
-searched vectors change, so it is computed once and cached in the catalog: table `map_points`
-plus meta key `map` holding the stamp it was computed for, "<model id>@<generation>". A new
-model or any change to the searchable set (the generation moves) makes the stamp stale and the
-next call recomputes. Tags and predicted labels are read fresh on every call: they are cheap,
-and changing them must not cost a new layout. Like every cache here it can be deleted freely.
+Stored: rows (track id, x, y), meta 'map' = "<model id>@<generation>" the rows are up to date
+for, meta 'map_method' = "pca" or "umap". `library_map` only reads: when the stored map is behind
+the searched vectors it answers with the same quick steps in memory (PCA, or placing the new
+tracks), says so ("stored": false), and leaves storing to `refresh`. Tags and predicted labels
+are read fresh on every call: they are cheap, and changing them must not cost a new layout.
+Like every derived thing here the map can be deleted freely and made again.
 """
 
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Callable
 
 import numpy as np
 
-from .catalog import Catalog
-from .errors import DiskFull, ReadOnlyLibrary
-
-MIN_UMAP = 15  # fewer tracks than this: PCA
-SEED = 42  # the same library draws the same map every time
-N_NEIGHBORS = 15
-MIN_DIST = 0.1
-
-_lock = threading.Lock()  # one layout at a time: two requests for a stale map compute it once
+from .errors import QueryError
+from .map_layout import MIN_UMAP, layout, layout_method, place, quick_layout, umap_in_child  # noqa: F401 (layout: re-exported)
 
 
-# ---------------------------------------------------------------------------------------------
-# Layout: vectors in, (n, 2) coordinates in [0, 1] out
-# ---------------------------------------------------------------------------------------------
+@dataclass
+class Stored:
+    """The map as the catalog holds it."""
+    stamp: str | None
+    method: str | None
+    points: dict[int, tuple[float, float]]
+
+    @property
+    def model_id(self) -> str | None:
+        return self.stamp.rsplit("@", 1)[0] if self.stamp else None
+
+    def covers(self, stamp: str, ids: np.ndarray) -> bool:
+        return self.stamp == stamp and len(self.points) == len(ids) and all(int(i) in self.points for i in ids)
 
 
-def layout_method(n: int) -> str:
-    return "umap" if n >= MIN_UMAP else "pca"
-
-
-def layout(vectors: np.ndarray, seed: int = SEED) -> np.ndarray:
-    """(n, 2) coordinates of the rows of `vectors`, scaled into [0, 1] (aspect kept)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    n = len(vectors)
-    if n == 0:
-        return np.zeros((0, 2))
-    if n == 1:
-        return np.full((1, 2), 0.5)
-    if layout_method(n) == "pca":
-        xy = _pca(vectors)
-    else:
-        xy = _umap(vectors, seed)
-    return _unit_square(xy)
-
-
-def _pca(vectors: np.ndarray) -> np.ndarray:
-    from sklearn.decomposition import PCA
-
-    components = min(2, *vectors.shape)
-    xy = PCA(n_components=components).fit_transform(vectors.astype(np.float64))
-    if components < 2:
-        xy = np.column_stack([xy, np.zeros(len(xy))])
-    return xy
-
-
-def _umap(vectors: np.ndarray, seed: int) -> np.ndarray:
-    import warnings
-
-    import umap  # lazily: 7-37 s to import
-
-    def fit(init: str) -> np.ndarray:
-        reducer = umap.UMAP(n_components=2, metric="cosine", n_neighbors=min(N_NEIGHBORS, len(vectors) - 1),
-                            min_dist=MIN_DIST, random_state=seed, init=init)
-        return reducer.fit_transform(vectors)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": wanted, for a fixed map
-        try:
-            xy = fit("spectral")
-        except Exception:  # the spectral start fails on some disconnected neighbour graphs
-            xy = fit("random")
-    if not np.all(np.isfinite(xy)):
-        xy = _pca(vectors)
-    return xy
-
-
-def _unit_square(xy: np.ndarray) -> np.ndarray:
-    """Shift and scale by one factor (distances keep their proportions), centred in [0, 1]."""
-    xy = np.asarray(xy, dtype=np.float64)
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    span = float((hi - lo).max())
-    if span <= 0:
-        return np.full_like(xy, 0.5)
-    return (xy - lo) / span + (1 - (hi - lo) / span) / 2
-
-
-# ---------------------------------------------------------------------------------------------
-# The cached map of a library
-# ---------------------------------------------------------------------------------------------
+def stored(catalog) -> Stored:
+    stamp, points = catalog.map_points()
+    return Stored(stamp, catalog.map_method(), points)
 
 
 def _stamp(space) -> str:
     return f"{space.model_id}@{space.stamp[0]}"
 
 
-def _fresh(cached_stamp: str | None, points: dict, stamp: str, ids: np.ndarray) -> bool:
-    return cached_stamp == stamp and len(points) == len(ids) and all(int(i) in points for i in ids)
+def _quick_steps(old: Stored, model_id: str, ids: np.ndarray, vectors: np.ndarray) -> tuple[str, np.ndarray]:
+    """(method, xy) of the map without UMAP: the stored UMAP points of the tracks still here and
+    the new tracks placed among them; else PCA of everything."""
+    n = len(ids)
+    if layout_method(n) == "umap" and old.model_id == model_id and old.method == "umap":
+        have = np.fromiter((int(i) in old.points for i in ids), dtype=bool, count=n)
+        if have.sum() >= MIN_UMAP:  # enough of the old map left to place the rest on
+            xy = np.empty((n, 2))
+            xy[have] = [old.points[int(i)] for i in ids[have]]
+            if not have.all():
+                xy[~have] = place(vectors[~have], vectors[have], xy[have])
+            return "umap", xy
+    return "pca", quick_layout(vectors)
 
 
-def map_coordinates(lib, refresh: bool = False) -> tuple[str, np.ndarray, np.ndarray]:
-    """(stamp, ids, (n, 2) xy) of every searchable track: from the catalog's cache when it was
-    computed for the vectors searched now, else computed and stored (`refresh`: always)."""
-    searcher = lib.searcher()
+# ---------------------------------------------------------------------------------------------
+# Bringing the stored map up to date (after an index run; in the background in the server)
+# ---------------------------------------------------------------------------------------------
+
+
+def refresh(searcher, writer, *, full: bool = False, cancel=None, report: Callable[[str], None] | None = None,
+            run_umap: Callable[..., np.ndarray] = umap_in_child) -> str:
+    """Bring the map stored through the catalog connection `writer` up to date with the vectors
+    `searcher` searches now; returns what was done, in words. UMAP runs through `run_umap`
+    (a killable child process); `cancel` (a threading.Event) stops it: MapCancelled, with the
+    quick layout left stored. `report(step)` is told "quick" and "umap" as they start."""
+    report = report or (lambda step: None)
     space = searcher.space()
     stamp = _stamp(space)
     ids, vectors = space.index.all()  # together: the index may be updated in place meanwhile
-    cached_stamp, points = searcher.catalog.map_points()
-    if refresh or not _fresh(cached_stamp, points, stamp, ids):
-        with _lock:
-            cached_stamp, points = searcher.catalog.map_points()  # another thread may have done it
-            if refresh or not _fresh(cached_stamp, points, stamp, ids):
-                xy = layout(vectors)
-                rows = [(int(i), float(x), float(y)) for i, (x, y) in zip(ids, xy)]
-                # The library's own connection belongs to the thread that opened it: write
-                # through a short-lived one of this thread's.
-                try:
-                    writer = Catalog(lib.catalog.path)
-                    try:
-                        writer.put_map(stamp, rows)
-                    finally:
-                        writer.close()
-                except (ReadOnlyLibrary, DiskFull):
-                    pass  # a read-only library or a full disk: answer, and compute again next time
-                points = {i: (x, y) for i, x, y in rows}
-    xy = np.array([points[int(i)] for i in ids], dtype=np.float64).reshape(-1, 2)
-    return stamp, ids, xy
+    n = len(ids)
+    old = stored(writer)
+    if n == 0:
+        if old.stamp != stamp:
+            writer.put_map(stamp, [], "pca")
+        return "no track to map"
+    # A recompute keeps a UMAP map of these vectors on screen until the new one is stored.
+    keep_shown = full and layout_method(n) == "umap" and old.model_id == space.model_id and old.method == "umap"
+    if not keep_shown:
+        if old.covers(stamp, ids):
+            method = old.method
+        else:
+            report("quick")
+            method, xy = _quick_steps(old, space.model_id, ids, vectors)
+            writer.put_map(stamp, _rows(ids, xy), method)
+        if layout_method(n) == "pca" or (method == "umap" and not full):
+            placed = sum(int(i) not in old.points for i in ids) if old.model_id == space.model_id else n
+            return f"map: {placed} tracks placed" if method == "umap" else f"map: {n} tracks laid out by PCA"
+    report("umap")
+    xy = run_umap(vectors, cancel=cancel)
+    writer.put_map(stamp, _rows(ids, xy), "umap")
+    return f"map: {n} tracks laid out by UMAP"
 
 
-def library_map(lib, refresh: bool = False) -> dict:
+def _rows(ids: np.ndarray, xy: np.ndarray) -> list[tuple[int, float, float]]:
+    return [(int(i), float(x), float(y)) for i, (x, y) in zip(ids, xy)]
+
+
+def needs_refresh(searcher) -> bool:
+    """Whether `refresh` has work to do: the stored map is behind the searched vectors, or
+    UMAP's layout is still to come."""
+    space = searcher.space()
+    ids, _ = space.index.all()
+    old = stored(searcher.catalog)
+    return not old.covers(_stamp(space), ids) or (layout_method(len(ids)) == "umap" and old.method != "umap")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the map (the page, the API): never UMAP
+# ---------------------------------------------------------------------------------------------
+
+
+def library_map(searcher) -> dict:
     """The map as JSON-ready data:
-    {"model_id", "stamp", "method", "count", "predicted_names",
+    {"model_id", "stamp", "method", "final", "stored", "count", "predicted_names",
      "points": [{"id", "x", "y", "artist", "album", "genre", "title", "predicted": {name: label}}]}
-    with x, y in [0, 1]; the cached layout is recomputed when the searched vectors changed."""
-    stamp, ids, xy = map_coordinates(lib, refresh=refresh)
-    searcher = lib.searcher()
+    with x, y in [0, 1]. "final": false while UMAP's layout is still to come (a quick PCA is
+    shown); "stored": false when the stored map was behind the vectors and this answer placed
+    the difference itself (refresh stores the same). QueryError when no track has a vector."""
+    space = searcher.space()
+    stamp = _stamp(space)
+    ids, vectors = space.index.all()
+    if len(ids) == 0:
+        raise QueryError("no map yet: no track has been analysed (index some music first)")
     catalog = searcher.catalog
-    tracks = catalog.tracks_by_id(ids)
-    names = catalog.prediction_names()
-    predicted = {name: catalog.predictions(name) for name in names}
+    old = stored(catalog)
+    if old.covers(stamp, ids):
+        method, is_stored = old.method or "pca", True
+        xy = np.array([old.points[int(i)] for i in ids], dtype=np.float64)
+    else:
+        method, xy = _quick_steps(old, space.model_id, ids, vectors)
+        is_stored = False
+    names = catalog.map_names()
+    predicted_names = catalog.prediction_names()
+    predicted = {name: catalog.predictions(name) for name in predicted_names}
     points = []
-    for t, (x, y) in zip(tracks, xy):
-        if t is None:  # removed since the snapshot was taken
+    for i, (x, y) in zip(ids.tolist(), xy.tolist()):
+        if i not in names:  # removed since the snapshot was taken
             continue
+        title, artist, album, genre, path = names[i]
         points.append({
-            "id": t.id, "x": round(float(x), 5), "y": round(float(y), 5),
-            "artist": t.artist, "album": t.album, "genre": t.genre, "title": t.title or t.label,
-            "predicted": {name: predicted[name][t.id][0] for name in names if t.id in predicted[name]},
+            "id": i, "x": round(x, 5), "y": round(y, 5), "artist": artist, "album": album, "genre": genre,
+            "title": title or _label(artist, path),
+            "predicted": {name: predicted[name][i][0] for name in predicted_names if i in predicted[name]},
         })
-    return {"model_id": stamp.rsplit("@", 1)[0], "stamp": stamp, "method": layout_method(len(ids)),
-            "count": len(points), "predicted_names": names, "points": points}
+    return {"model_id": space.model_id, "stamp": stamp, "method": method,
+            "final": method == "umap" or layout_method(len(ids)) == "pca", "stored": is_stored,
+            "count": len(points), "predicted_names": predicted_names, "points": points}
+
+
+def _label(artist: str | None, path: str) -> str:
+    """A dot's name without a title: as Track.label ("artist - file stem", or the file name)."""
+    return f"{artist} - {PurePath(path).stem}" if artist else PurePath(path).name

@@ -1,5 +1,6 @@
 """Derived data: what songspace computed from the vectors and keeps beside the tracks, each
-rebuildable from them: predicted labels (classify) and the 2-D library map's cache (map.py)."""
+rebuildable from them: predicted labels (classify) and the 2-D library map (map.py), stored
+so the page draws it at once."""
 
 from __future__ import annotations
 
@@ -33,17 +34,29 @@ class Derived(Store):
     def prediction_names(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT name FROM predictions ORDER BY name")]
 
-    def put_map(self, stamp: str, rows: list[tuple[int, float, float]]) -> None:
-        """Replace the cached library map with rows of (track id, x, y) computed for `stamp`."""
+    def put_map(self, stamp: str, rows: list[tuple[int, float, float]], method: str = "umap") -> None:
+        """Replace the stored library map with rows of (track id, x, y) brought up to date for
+        `stamp`, laid out by `method` (pca: the quick layout, umap: the final one)."""
         with self._transaction():
             self.db.execute("DELETE FROM map_points")
             self.db.executemany("INSERT INTO map_points VALUES (?, ?, ?)", [(int(i), float(x), float(y)) for i, x, y in rows])
             self.set_meta("map", stamp)
+            self.set_meta("map_method", method)
 
     def map_points(self) -> tuple[str | None, dict[int, tuple[float, float]]]:
-        """(stamp, {track id: (x, y)}) of the cached library map; (None, {}) when there is none."""
+        """(stamp, {track id: (x, y)}) of the stored library map; (None, {}) when there is none."""
         try:
             rows = self.db.execute("SELECT track_id, x, y FROM map_points").fetchall()
         except sqlite3.OperationalError:  # a catalog older than the map, opened read-only
             return None, {}
         return self.get_meta("map"), {i: (x, y) for i, x, y in rows}
+
+    def map_names(self) -> dict[int, tuple]:
+        """{track id: (title, artist, album, genre, path)} of the analysed tracks, in one pass:
+        what the map shows of each dot (whole Track rows for 100k dots cost seconds)."""
+        rows = self.db.execute("SELECT id, title, artist, album, genre, path FROM tracks WHERE status = 'ok'")
+        return {r[0]: r[1:] for r in rows}
+
+    def map_method(self) -> str | None:
+        """How the stored map was laid out: "pca" or "umap" (None: no map, or one older than this)."""
+        return self.get_meta("map_method")

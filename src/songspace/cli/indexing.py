@@ -67,6 +67,7 @@ def index(
         model_id = lib.model_id
         # Tags out of the box: one matrix product over the stored vectors (autotags.py)
         tags_note = autotags.refresh(lib.catalog).note if not report.interrupted else None
+        map_note = refresh_map(lib) if not report.interrupted else None
     summary = (f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
                f"removed {report.removed}, failed {len(report.failed)}")
     if report.retagged:  # of the unchanged: new tags read, the audio not analysed again
@@ -90,6 +91,8 @@ def index(
     console.print(summary)
     if tags_note:
         console.print(escape(tags_note))
+    if map_note:
+        console.print(escape(map_note))
     if report.failed or report.unreadable:
         raise typer.Exit(1)
 
@@ -107,6 +110,25 @@ def remote_server(locations: list[str], *, fit: bool, ray: bool):
         raise InputError(f"{'--fit' if fit else '--ray'} is for music folders: the songs of a server are "
                          "downloaded and analysed one at a time here")
     return RemoteServer.parse(remote[0])
+
+
+def refresh_map(lib) -> str:
+    """The library map brought up to date for the page (map.py): new tracks placed at once; a
+    first map, or a new model's, laid out by UMAP in a child process that Ctrl-C stops."""
+    from .. import map as library_map
+
+    def step(name: str) -> None:
+        if name == "umap":
+            console.print("laying out the map with UMAP (Ctrl-C stops it; the quick map is already stored)")
+
+    try:
+        return library_map.refresh(lib.searcher(), lib.catalog, report=step)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/] while laying out the map: the quick map stays, "
+                      "the next index (or the server) finishes it")
+        raise typer.Exit(130)
+    except RuntimeError as e:  # UMAP failed: the index run did not
+        return f"the map stays a quick PCA: {e}"
 
 
 @app.command()

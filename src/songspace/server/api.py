@@ -10,6 +10,7 @@ route that checks its tracks (404) and then asks about them does both inside one
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -255,11 +256,32 @@ def predictions(name: str, searcher: Search) -> dict:
     return {"items": [shapes.prediction_row(t, *found[t.id]) for t in tracks]}
 
 
-@router.get("/map", responses={503: {"description": "the map is not available in this version"}})
-def library_map(request: Request) -> dict:
-    """2-D coordinates of every searchable track (UMAP over the embeddings, cached per model)."""
+@router.get("/map", responses={404: {"description": "no track has a vector yet"}})
+def library_map(request: Request, searcher: Search) -> Response:
+    """2-D coordinates of every searchable track (UMAP over the embeddings), as stored after the
+    last index run: never laid out on this request. "final": false while a quick PCA stands in
+    for UMAP; "pending": the map is being brought up to date, ask again; "computing": which step."""
+    from ..map import library_map as read_map
+
+    job = request.app.state.map_job
     try:
-        from ..map import library_map as make_map
-    except ImportError as e:
-        raise HTTPException(503, f"the library map is not available: {e}") from None
-    return make_map(request.app.state.library)
+        found = read_map(searcher)
+    except QueryError as e:
+        raise HTTPException(404, str(e)) from None
+    job.start_if_needed(needed=not (found["stored"] and found["final"]))  # usually already running
+    state = job.state()
+    found.update(pending=state["running"], computing=state["step"] if state["running"] else None,
+                 error=state["error"] if state["error"] != "stopped" else None)
+    # Plain json.dumps: FastAPI's own encoding of 100k points takes ~10x longer (bench/map_scale.py).
+    return Response(json.dumps(found, separators=(",", ":")), media_type="application/json")
+
+
+@router.post("/map/recompute", status_code=202, responses={409: {"description": "a recompute is already running"}})
+def recompute_map(request: Request) -> dict:
+    """Lay the whole map out again with UMAP, in the background (tracks added since the last
+    layout were placed among their neighbours; this moves every dot). GET /api/map meanwhile
+    answers the current map with "pending": true."""
+    job = request.app.state.map_job
+    if not job.start(full=True):
+        raise HTTPException(409, "the map is being laid out already: it shows when it is done")
+    return {"started": True}

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import DiskFull, ModelError, ReadOnlyLibrary, SongspaceError
 from ..library import Library
 from . import api, audiomuse, auth, browse, subsonic
-from .jobs import IndexJob
+from .jobs import IndexJob, MapJob
 from .limits import BodyLimit
 from .public import without_paths
 from .subsonic_auth import Salts
@@ -70,7 +70,9 @@ def create_app(library_dir: str | Path, token: str | None = None, *, index_worke
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.map_job.start()  # in its thread: a map behind the vectors, or UMAP still due, now, not on a page view
         yield
+        app.state.map_job.stop()  # kills a UMAP run at once: the quick layout stays stored
         # Don't wait out a long index run: each track is committed on its own, the next run resumes.
         app.state.index_job.join(timeout=5)
         library.close()
@@ -84,7 +86,8 @@ def create_app(library_dir: str | Path, token: str | None = None, *, index_worke
     # the map its own writer.
     app.state.library = library
     app.state.searcher = library.searcher()
-    app.state.index_job = IndexJob(library.root, workers=index_workers)
+    app.state.map_job = MapJob(app.state.searcher, library.catalog.path)
+    app.state.index_job = IndexJob(library.root, workers=index_workers, then=app.state.map_job.start)
     app.state.throttle = Throttle()  # wrong tokens, the login form, wrong Subsonic credentials
     app.state.salts = Salts()  # Subsonic t/s pairs seen: a pair is not accepted from another client
 

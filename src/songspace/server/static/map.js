@@ -1,7 +1,7 @@
 // The map: one canvas, dots drawn in a cached layer, a grid for hover hit-tests. A click on
 // a dot calls hooks.pickTrack; a drawn box calls hooks.selectTracks (both set by app.js).
 
-import { $, api, el, hooks, labelOf, plural, state, track } from "./core.js";
+import { $, api, el, hooks, labelOf, plural, state, toast, track } from "./core.js";
 
 const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
   "#9c755f", "#5fb0e6", "#d4a6c8", "#8cd17d", "#f1ce63", "#86bcb6", "#e49444", "#a5a5ff"];
@@ -221,7 +221,8 @@ export const mapView = (() => {
   }
   $("#map-legend").addEventListener("scroll", legendCue);
 
-  function setData(data) {
+  // `keep`: the same map brought up to date (a poll while it is being laid out): the view stays.
+  function setData(data, keep = false) {
     points = data.points || [];
     byId = new Map(points.map((p, i) => [p.id, i]));
     for (const p of points) if (!state.tracks.has(p.id)) state.tracks.set(p.id, { ...p, predicted: undefined });
@@ -230,19 +231,46 @@ export const mapView = (() => {
     for (const o of [...select.options]) if (o.value.startsWith("predicted:")) o.remove();
     for (const name of data.predicted_names || []) select.append(el("option", { value: `predicted:${name}`, text: `predicted ${name}` }));
     if ([...select.options].some((o) => o.value === current)) select.value = current;
-    const method = data.method === "pca" ? "PCA (too few tracks for UMAP)" : "UMAP";
-    $("#map-info").textContent = points.length
+    const method = data.method === "pca" ? (data.final ? "PCA (too few tracks for UMAP)" : "a quick PCA") : "UMAP";
+    let info = points.length
       ? `${points.length} tracks · close together = sound alike · ${method} · scroll to zoom, drag to move`
       : "Nothing on the map yet: index some music";
+    if (data.pending) info += data.computing === "umap" ? " · laying out with UMAP…" : " · updating…";
+    else if (data.error) info += ` · the map could not be updated: ${data.error}`;
+    $("#map-info").textContent = info;
+    $("#map-recompute").disabled = Boolean(data.pending && data.computing === "umap");
     hover = -1;
     colourBy(select.value);
-    fit();
+    if (!keep || fitted) fit();
   }
 
-  async function load() {
-    $("#map-info").textContent = "Drawing the map (the first time takes a while)…";
-    try { setData(await api("/api/map")); } catch (e) { $("#map-info").textContent = `No map: ${e.message}`; }
+  // The map is laid out on the server after each index run, never for this request: while it
+  // is being brought up to date ("pending") ask again until it is done.
+  let poll = 0, loaded = false;
+  async function load(keep = false) {
+    clearTimeout(poll);
+    if (!loaded) $("#map-info").textContent = "Loading the map…";
+    try {
+      const data = await api("/api/map");
+      setData(data, keep && loaded);
+      loaded = true;
+      if (data.pending) poll = setTimeout(() => load(true), 2000);
+    } catch (e) {
+      points = []; byId = new Map(); loaded = false;
+      layerDirty = true; draw();
+      $("#map-info").textContent = `No map: ${e.message}`;
+    }
   }
+
+  async function recompute() {
+    try {
+      await api("/api/map/recompute", { method: "POST" });
+      $("#map-info").textContent += " · laying out with UMAP…";
+      $("#map-recompute").disabled = true;
+      load(true);
+    } catch (e) { toast(`Recompute: ${e.message}`); }
+  }
+  $("#map-recompute").addEventListener("click", recompute);
 
   function highlight(listName) {
     highlighted = ["similar", "radio", "journey", "selection"].includes(listName) ? (state.lists[listName] || []).map((t) => t.id) : [];
@@ -344,5 +372,5 @@ export const mapView = (() => {
   function renderNow() { layerDirty = true; render(); }
 
   new ResizeObserver(resize).observe(wrap);
-  return { load, setData, draw, renderNow, hit, highlight, colourBy, fit, setSelectMode, screenOf, get selectMode() { return selectMode; }, get count() { return points.length; } };
+  return { load, recompute, setData, draw, renderNow, hit, highlight, colourBy, fit, setSelectMode, screenOf, get selectMode() { return selectMode; }, get count() { return points.length; } };
 })();
