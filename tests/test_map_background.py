@@ -1,4 +1,5 @@
-"""The map is ready when the page opens: laid out after `index` (UMAP in a child process), new
+"""The map is ready when the page opens: a quick PCA stored by `index`, laid out by UMAP (in a
+child process) by the server in the background, new
 tracks placed without moving the old ones, a full recompute on request, and a server that stops
 at once on SIGTERM even while UMAP runs. Over a library of 16 short tracks (UMAP needs 15)."""
 
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from helpers import free_port
 from songspace import Library
+from songspace import map as library_map
 from songspace.catalog import Catalog
 from songspace.map_layout import MIN_UMAP, numba_cache_dir
 from songspace.synth import make_demo_library
@@ -64,7 +66,10 @@ def test_index_leaves_a_umap_map_and_new_tracks_do_not_move_the_old_ones(_sixtee
 
     r = songspace("index", music, check=True)
     out = r.stdout + r.stderr
-    assert "UMAP" in out
+    assert "quick PCA" in out and "songspace serve" in out  # the index run never waits for UMAP
+    assert stored_map(library_dir)[1] == "pca" and set(stored_map(library_dir)[2]) == searchable_ids(library_dir)
+    with Library.open(library_dir) as lib:  # what the server's map job does in the background
+        assert "UMAP" in library_map.refresh(lib.searcher(), lib.catalog)
     stamp, method, before = stored_map(library_dir)
     assert method == "umap" and set(before) == searchable_ids(library_dir)
     xy = np.array(list(before.values()))

@@ -76,12 +76,14 @@ def _quick_steps(old: Stored, model_id: str, ids: np.ndarray, vectors: np.ndarra
 # ---------------------------------------------------------------------------------------------
 
 
-def refresh(searcher, writer, *, full: bool = False, cancel=None, report: Callable[[str], None] | None = None,
-            run_umap: Callable[..., np.ndarray] = umap_in_child) -> str:
+def refresh(searcher, writer, *, full: bool = False, umap: bool = True, cancel=None,
+            report: Callable[[str], None] | None = None, run_umap: Callable[..., np.ndarray] = umap_in_child) -> str:
     """Bring the map stored through the catalog connection `writer` up to date with the vectors
     `searcher` searches now; returns what was done, in words. UMAP runs through `run_umap`
     (a killable child process); `cancel` (a threading.Event) stops it: MapCancelled, with the
-    quick layout left stored. `report(step)` is told "quick" and "umap" as they start."""
+    quick layout left stored. `umap=False` stops after the quick steps (the CLI's index: the
+    server lays the map out in the background). `report(step)` is told "quick" and "umap" as
+    they start."""
     report = report or (lambda step: None)
     space = searcher.space()
     stamp = _stamp(space)
@@ -104,6 +106,9 @@ def refresh(searcher, writer, *, full: bool = False, cancel=None, report: Callab
         if layout_method(n) == "pca" or (method == "umap" and not full):
             placed = sum(int(i) not in old.points for i in ids) if old.model_id == space.model_id else n
             return f"map: {placed} tracks placed" if method == "umap" else f"map: {n} tracks laid out by PCA"
+        if not umap:
+            return (f"map: a quick PCA of {n} tracks stored; `songspace serve` lays it out with UMAP "
+                    f"in the background")
     report("umap")
     xy = run_umap(vectors, cancel=cancel)
     writer.put_map(stamp, _rows(ids, xy), "umap")

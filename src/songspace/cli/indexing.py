@@ -113,22 +113,13 @@ def remote_server(locations: list[str], *, fit: bool, ray: bool):
 
 
 def refresh_map(lib) -> str:
-    """The library map brought up to date for the page (map.py): new tracks placed at once; a
-    first map, or a new model's, laid out by UMAP in a child process that Ctrl-C stops."""
+    """The library map brought up to date for the page (map.py): new tracks placed among their
+    mapped neighbours, a first map (or a new model's) stored as a quick PCA. UMAP's layout is
+    left to `songspace serve`, which runs it in the background while the page shows the quick
+    map: an index run never waits for it."""
     from .. import map as library_map
 
-    def step(name: str) -> None:
-        if name == "umap":
-            console.print("laying out the map with UMAP (Ctrl-C stops it; the quick map is already stored)")
-
-    try:
-        return library_map.refresh(lib.searcher(), lib.catalog, report=step)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/] while laying out the map: the quick map stays, "
-                      "the next index (or the server) finishes it")
-        raise typer.Exit(130)
-    except RuntimeError as e:  # UMAP failed: the index run did not
-        return f"the map stays a quick PCA: {e}"
+    return library_map.refresh(lib.searcher(), lib.catalog, umap=False)
 
 
 @app.command()
