@@ -130,6 +130,32 @@ def test_every_slot_taken_is_a_subsonic_error_and_finished_streams_give_theirs_b
     assert transcode.SLOTS.held == 0
 
 
+def test_head_of_a_transcode_answers_its_headers_without_starting_it(served):
+    """A player's HEAD before playing: the type the GET would send, no length (a transcode has
+    none ahead; never 0, which reads as an empty file), and no transcode started: it answers
+    even with every slot taken, and takes none."""
+    import urllib.request
+
+    port, _ = served
+    flac = track(served, "01 Opening.flac")
+    url = (f"http://127.0.0.1:{port}/rest/stream?u={USER}&p={PASSWORD}&v=1.16.1&c=t&id={flac.id}"
+           "&format=mp3&maxBitRate=96")
+    for _ in range(transcode.SLOTS.limit):
+        transcode.SLOTS.take()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD")) as answer:
+            assert answer.status == 200
+            assert answer.headers["Content-Type"] == "audio/mpeg"
+            assert answer.headers["Content-Length"] is None
+        assert transcode.SLOTS.held == transcode.SLOTS.limit
+    finally:
+        for _ in range(transcode.SLOTS.limit):
+            transcode.SLOTS.give()
+    with urllib.request.urlopen(urllib.request.Request(url.replace("&format=mp3&maxBitRate=96", ""),
+                                                       method="HEAD")) as answer:  # the original: its length
+        assert answer.headers["Content-Length"] == str(Path(flac.path).stat().st_size)
+
+
 def test_a_transcode_dropped_unread_gives_its_slot_back(served):
     slots = transcode.Slots(1)
     flac = track(served, "01 Opening.flac")

@@ -73,7 +73,8 @@ def stream(ctx: Ctx) -> Response:
     except ValueError:
         raise SubsonicError(GENERIC, "timeOffset must be a number of seconds.") from None
     return stream_response(path, t.size, t.duration, ctx.request.headers.get("range"), ctx.params.get("format"),
-                           ctx.params.int("maxBitRate", 0, 0, 100_000), offset, ctx.stream_defaults)
+                           ctx.params.int("maxBitRate", 0, 0, 100_000), offset, ctx.stream_defaults,
+                           head=ctx.request.method == "HEAD")
 
 
 @method("download")

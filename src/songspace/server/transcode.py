@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from ..errors import InputError, SongspaceError
 
@@ -339,3 +339,11 @@ def transcoded_response(path: Path, p: Plan, slots: Slots = SLOTS) -> StreamingR
     """The track encoded as `p` says, sent as it is encoded (no length known ahead, no ranges)."""
     chunks = Transcode(path, p, slots)
     return StreamingResponse(chunks, media_type=p.target.content_type, headers={"Accept-Ranges": "none"})
+
+
+def head_response(p: Plan) -> Response:
+    """What a HEAD of the transcode `p` answers: the GET's headers without starting it (no slot,
+    no decoder) and without a Content-Length, which a transcode does not know ahead."""
+    head = Response(media_type=p.target.content_type, headers={"Accept-Ranges": "none"})
+    del head.headers["content-length"]  # Starlette writes 0 for an empty body: not the GET's length
+    return head
