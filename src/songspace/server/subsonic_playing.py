@@ -203,8 +203,10 @@ def _starred_items(ctx: Ctx) -> list[str]:
 @method("star")
 def star(ctx: Ctx) -> dict:
     items = _starred_items(ctx)
+    albums = ctx.view.albums
+    songs = {i: albums[i].songs[0].id for i in items if i in albums and albums[i].songs}  # for the star to follow
     with ctx.writer() as w:
-        w.star(ctx.user, items)
+        w.star(ctx.user, items, songs=songs)
     return {}
 
 
