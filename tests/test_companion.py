@@ -425,3 +425,18 @@ def test_absurd_song_entries_are_stored_sanely():
                           "created": "2020-01-02T03:04:05.000Z", "suffix": "FLAC"})
     assert (ok.tags["track"], ok.tags["disc"], ok.tags["year"], ok.size, ok.suffix) == (3, 2, 1999, 10, ".flac")
     assert ok.mtime == 1577934245.0
+
+
+def test_a_playlist_the_server_refuses_leaves_the_one_it_replaces(songspace_server):
+    """Saving again replaces the playlist; when the server refuses the new list (an unknown song
+    id here), the old playlist is still there, songs and all."""
+    from songspace.remote import RemoteError, RemoteServer, SubsonicClient
+
+    port = songspace_server
+    client = SubsonicClient(RemoteServer.parse(f"subsonic://{USER}@127.0.0.1:{port}"), PASSWORD)
+    client.save_playlist("kept", ["1", "2"])
+    with pytest.raises(RemoteError, match="createPlaylist"):
+        client.save_playlist("kept", ["3", "no-such-song"])
+    assert playlist_songs(port, "kept") == ["1", "2"]
+    client.save_playlist("kept", ["2", "3"])
+    assert playlist_songs(port, "kept") == ["2", "3"]

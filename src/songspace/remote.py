@@ -400,21 +400,26 @@ class SubsonicClient:
 
     def save_playlist(self, name: str, song_ids: list[str]) -> str:
         """Create playlist `name` holding these songs, replacing the user's own playlist of that
-        name (the first, if several; the others are left alone); its id. Replacing deletes the
-        old one and creates the new one, as not every server replaces songs through
-        createPlaylist's playlistId; the ids travel in a form body (thousands fit)."""
+        name (the first, if several; the others are left alone); its id. Replacing creates the
+        new one, then deletes the old one (not every server replaces songs through
+        createPlaylist's playlistId): a server refusing the new list leaves the old one as it
+        was. The ids travel in a form body (thousands fit)."""
         mine = [p for p in self.playlists() if p.get("name") == name and _owned(p, self.server.user)]
-        if mine:
-            self.call("deletePlaylist", [("id", str(mine[0]["id"]))])
+        old = str(mine[0]["id"]) if mine else None
         answer = self.call("createPlaylist", [("name", name)] + [("songId", i) for i in song_ids], form=True)
         made = answer.get("playlist")
         if isinstance(made, dict) and made.get("id") is not None:
-            return str(made["id"])
-        # Subsonic before 1.14 answers nothing: find the new playlist by name
-        again = [p for p in self.playlists() if p.get("name") == name and _owned(p, self.server.user)]
-        if not again:
-            raise RemoteError(f"{self.server}: createPlaylist answered ok, yet no playlist {name!r} is there")
-        return str(again[-1]["id"])
+            new = str(made["id"])
+        else:  # Subsonic before 1.14 answers nothing: the new playlist is the one of that name not there before
+            before = {str(p.get("id")) for p in mine}
+            again = [str(p.get("id")) for p in self.playlists()
+                     if p.get("name") == name and _owned(p, self.server.user) and str(p.get("id")) not in before]
+            if not again:
+                raise RemoteError(f"{self.server}: createPlaylist answered ok, yet no new playlist {name!r} is there")
+            new = again[-1]
+        if old is not None and old != new:
+            self.call("deletePlaylist", [("id", old)])
+        return new
 
 
 def _owned(playlist: dict, user: str) -> bool:
