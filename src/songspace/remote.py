@@ -334,15 +334,8 @@ class SubsonicClient:
             if e.code != NOT_AUTHORIZED:
                 raise
             response = self._open("stream", [("id", song_id), ("format", "raw")])
+        self._audio_only(response, "download", song_id)
         with response:
-            kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if kind in ("application/json", "text/json", "text/xml", "application/xml"):
-                data = response.read(2**20)  # an answer, not audio: the server's error
-                try:
-                    self._check("download", json.loads(data)["subsonic-response"])
-                except (ValueError, KeyError, TypeError):
-                    pass
-                raise RemoteError(f"{self.server}: download of song {song_id} sent {kind}, not audio")
             length = _int(response.headers.get("Content-Length"))
             expected = declared if declared else length
             limit = min(MAX_DOWNLOAD, expected) if expected else MAX_DOWNLOAD
@@ -376,16 +369,22 @@ class SubsonicClient:
         back as it is). RemoteError for an error answer instead of audio."""
         response = self._open("download" if download else "stream", [("id", song_id), *(params or [])],
                               headers={"Range": range_header} if range_header else None)
-        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if kind in ("application/json", "text/json", "text/xml", "application/xml"):
-            with response:
-                data = response.read(2**20)  # an answer, not audio: the server's error
-            try:
-                self._check("stream", json.loads(data)["subsonic-response"])
-            except (ValueError, KeyError, TypeError):
-                pass
-            raise RemoteError(f"{self.server}: song {song_id}: the server sent {kind}, not audio")
+        self._audio_only(response, "download" if download else "stream", song_id)
         return response
+
+    def _audio_only(self, response, method: str, song_id: str) -> None:
+        """Nothing when `response` carries audio; else (a Subsonic answer: the server's error) it
+        is read, closed and raised as a RemoteError, in the server's words when it has some."""
+        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind not in ("application/json", "text/json", "text/xml", "application/xml"):
+            return
+        with response:
+            data = response.read(2**20)
+        try:
+            self._check(method, json.loads(data)["subsonic-response"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise RemoteError(f"{self.server}: {method} of song {song_id} sent {kind}, not audio")
 
     # -- playlists --------------------------------------------------------------------------------
 
