@@ -246,3 +246,35 @@ def test_stream_defaults_are_kept_per_user_and_go_with_the_user(tmp_path):
     cat.add_user("kim", "new")
     assert cat.stream_defaults("kim") == (None, None)
     cat.close()
+
+
+@pytest.mark.parametrize("value", ["two", "-3", "0", "1.5"])
+def test_a_bad_transcode_limit_is_refused_naming_the_variable(value):
+    """$SONGSPACE_MAX_TRANSCODES=two was a traceback at start; -3 refused every transcode."""
+    from songspace.errors import InputError
+
+    with pytest.raises(InputError, match="SONGSPACE_MAX_TRANSCODES"):
+        transcode.slot_limit(value)
+
+
+def test_the_app_reads_the_transcode_limit_and_refuses_a_bad_one(tmp_path, monkeypatch):
+    """create_app (what `songspace serve` runs inside its clear errors) sets the limit from the
+    environment, and a bad value stops it with the variable named."""
+    from songspace.errors import InputError
+    from songspace.server.app import create_app
+
+    before = transcode.SLOTS.limit
+    try:
+        monkeypatch.setenv("SONGSPACE_MAX_TRANSCODES", "two")
+        with pytest.raises(InputError, match="SONGSPACE_MAX_TRANSCODES='two'"):
+            create_app(tmp_path / "library")
+        monkeypatch.setenv("SONGSPACE_MAX_TRANSCODES", "3")
+        create_app(tmp_path / "library").state.library.close()
+        assert transcode.SLOTS.limit == 3
+    finally:
+        transcode.SLOTS.limit = before
+
+
+def test_the_transcode_limit_given_or_the_cores():
+    assert transcode.slot_limit(" 3 ") == 3
+    assert transcode.slot_limit(None) == transcode.slot_limit("") >= 2
