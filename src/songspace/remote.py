@@ -328,13 +328,7 @@ class SubsonicClient:
         it announced, or the file is not the `declared` size of its song entry (nothing past it is
         read): a server saying one size and sending another is trusted neither with the disk nor
         with the catalog. `stop` set: the download ends at its next block (RemoteError)."""
-        try:
-            response = self._open("download", [("id", song_id)])
-        except RemoteError as e:
-            if e.code != NOT_AUTHORIZED:
-                raise
-            response = self._open("stream", [("id", song_id), ("format", "raw")])
-        self._audio_only(response, "download", song_id)
+        response = self.open_audio(song_id, download=True)
         with response:
             length = _int(response.headers.get("Content-Length"))
             expected = declared if declared else length
@@ -364,12 +358,23 @@ class SubsonicClient:
     def open_audio(self, song_id: str, *, download: bool = False, params: list[tuple[str, str]] | None = None,
                    range_header: str | None = None):
         """The open HTTP response carrying song `song_id`'s audio, for the caller to pass on and
-        close: `download` (the file as stored), or `stream` with `params` (format, maxBitRate,
-        timeOffset: the server transcodes as it can). A Range header is passed on (its 206 comes
-        back as it is). RemoteError for an error answer instead of audio."""
-        response = self._open("download" if download else "stream", [("id", song_id), *(params or [])],
-                              headers={"Range": range_header} if range_header else None)
-        self._audio_only(response, "download" if download else "stream", song_id)
+        close: `download` (the file as stored; `stream` with format=raw where downloading is not
+        allowed, error 50, which most servers answer with HTTP 200), or `stream` with `params`
+        (format, maxBitRate, timeOffset: the server transcodes as it can). A Range header is
+        passed on (its 206 comes back as it is). RemoteError for an error answer instead of audio."""
+        headers = {"Range": range_header} if range_header else None
+        if not download:
+            return self._audio("stream", [("id", song_id), *(params or [])], headers)
+        try:
+            return self._audio("download", [("id", song_id)], headers)
+        except RemoteError as e:
+            if e.code != NOT_AUTHORIZED:
+                raise
+            return self._audio("stream", [("id", song_id), ("format", "raw")], headers)
+
+    def _audio(self, method: str, params: list[tuple[str, str]], headers: dict[str, str] | None):
+        response = self._open(method, params, headers=headers)
+        self._audio_only(response, method, params[0][1])
         return response
 
     def _audio_only(self, response, method: str, song_id: str) -> None:
