@@ -143,5 +143,6 @@ def test_a_companion_mode_song_is_said_to_live_on_its_server():
     from songspace.errors import MpdError
     from songspace.mpd import play_list
 
-    with pytest.raises(MpdError, match=r"lives on subsonic://alice@music\.local:4533 \(companion mode\).*--to-playlist"):
+    with pytest.raises(MpdError, match=r"lives on subsonic://alice@music\.local:4533 \(companion mode\).*playlist") as e:
         play_list(["subsonic://alice@music.local:4533/tr-7"], f"127.0.0.1:{free_port()}")
+    assert e.value.param == "to_playlist"  # the CLI names its option: (--to-playlist NAME)

@@ -127,8 +127,8 @@ def play_list(paths: list[str], address: str | None, music_dir: str | Path | Non
     asked anything, rather than "outside MPD's music directory"."""
     remote = next((why for p in paths if (why := elsewhere(str(p))) is not None), None)
     if remote is not None:
-        raise MpdError(f"{remote}: MPD plays files, and this library was indexed from a server "
-                       "(save the list there with --to-playlist NAME instead of --mpd)")
+        raise MpdError(f"{remote}: MPD plays files, and this library was indexed from a server: "
+                       "save the list there as a playlist instead", param="to_playlist")
     with connect(address) as client:
         root = music_directory(client, address, music_dir)
         uris = [relative_uri(p, root) for p in paths]
