@@ -142,4 +142,6 @@ def test_the_token_is_required_and_bad_requests_are_4xx(served):
         plugin_ids(everything, served)  # more than the library holds: all of it
     same = plugin.replay(base, plugin.find_path(str(original.id), str(original.id)), TOKEN)
     assert same.status_code == 400
+    same = plugin.replay(base, plugin.find_path(REMOTE_ID, REMOTE_ID), TOKEN)  # named as asked, not by catalog id
+    assert same.status_code == 400 and repr(REMOTE_ID) in same.json()["detail"], same.json()
     assert plugin.replay(base, plugin.similar_artists("Nobody At All", True), TOKEN).status_code == 404

@@ -233,6 +233,7 @@ class Misbehaving(http.server.ThreadingHTTPServer):
         self.hidden: set[str] | None = set()  # songs left out of search3 (None: all songs and albums)
         self.titles: dict[str, str] = {}  # song id -> the title its entry says (retagged on the server)
         self.downloads = 0
+        self.no_downloads = False  # download refused (error 50 in an HTTP 200, as most servers answer it)
         self.most_on_disk = 0  # songs in this process's download folders when a download was asked
 
 
@@ -252,6 +253,8 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         if fault == "hangup":
             self.connection.close()  # no answer at all
             return
+        if url.path.endswith("/download") and server.no_downloads:
+            return self.send(200, failed(50, "User is not authorized for the given operation"), "application/json")
         if fault == "error":
             return self.send(200, failed(70, "Song not found"), "application/json")
         if url.path.endswith("/search3") and server.no_empty_search and not params.get("query"):
@@ -425,3 +428,36 @@ def test_absurd_song_entries_are_stored_sanely():
                           "created": "2020-01-02T03:04:05.000Z", "suffix": "FLAC"})
     assert (ok.tags["track"], ok.tags["disc"], ok.tags["year"], ok.size, ok.suffix) == (3, 2, 1999, 10, ".flac")
     assert ok.mtime == 1577934245.0
+
+
+def test_a_playlist_the_server_refuses_leaves_the_one_it_replaces(songspace_server):
+    """Saving again replaces the playlist; when the server refuses the new list (an unknown song
+    id here), the old playlist is still there, songs and all."""
+    from songspace.remote import RemoteError, RemoteServer, SubsonicClient
+
+    port = songspace_server
+    client = SubsonicClient(RemoteServer.parse(f"subsonic://{USER}@127.0.0.1:{port}"), PASSWORD)
+    client.save_playlist("kept", ["1", "2"])
+    with pytest.raises(RemoteError, match="createPlaylist"):
+        client.save_playlist("kept", ["3", "no-such-song"])
+    assert playlist_songs(port, "kept") == ["1", "2"]
+    client.save_playlist("kept", ["2", "3"])
+    assert playlist_songs(port, "kept") == ["2", "3"]
+
+
+def test_a_user_not_allowed_to_download_is_indexed_and_played_through_stream(songspace_server, local_index,
+                                                                            songspace, library_dir, remote_password):
+    """A server refusing `download` (error 50, in an HTTP 200): indexing and the page's player take
+    the song through `stream` with format=raw instead, the same bytes."""
+    from songspace.remote import RemoteServer, SubsonicClient
+
+    with misbehaving(songspace_server) as proxy:
+        proxy.no_downloads = True
+        url = f"subsonic://{USER}@127.0.0.1:{proxy.server_address[1]}"
+        done = songspace("index", url)
+        assert done.exit_code == 0 and "added 4" in done.stderr and "failed 0" in done.stderr, done.stderr
+        client = SubsonicClient(RemoteServer.parse(url), PASSWORD)
+        with Library.open(local_index, readonly=True) as served:
+            t = served.catalog.ok_tracks()[0]
+            with client.open_audio(str(t.id), download=True) as answer:
+                assert answer.read() == Path(t.path).read_bytes()

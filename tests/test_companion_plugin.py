@@ -253,3 +253,17 @@ def test_update_library_covers_the_server_when_a_password_is_set(companion, supy
     monkeypatch.setenv("SONGSPACE_REMOTE_PASSWORD", "not it")
     refused = update()
     assert "refused" in refused["notes"][0] and "not it" not in refused["notes"][0]
+
+
+def test_song_entries_say_the_format_the_server_gave(supysonic, companion):
+    """A remote track's path has no suffix: its entry carries the one its server said, so an app
+    picks a decoder and names its cached file by it (was: suffix "", application/octet-stream)."""
+    _, songs = supysonic
+    base, _, tracks = companion
+    query = urllib.parse.urlencode({"u": USER, "p": PASSWORD, "v": "1.16.1", "c": "test", "f": "json", "query": ""})
+    found = httpx.get(f"{base}/rest/search3?{query}&songCount=50").json()["subsonic-response"]["searchResult3"]["song"]
+    by_id = {str(t.id): remote for remote, t in tracks.items()}
+    assert len(found) == len(songs)
+    for entry in found:
+        theirs = songs[by_id[entry["id"]]]
+        assert (entry["suffix"], entry["contentType"]) == (theirs["suffix"], theirs["contentType"])

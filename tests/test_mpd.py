@@ -135,3 +135,14 @@ def test_unreachable_mpd_or_a_track_outside_its_music_directory(mpd_server, song
     result = songspace("radio", "1", "-n", "3", "--mpd", address)
     assert result.exit_code == 2 and "music directory is unknown" in result.stderr, result.stderr
     assert "(--mpd-music-dir)" in result.stderr
+
+
+def test_a_companion_mode_song_is_said_to_live_on_its_server():
+    """A library indexed from a Subsonic server has no files for MPD: the error names companion
+    mode and the way out (--to-playlist), before MPD is asked anything (none listens here)."""
+    from songspace.errors import MpdError
+    from songspace.mpd import play_list
+
+    with pytest.raises(MpdError, match=r"lives on subsonic://alice@music\.local:4533 \(companion mode\).*playlist") as e:
+        play_list(["subsonic://alice@music.local:4533/tr-7"], f"127.0.0.1:{free_port()}")
+    assert e.value.param == "to_playlist"  # the CLI names its option: (--to-playlist NAME)

@@ -123,3 +123,35 @@ def test_the_xml_answer_carries_the_same(opensonic, server):
     assert [s.get("title") for s in songs] == GREAT_ORDER and songs[0].get("discNumber") == "1"
     assert songs[0].find("s:replayGain", ns).get("trackGain") == "-6.54"
     assert [a.get("name") for a in songs[1].findall("s:artists", ns)] == ["Composer B", "Composer C"]
+
+
+def test_a_starred_album_keeps_its_star_when_new_tags_regroup_it(tagged_music, tmp_path):
+    """Re-read tags can give an album a new id (its album artist changed): the star follows the
+    album's songs to it, shows there, and unstarring the new id removes it."""
+    import shutil
+
+    from tagged_library import HITS, write_tags
+
+    music = tmp_path / "music"
+    shutil.copytree(tagged_music / HITS, music / HITS)
+    root = tmp_path / "library"
+    with Library.open(root) as lib:
+        lib.index([music], workers=0)
+        lib.catalog.add_user(USER, PASSWORD)
+        port = free_port()
+        with serving(root, port=port):
+            conn = libopensonic.Connection("http://127.0.0.1", USER, PASSWORD, port=port)
+            try:
+                before = albums(conn)["Summer Hits"]
+                conn.star(album_ids=[before.id])
+                for f in (music / HITS).iterdir():
+                    write_tags(f, {"albumartist": "DJ Summer"})  # no longer a compilation of Various Artists
+                lib.index([music], workers=0)
+                after = albums(conn)["Summer Hits"]
+                assert (after.artist, after.id != before.id) == ("DJ Summer", True)
+                assert [a.id for a in conn.get_starred2().album] == [after.id]
+                assert conn.get_album(after.id).starred is not None
+                conn.unstar(album_ids=[after.id])
+                assert not conn.get_starred2().album
+            finally:
+                conn.cleanup()

@@ -130,6 +130,32 @@ def test_every_slot_taken_is_a_subsonic_error_and_finished_streams_give_theirs_b
     assert transcode.SLOTS.held == 0
 
 
+def test_head_of_a_transcode_answers_its_headers_without_starting_it(served):
+    """A player's HEAD before playing: the type the GET would send, no length (a transcode has
+    none ahead; never 0, which reads as an empty file), and no transcode started: it answers
+    even with every slot taken, and takes none."""
+    import urllib.request
+
+    port, _ = served
+    flac = track(served, "01 Opening.flac")
+    url = (f"http://127.0.0.1:{port}/rest/stream?u={USER}&p={PASSWORD}&v=1.16.1&c=t&id={flac.id}"
+           "&format=mp3&maxBitRate=96")
+    for _ in range(transcode.SLOTS.limit):
+        transcode.SLOTS.take()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD")) as answer:
+            assert answer.status == 200
+            assert answer.headers["Content-Type"] == "audio/mpeg"
+            assert answer.headers["Content-Length"] is None
+        assert transcode.SLOTS.held == transcode.SLOTS.limit
+    finally:
+        for _ in range(transcode.SLOTS.limit):
+            transcode.SLOTS.give()
+    with urllib.request.urlopen(urllib.request.Request(url.replace("&format=mp3&maxBitRate=96", ""),
+                                                       method="HEAD")) as answer:  # the original: its length
+        assert answer.headers["Content-Length"] == str(Path(flac.path).stat().st_size)
+
+
 def test_a_transcode_dropped_unread_gives_its_slot_back(served):
     slots = transcode.Slots(1)
     flac = track(served, "01 Opening.flac")
@@ -220,3 +246,35 @@ def test_stream_defaults_are_kept_per_user_and_go_with_the_user(tmp_path):
     cat.add_user("kim", "new")
     assert cat.stream_defaults("kim") == (None, None)
     cat.close()
+
+
+@pytest.mark.parametrize("value", ["two", "-3", "0", "1.5"])
+def test_a_bad_transcode_limit_is_refused_naming_the_variable(value):
+    """$SONGSPACE_MAX_TRANSCODES=two was a traceback at start; -3 refused every transcode."""
+    from songspace.errors import InputError
+
+    with pytest.raises(InputError, match="SONGSPACE_MAX_TRANSCODES"):
+        transcode.slot_limit(value)
+
+
+def test_the_app_reads_the_transcode_limit_and_refuses_a_bad_one(tmp_path, monkeypatch):
+    """create_app (what `songspace serve` runs inside its clear errors) sets the limit from the
+    environment, and a bad value stops it with the variable named."""
+    from songspace.errors import InputError
+    from songspace.server.app import create_app
+
+    before = transcode.SLOTS.limit
+    try:
+        monkeypatch.setenv("SONGSPACE_MAX_TRANSCODES", "two")
+        with pytest.raises(InputError, match="SONGSPACE_MAX_TRANSCODES='two'"):
+            create_app(tmp_path / "library")
+        monkeypatch.setenv("SONGSPACE_MAX_TRANSCODES", "3")
+        create_app(tmp_path / "library").state.library.close()
+        assert transcode.SLOTS.limit == 3
+    finally:
+        transcode.SLOTS.limit = before
+
+
+def test_the_transcode_limit_given_or_the_cores():
+    assert transcode.slot_limit(" 3 ") == 3
+    assert transcode.slot_limit(None) == transcode.slot_limit("") >= 2

@@ -3,8 +3,8 @@
 MPD names its tracks by path relative to its music directory, so each track's path is made
 relative to that directory: given by the user, else asked of MPD (its `config` command answers
 only over its local socket), else read from MPD's config file when MPD runs on this machine.
-A track outside that directory, or unknown to MPD's database, is an error before the queue is
-touched: the queue is changed whole or not at all.
+A track outside that directory, unknown to MPD's database, or of another Subsonic server
+(companion mode) is an error before the queue is touched: the queue is changed whole or not at all.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mpd import CommandError, MPDClient
 from mpd.base import ConnectionError as MpdConnectionError
 
 from .errors import MpdError
+from .remote import elsewhere
 
 DEFAULT_ADDRESS = "localhost:6600"
 TIMEOUT = 10  # seconds: a local MPD answers in milliseconds
@@ -121,7 +122,13 @@ def queue_after_current(client: MPDClient, uris: list[str]) -> int:
 
 
 def play_list(paths: list[str], address: str | None, music_dir: str | Path | None = None) -> int:
-    """Queue these files in MPD after its current song; how many were queued."""
+    """Queue these files in MPD after its current song; how many were queued. A song of another
+    Subsonic server (companion mode) has no file here for MPD to play: said so before MPD is
+    asked anything, rather than "outside MPD's music directory"."""
+    remote = next((why for p in paths if (why := elsewhere(str(p))) is not None), None)
+    if remote is not None:
+        raise MpdError(f"{remote}: MPD plays files, and this library was indexed from a server: "
+                       "save the list there as a playlist instead", param="to_playlist")
     with connect(address) as client:
         root = music_directory(client, address, music_dir)
         uris = [relative_uri(p, root) for p in paths]

@@ -328,21 +328,8 @@ class SubsonicClient:
         it announced, or the file is not the `declared` size of its song entry (nothing past it is
         read): a server saying one size and sending another is trusted neither with the disk nor
         with the catalog. `stop` set: the download ends at its next block (RemoteError)."""
-        try:
-            response = self._open("download", [("id", song_id)])
-        except RemoteError as e:
-            if e.code != NOT_AUTHORIZED:
-                raise
-            response = self._open("stream", [("id", song_id), ("format", "raw")])
+        response = self.open_audio(song_id, download=True)
         with response:
-            kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if kind in ("application/json", "text/json", "text/xml", "application/xml"):
-                data = response.read(2**20)  # an answer, not audio: the server's error
-                try:
-                    self._check("download", json.loads(data)["subsonic-response"])
-                except (ValueError, KeyError, TypeError):
-                    pass
-                raise RemoteError(f"{self.server}: download of song {song_id} sent {kind}, not audio")
             length = _int(response.headers.get("Content-Length"))
             expected = declared if declared else length
             limit = min(MAX_DOWNLOAD, expected) if expected else MAX_DOWNLOAD
@@ -371,21 +358,38 @@ class SubsonicClient:
     def open_audio(self, song_id: str, *, download: bool = False, params: list[tuple[str, str]] | None = None,
                    range_header: str | None = None):
         """The open HTTP response carrying song `song_id`'s audio, for the caller to pass on and
-        close: `download` (the file as stored), or `stream` with `params` (format, maxBitRate,
-        timeOffset: the server transcodes as it can). A Range header is passed on (its 206 comes
-        back as it is). RemoteError for an error answer instead of audio."""
-        response = self._open("download" if download else "stream", [("id", song_id), *(params or [])],
-                              headers={"Range": range_header} if range_header else None)
-        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if kind in ("application/json", "text/json", "text/xml", "application/xml"):
-            with response:
-                data = response.read(2**20)  # an answer, not audio: the server's error
-            try:
-                self._check("stream", json.loads(data)["subsonic-response"])
-            except (ValueError, KeyError, TypeError):
-                pass
-            raise RemoteError(f"{self.server}: song {song_id}: the server sent {kind}, not audio")
+        close: `download` (the file as stored; `stream` with format=raw where downloading is not
+        allowed, error 50, which most servers answer with HTTP 200), or `stream` with `params`
+        (format, maxBitRate, timeOffset: the server transcodes as it can). A Range header is
+        passed on (its 206 comes back as it is). RemoteError for an error answer instead of audio."""
+        headers = {"Range": range_header} if range_header else None
+        if not download:
+            return self._audio("stream", [("id", song_id), *(params or [])], headers)
+        try:
+            return self._audio("download", [("id", song_id)], headers)
+        except RemoteError as e:
+            if e.code != NOT_AUTHORIZED:
+                raise
+            return self._audio("stream", [("id", song_id), ("format", "raw")], headers)
+
+    def _audio(self, method: str, params: list[tuple[str, str]], headers: dict[str, str] | None):
+        response = self._open(method, params, headers=headers)
+        self._audio_only(response, method, params[0][1])
         return response
+
+    def _audio_only(self, response, method: str, song_id: str) -> None:
+        """Nothing when `response` carries audio; else (a Subsonic answer: the server's error) it
+        is read, closed and raised as a RemoteError, in the server's words when it has some."""
+        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind not in ("application/json", "text/json", "text/xml", "application/xml"):
+            return
+        with response:
+            data = response.read(2**20)
+        try:
+            self._check(method, json.loads(data)["subsonic-response"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise RemoteError(f"{self.server}: {method} of song {song_id} sent {kind}, not audio")
 
     # -- playlists --------------------------------------------------------------------------------
 
@@ -400,21 +404,26 @@ class SubsonicClient:
 
     def save_playlist(self, name: str, song_ids: list[str]) -> str:
         """Create playlist `name` holding these songs, replacing the user's own playlist of that
-        name (the first, if several; the others are left alone); its id. Replacing deletes the
-        old one and creates the new one, as not every server replaces songs through
-        createPlaylist's playlistId; the ids travel in a form body (thousands fit)."""
+        name (the first, if several; the others are left alone); its id. Replacing creates the
+        new one, then deletes the old one (not every server replaces songs through
+        createPlaylist's playlistId): a server refusing the new list leaves the old one as it
+        was. The ids travel in a form body (thousands fit)."""
         mine = [p for p in self.playlists() if p.get("name") == name and _owned(p, self.server.user)]
-        if mine:
-            self.call("deletePlaylist", [("id", str(mine[0]["id"]))])
+        old = str(mine[0]["id"]) if mine else None
         answer = self.call("createPlaylist", [("name", name)] + [("songId", i) for i in song_ids], form=True)
         made = answer.get("playlist")
         if isinstance(made, dict) and made.get("id") is not None:
-            return str(made["id"])
-        # Subsonic before 1.14 answers nothing: find the new playlist by name
-        again = [p for p in self.playlists() if p.get("name") == name and _owned(p, self.server.user)]
-        if not again:
-            raise RemoteError(f"{self.server}: createPlaylist answered ok, yet no playlist {name!r} is there")
-        return str(again[-1]["id"])
+            new = str(made["id"])
+        else:  # Subsonic before 1.14 answers nothing: the new playlist is the one of that name not there before
+            before = {str(p.get("id")) for p in mine}
+            again = [str(p.get("id")) for p in self.playlists()
+                     if p.get("name") == name and _owned(p, self.server.user) and str(p.get("id")) not in before]
+            if not again:
+                raise RemoteError(f"{self.server}: createPlaylist answered ok, yet no new playlist {name!r} is there")
+            new = again[-1]
+        if old is not None and old != new:
+            self.call("deletePlaylist", [("id", old)])
+        return new
 
 
 def _owned(playlist: dict, user: str) -> bool:

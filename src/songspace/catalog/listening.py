@@ -80,16 +80,30 @@ class Listening(Store):
     def delete_playlist(self, playlist_id: int) -> None:
         self.db.execute("DELETE FROM playlists WHERE id = ?", (playlist_id,))
 
-    def star(self, user: str, items: list[str], starred: bool = True) -> None:
-        """Star (or unstar) items, named by the face's ids (songs, albums, artists)."""
+    def star(self, user: str, items: list[str], starred: bool = True, songs: dict[str, int] | None = None) -> None:
+        """Star (or unstar) items, named by the face's ids (songs, albums, artists). `songs`: a
+        song of a starred album, by album id, for the star to follow when the album's id changes."""
+        songs = songs or {}
         if starred:
-            self.db.executemany("INSERT OR IGNORE INTO stars VALUES (?, ?, ?)", [(user, i, time.time()) for i in items])
+            self.db.executemany("INSERT OR IGNORE INTO stars (user, item, starred, song) VALUES (?, ?, ?, ?)",
+                                [(user, i, time.time(), songs.get(i)) for i in items])
         else:
             self.db.executemany("DELETE FROM stars WHERE user = ? AND item = ?", [(user, i) for i in items])
 
     def stars(self, user: str) -> dict[str, float]:
         """{item: when starred} of one user."""
         return dict(self.db.execute("SELECT item, starred FROM stars WHERE user = ?", (user,)))
+
+    def star_songs(self, user: str) -> dict[str, int]:
+        """{starred album's id: the song of it noted when it was starred} of one user."""
+        return dict(self.db.execute("SELECT item, song FROM stars WHERE user = ? AND song IS NOT NULL", (user,)))
+
+    def move_stars(self, user: str, moves: dict[str, str]) -> None:
+        """Re-key stars {old id: new id} (an album regrouped under a new id); where the new id is
+        starred already, the old star goes."""
+        for old, new in moves.items():
+            self.db.execute("UPDATE OR IGNORE stars SET item = ? WHERE user = ? AND item = ?", (new, user, old))
+            self.db.execute("DELETE FROM stars WHERE user = ? AND item = ?", (user, old))
 
     def add_plays(self, user: str, plays: list[tuple[int, float]]) -> None:
         """Record (track id, when) plays."""

@@ -262,9 +262,23 @@ def step_9_remote_songs(cat) -> None:
     cat.db.execute("CREATE INDEX IF NOT EXISTS remote_songs_by_artist ON remote_songs (artist_id)")
 
 
+def step_10_star_songs(cat) -> None:
+    """A song of each starred album, noted when it is starred: re-read tags (a new album artist)
+    can regroup an album under a new id, and its star then follows that song to the album it is
+    in now (server/subsonic_request.py). NULL for other stars and those made before."""
+    cat.db.execute("ALTER TABLE stars ADD COLUMN song INTEGER")
+
+
+def step_11_remote_suffix(cat) -> None:
+    """Companion mode: each remote song's file suffix ("flac"), as its server's entry says, for
+    the song entries songspace serves (a remote track's path has none): players pick a decoder
+    and name their cached files by it. NULL until the next `index subsonic://...` fills it."""
+    cat.db.execute("ALTER TABLE remote_songs ADD COLUMN suffix TEXT")
+
+
 STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys,
          step_6_search_key, step_7_listening, step_8_stream_defaults,
-         step_9_remote_songs]  # step n is STEPS[n - 1]; only ever append
+         step_9_remote_songs, step_10_star_songs, step_11_remote_suffix]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 

@@ -92,7 +92,7 @@ def run_remote(catalog: Catalog, client: SubsonicClient, *, allow_empty: bool = 
     except KeyboardInterrupt:
         result.interrupted = True
     # every song's artist and album ids, the unchanged ones' too (a library indexed before they were kept)
-    catalog.put_remote_ids([(s.path, s.artist_id, s.album_id) for s in songs])
+    catalog.put_remote_ids([(s.path, s.artist_id, s.album_id, s.suffix.lstrip(".") or None) for s in songs])
     catalog.upkeep()
     return result
 

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import DiskFull, ModelError, ReadOnlyLibrary, SongspaceError
 from ..library import Library
-from . import api, audiomuse, auth, browse, subsonic
+from . import api, audiomuse, auth, browse, subsonic, transcode
 from .jobs import IndexJob, MapJob
 from .limits import BodyLimit
 from .public import without_paths
@@ -66,6 +66,7 @@ def create_app(library_dir: str | Path, token: str | None = None, *, index_worke
     """The app over the library in `library_dir`. With `token`, every request must carry it
     (see auth.py); without, the app answers loopback requests only. `index_workers`: worker
     processes for index runs started from the API (None: the library's default)."""
+    transcode.configure()  # before anything opens: a bad setting stops the start, named
     library = Library(library_dir)
 
     @asynccontextmanager

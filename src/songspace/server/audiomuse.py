@@ -131,6 +131,9 @@ def find_path(request: Request, start_song_id: str, end_song_id: str,
     with searcher.snapshot():
         a = _track(searcher, start_song_id, "start_song_id")
         b = _track(searcher, end_song_id, "end_song_id")
+        if a.id == b.id:  # said in the plugin's ids (journey's own error names the catalog's)
+            raise HTTPException(400, f"start_song_id and end_song_id are the same song ({start_song_id.strip()[:80]!r}): "
+                                     "a path needs two")
         trip = journey(searcher, a, b, n=min(count, MAX_TRACKS, len(searcher)))
     return {"path": [_entry(s.track, s.step) for s in trip.steps]}
 

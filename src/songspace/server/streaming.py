@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import HTTPException
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from . import transcode
 
@@ -101,12 +101,15 @@ def audio_response(path: Path, range_header: str | None) -> StreamingResponse:
 
 def stream_response(path: Path, size: int | None, duration: float | None, range_header: str | None,
                     format: str | None = None, max_bit_rate: int = 0, offset: float = 0.0,
-                    defaults: transcode.Defaults | None = None) -> StreamingResponse:
+                    defaults: transcode.Defaults | None = None, head: bool = False) -> Response:
     """The file with ranges, or its transcode when `transcode.plan` asks for one. An unknown
     format or one this FFmpeg build lacks, a bad offset, and every slot busy raise a
-    SongspaceError (InputError, transcode.Busy) before anything is sent."""
+    SongspaceError (InputError, transcode.Busy) before anything is sent. For a HEAD (`head`) a
+    transcode is only planned: its headers, without a length (not known ahead), and no slot taken."""
     p = transcode.plan(path.suffix, transcode.source_kbps(size, duration), format, max_bit_rate, offset,
                        defaults or transcode.Defaults())
     if p is None:
         return audio_response(path, range_header)
+    if head:
+        return transcode.head_response(p)
     return transcode.transcoded_response(path, p)

@@ -124,6 +124,8 @@ async def _head(response: Response) -> Response:
     head = Response(status_code=response.status_code, headers=headers)
     if length is not None:
         head.headers["content-length"] = length  # the length a GET would send
+    else:  # not known ahead (a transcode): none, rather than the 0 Starlette writes for no body
+        del head.headers["content-length"]
     return head
 
 

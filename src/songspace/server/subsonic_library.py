@@ -136,6 +136,8 @@ class View:
     # what search finds artists and albums by (catalog/search.py): folded once per view
     artist_keys: dict[str, str] = field(default_factory=dict)
     album_keys: dict[str, str] = field(default_factory=dict)
+    # companion mode: a remote song's path has no suffix; its server's entry said it ("flac")
+    remote_suffixes: dict[int, str] = field(default_factory=dict)
 
 
 def _roots(folders: list[str], tracks: list[Track]) -> list[str]:
@@ -239,7 +241,14 @@ def view(searcher: Searcher) -> View:
     """The view of the searcher's library in its current snapshot: built once per snapshot
     (after a change to the catalog), shared by every request until the next."""
     cat = searcher.catalog
-    return searcher.derived("subsonic view", lambda: build_view(cat.generation, cat.ok_tracks(), cat.folders()))
+
+    def build() -> View:
+        tracks = cat.ok_tracks()
+        v = build_view(cat.generation, tracks, cat.folders())
+        v.remote_suffixes = cat.remote_suffixes([t.id for t in tracks if t.remote_id is not None])
+        return v
+
+    return searcher.derived("subsonic view", build)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +291,7 @@ def _artists(names) -> list[dict]:
 
 def song(v: View, t: Track, marks: Marks) -> dict:
     album, d = v.album_of[t.id], v.dir_of[t.id]
-    suffix = Path(t.path).suffix.lower()
+    suffix = Path(t.path).suffix.lower() if t.remote_id is None else "." + v.remote_suffixes.get(t.id, "")
     plays, played = marks.plays.get(t.id, (0, None))
     bit_rate = int(t.size * 8 / t.duration / 1000) if t.size and t.duration else None
     credited = track_artists(t)

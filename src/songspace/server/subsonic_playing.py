@@ -73,7 +73,8 @@ def stream(ctx: Ctx) -> Response:
     except ValueError:
         raise SubsonicError(GENERIC, "timeOffset must be a number of seconds.") from None
     return stream_response(path, t.size, t.duration, ctx.request.headers.get("range"), ctx.params.get("format"),
-                           ctx.params.int("maxBitRate", 0, 0, 100_000), offset, ctx.stream_defaults)
+                           ctx.params.int("maxBitRate", 0, 0, 100_000), offset, ctx.stream_defaults,
+                           head=ctx.request.method == "HEAD")
 
 
 @method("download")
@@ -202,8 +203,10 @@ def _starred_items(ctx: Ctx) -> list[str]:
 @method("star")
 def star(ctx: Ctx) -> dict:
     items = _starred_items(ctx)
+    albums = ctx.view.albums
+    songs = {i: albums[i].songs[0].id for i in items if i in albums and albums[i].songs}  # for the star to follow
     with ctx.writer() as w:
-        w.star(ctx.user, items)
+        w.star(ctx.user, items, songs=songs)
     return {}
 
 

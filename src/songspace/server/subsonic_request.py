@@ -89,7 +89,19 @@ class Ctx:
 
     @cached_property
     def marks(self) -> lib.Marks:
-        return lib.Marks(self.catalog.stars(self.user), self.catalog.play_counts(), self.catalog.ratings(self.user))
+        return lib.Marks(self._stars(), self.catalog.play_counts(), self.catalog.ratings(self.user))
+
+    def _stars(self) -> dict[str, float]:
+        """The user's stars. A starred album whose id is gone (re-read tags regrouped its songs,
+        as a new album artist does) follows the song noted when it was starred: the star is
+        moved, once, to the album that song is in now."""
+        v = self.view
+        moves = {item: v.album_of[song].id for item, song in self.catalog.star_songs(self.user).items()
+                 if item not in v.albums and song in v.album_of}
+        if moves:
+            with self.writer() as w:
+                w.move_stars(self.user, moves)
+        return self.catalog.stars(self.user)
 
     def _predicted(self, track_ids: list[int]) -> None:
         """Read the predicted tags (autotags.py) of the songs about to be shown that are not read

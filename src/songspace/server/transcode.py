@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from ..errors import InputError, SongspaceError
 
@@ -189,9 +189,31 @@ class Slots:
             return self._held
 
 
-# Each transcode keeps about one core busy while a client reads fast; more at once than cores
-# would slow every stream below real time.
-SLOTS = Slots(int(os.environ.get("SONGSPACE_MAX_TRANSCODES") or 0) or max(2, os.cpu_count() or 2))
+MAX_TRANSCODES_ENV = "SONGSPACE_MAX_TRANSCODES"
+
+
+def slot_limit(value: str | None) -> int:
+    """How many transcodes at once: `value` ($SONGSPACE_MAX_TRANSCODES), a whole number from 1;
+    unset or empty, the machine's cores (at least 2): each transcode keeps about one core busy
+    while a client reads fast, and more at once than cores would slow every stream below real
+    time. InputError naming the variable for anything else (a typo is not silently a limit)."""
+    text = (value or "").strip()
+    if not text:
+        return max(2, os.cpu_count() or 2)
+    if not (text.isascii() and text.isdecimal()) or int(text) < 1:
+        raise InputError(f"{MAX_TRANSCODES_ENV}={text[:40]!r}: expected how many transcodes may run at once, "
+                         "a whole number from 1 (or unset: the machine's cores)")
+    return int(text)
+
+
+# The machine's cores until the app reads the environment (configure: an error there is the
+# server's start failing with the variable named, not a traceback at import)
+SLOTS = Slots(slot_limit(None))
+
+
+def configure() -> None:
+    """Set SLOTS' limit from $SONGSPACE_MAX_TRANSCODES (create_app calls it); InputError as slot_limit."""
+    SLOTS.limit = slot_limit(os.environ.get(MAX_TRANSCODES_ENV))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,3 +361,11 @@ def transcoded_response(path: Path, p: Plan, slots: Slots = SLOTS) -> StreamingR
     """The track encoded as `p` says, sent as it is encoded (no length known ahead, no ranges)."""
     chunks = Transcode(path, p, slots)
     return StreamingResponse(chunks, media_type=p.target.content_type, headers={"Accept-Ranges": "none"})
+
+
+def head_response(p: Plan) -> Response:
+    """What a HEAD of the transcode `p` answers: the GET's headers without starting it (no slot,
+    no decoder) and without a Content-Length, which a transcode does not know ahead."""
+    head = Response(media_type=p.target.content_type, headers={"Accept-Ranges": "none"})
+    del head.headers["content-length"]  # Starlette writes 0 for an empty body: not the GET's length
+    return head
