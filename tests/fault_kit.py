@@ -35,6 +35,7 @@ from pathlib import Path
 
 KILL_AT = "SONGSPACE_FAULT_KILL_AT"
 LOG = "SONGSPACE_FAULT_LOG"
+ROOT = "SONGSPACE_FAULT_ROOT"  # the library: fsync and replace count there only (not numba's cache, say)
 HERE = Path(__file__).resolve()
 
 # SQL that changes the file (statements of triggers arrive as "-- TRIGGER ..." and are a part of
@@ -54,6 +55,13 @@ def install() -> None:
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND) if log_path else None
     me = os.getpid()
     count = [0]
+    root = os.path.realpath(os.environ.get(ROOT) or "/") + os.sep
+
+    def in_library(path) -> bool:
+        try:
+            return (os.path.realpath(path) + os.sep).startswith(root)
+        except (OSError, TypeError, ValueError):
+            return False
 
     def step(kind: str) -> None:
         if os.getpid() != me:  # a forked child is not the process under test
@@ -70,19 +78,23 @@ def install() -> None:
 
     connect = sqlite3.connect
 
-    def traced_connect(*args, **kwargs):
-        db = connect(*args, **kwargs)
-        db.set_trace_callback(trace)
+    def traced_connect(database, *args, **kwargs):
+        db = connect(database, *args, **kwargs)
+        if "mode=ro" not in str(database):  # a reader's COMMIT ends a read: nothing durable
+            db.set_trace_callback(trace)
         return db
 
     fsync, replace = os.fsync, os.replace
 
     def traced_fsync(fd):
-        step("fsync")
+        name = f"/proc/self/fd/{fd if isinstance(fd, int) else fd.fileno()}"
+        if in_library(name):
+            step(f"fsync {os.path.basename(os.path.realpath(name))}")
         return fsync(fd)
 
     def traced_replace(src, dst, *args, **kwargs):
-        step(f"replace {os.path.basename(dst)}")
+        if in_library(dst):
+            step(f"replace {os.path.basename(dst)}")
         return replace(src, dst, *args, **kwargs)
 
     sqlite3.connect, os.fsync, os.replace = traced_connect, traced_fsync, traced_replace
@@ -114,7 +126,7 @@ def command(*args) -> list[str]:
 
 def songspace(library: Path, *args, kill_at: int | None = None, log: Path | None = None,
               timeout: float = 600) -> subprocess.CompletedProcess:
-    extra = {KILL_AT: str(kill_at or 0)}
+    extra = {KILL_AT: str(kill_at or 0), ROOT: str(library)}
     if log is not None:
         extra[LOG] = str(log)
     return subprocess.run(command("--library", library, *args), env=environment(**extra), capture_output=True,
@@ -272,9 +284,10 @@ def check_after(library: Path) -> str:
 
 
 def kill_and_finish(scenario: str, base: Path, work: Path, args: list, point: int, clean_steps: list[str],
-                    finish: list[list], clean: Held, listening: bool = True) -> Outcome:
+                    finish: list[list], clean, listening: bool = True) -> Outcome:
     """Copy `base` to `work`, run `songspace ARGS` killed at `point`, check, run each of `finish`
-    (the commands that complete the work: the same command again, or `index`), compare with `clean`."""
+    (the commands that complete the work: the same command again, or `index`), compare with `clean`
+    (a Held, or a function of the finished library giving one)."""
     library = copy_library(base, work)
     died = songspace(library, *args, kill_at=point)
     reached = died.returncode == -signal.SIGKILL
@@ -289,7 +302,7 @@ def kill_and_finish(scenario: str, base: Path, work: Path, args: list, point: in
             if done.returncode != 0:
                 verdict.other.append(f"`{' '.join(map(str, again))}` after the kill: exit {done.returncode}: "
                                      f"{(done.stdout + done.stderr).strip()[-300:]}")
-        got = compare(held(library), clean, listening)
+        got = compare(held(library), clean(library) if callable(clean) else clean, listening)
         verdict.lost, verdict.different, verdict.other = got.lost, got.different, verdict.other + got.other
         verdict.corrupt = got.corrupt
     return Outcome(scenario, point, step, reached, verdict)
