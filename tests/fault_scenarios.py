@@ -414,18 +414,30 @@ class Tmpfs:
 
 
 def run_disk_full(s: Scenario, disk: Tmpfs, work: Path, points: int) -> list[Outcome]:
-    """`s` on a disk with evenly spaced amounts of free space, from none to about what a clean
-    run writes: each command either finishes or stops with the disk-full line (exit 4, no
+    """`s` on a disk with evenly spaced amounts of free space, from none to the most a clean run
+    held at once beyond the library it started from (watched as it ran): each command either finishes or stops with the disk-full line (exit 4, no
     traceback) keeping all it stored; then, with space again, `check` passes and the commands
     run again leave what a clean run leaves."""
     work.mkdir(parents=True, exist_ok=True)
     disk.clear()
     library = kit.copy_library(s.base, disk.folder / "library")
-    before = disk.used()
-    for args in s.commands:
-        done = kit.songspace(library, *args)
-        assert done.returncode == 0, done.stderr
-    written = max(disk.used() - before, 4096)
+    before, peak, stop = disk.used(), [0], threading.Event()
+
+    def watch() -> None:  # the most the run held at once (its write-ahead log is gone once it ends)
+        while not stop.is_set():
+            peak[0] = max(peak[0], disk.used())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        for args in s.commands:
+            done = kit.songspace(library, *args)
+            assert done.returncode == 0, done.stderr
+    finally:
+        stop.set()
+        watcher.join()
+    written = max(peak[0] - before, 4096)
     clean = kit.held(library)
     outcomes = []
     for n in range(points):
