@@ -32,6 +32,7 @@ import fault_scenarios as fs  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=12, help="kill points per scenario (default 12)")
+    ap.add_argument("--fit-points", type=int, default=5, help="kill points of fit (each trains anew: slow)")
     ap.add_argument("--disk-points", type=int, default=6, help="amounts of free space per disk-full scenario")
     ap.add_argument("--only", default="", help="comma-separated words: run only scenarios whose name holds one")
     ap.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary folder, removed)")
@@ -57,7 +58,8 @@ def main() -> int:
         for s in fs.scenarios(world):
             if chosen(s.name):
                 t0 = time.monotonic()
-                record(f"kill -9: {s.name}", fs.run_kills(s, root / slug(s.name), args.points, world), t0)
+                points = args.fit_points if s.fitted else args.points
+                record(f"kill -9: {s.name}", fs.run_kills(s, root / slug(s.name), points, world), t0)
         if chosen("serve"):
             t0 = time.monotonic()
             record("kill -9: serve under load", fs.run_serve_kills(world, root / "serve", args.points), t0)
