@@ -1,8 +1,10 @@
 """Fault injection, as SQLite's crash tests do it (issue 22): kill -9 at evenly spaced durable
 steps of `index` (a new library, and a library whose music changed), `use` + the re-embedding
-`index`, `fit` (which re-embeds), `user add`, and a `serve` under load (readers in threads
-while it indexes through the API and takes playlist, star and play writes); and a full disk at
-evenly spaced amounts of free space (a tmpfs: needs root, skipped with the reason otherwise).
+`index`, `fit` (which re-embeds), `user add`, `check` (it saves the vector index), and a
+`serve` under load (readers in threads while it indexes through the API and takes playlist,
+star and play writes); timed kills of `fit` at evenly spaced fractions of a clean run's wall
+time (training and writing the model file hold no durable step to stop at); and a full disk
+at evenly spaced amounts of free space (a tmpfs: needs root, skipped with the reason otherwise).
 After each: `songspace check`, the work finished (the command run again, or `index`), and the
 library compared with a clean run's: same tracks, vectors and segments bit-identical, users,
 playlists, stars and plays intact, the catalog's integrity check ok.
@@ -33,6 +35,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=12, help="kill points per scenario (default 12)")
     ap.add_argument("--fit-points", type=int, default=5, help="kill points of fit (each trains anew: slow)")
+    ap.add_argument("--timed-points", type=int, default=3, help="timed kills of fit (fractions of a clean run)")
     ap.add_argument("--disk-points", type=int, default=6, help="amounts of free space per disk-full scenario")
     ap.add_argument("--only", default="", help="comma-separated words: run only scenarios whose name holds one")
     ap.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary folder, removed)")
@@ -60,6 +63,11 @@ def main() -> int:
                 t0 = time.monotonic()
                 points = args.fit_points if s.fitted else args.points
                 record(f"kill -9: {s.name}", fs.run_kills(s, root / slug(s.name), points, world), t0)
+        for s in fs.scenarios(world):  # timed kills where long stretches have no step: training, the model file
+            if s.fitted and chosen(s.name) and args.timed_points:
+                t0 = time.monotonic()
+                record(f"kill -9 timed: {s.name}", fs.run_kills(s, root / ("timed-" + slug(s.name)), args.timed_points,
+                                                                world, timed=True), t0)
         if chosen("serve"):
             t0 = time.monotonic()
             record("kill -9: serve under load", fs.run_serve_kills(world, root / "serve", args.points), t0)

@@ -133,6 +133,19 @@ def songspace(library: Path, *args, kill_at: int | None = None, log: Path | None
                           text=True, timeout=timeout)
 
 
+def killed_after(library: Path, seconds: float, *args) -> subprocess.CompletedProcess:
+    """`songspace ARGS`, sent SIGKILL after `seconds` unless it finished first: a timed kill, for
+    the stretches with no durable step to stop at (training, writing a model file)."""
+    proc = subprocess.Popen(command("--library", library, *args), env=environment(**{ROOT: str(library)}),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def steps(log: Path) -> list[str]:
     """The durable steps a run logged, in order."""
     return log.read_text().splitlines() if log.exists() else []
@@ -284,14 +297,17 @@ def check_after(library: Path) -> str:
 
 
 def kill_and_finish(scenario: str, base: Path, work: Path, args: list, point: int, clean_steps: list[str],
-                    finish: list[list], clean, listening: bool = True) -> Outcome:
+                    finish: list[list], clean, listening: bool = True, after: float | None = None) -> Outcome:
     """Copy `base` to `work`, run `songspace ARGS` killed at `point`, check, run each of `finish`
     (the commands that complete the work: the same command again, or `index`), compare with `clean`
-    (a Held, or a function of the finished library giving one)."""
+    (a Held, or a function of the finished library giving one). `after`: kill after that many
+    seconds instead (a timed kill; `point` then only names it)."""
     library = copy_library(base, work)
-    died = songspace(library, *args, kill_at=point)
+    died = songspace(library, *args, kill_at=point) if after is None else killed_after(library, after, *args)
     reached = died.returncode == -signal.SIGKILL
-    step = clean_steps[point - 1].split("\t", 1)[-1] if point <= len(clean_steps) else "?"
+    step = clean_steps[point - 1].split("\t", 1)[-1] if 0 < point <= len(clean_steps) else "?"
+    if after is not None:
+        step = f"after {after:.1f} s"
     verdict = Verdict()
     if not reached and died.returncode != 0:
         verdict.other.append(f"the run failed without a kill: exit {died.returncode}: {died.stderr.strip()[-300:]}")

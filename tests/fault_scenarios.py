@@ -111,6 +111,7 @@ def scenarios(world: World) -> list[Scenario]:
         Scenario("user add", world.after, [["user", "add", "bob", "--password", "pw2"],
                                            ["user", "add", "ann", "--password", "changed"]]),
         Scenario("fit", world.after, [["fit", "--minutes", "0.03", "--keep-anyway", "--workers", "0"]], fitted=True),
+        Scenario("check", world.after, [["check"]]),  # it writes too: the vector index, a compacted sidecar
     ]
 
 
@@ -129,6 +130,7 @@ class CleanRun:
     befores: list[Path]  # the library before each command
     steps: list[list[str]]  # each command's durable steps
     held: Held
+    seconds: list[float]  # each command's wall time
 
     def locate(self, point: int) -> tuple[int, int]:
         """A step over the whole run -> (command, its step)."""
@@ -145,15 +147,17 @@ class CleanRun:
 
 def clean_run(s: Scenario, work: Path) -> CleanRun:
     library = kit.copy_library(s.base, work / "clean")
-    befores, steps = [], []
+    befores, steps, seconds = [], [], []
     for i, args in enumerate(s.commands):
         befores.append(kit.copy_library(library, work / f"before-{i}"))
         log = work / f"clean-{i}.log"
         log.unlink(missing_ok=True)
+        started = time.monotonic()
         done = kit.songspace(library, *args, log=log)
+        seconds.append(time.monotonic() - started)
         assert done.returncode == 0, f"{s.name}: clean `{args}` failed: {done.stderr[-500:]}"
         steps.append(kit.steps(log))
-    return CleanRun(befores, steps, kit.held(library))
+    return CleanRun(befores, steps, kit.held(library), seconds)
 
 
 def reference(library: Path, music: Path, work: Path, clean: Held) -> Held:
@@ -171,8 +175,9 @@ def reference(library: Path, music: Path, work: Path, clean: Held) -> Held:
     return want
 
 
-def run_kills(s: Scenario, work: Path, points: int, world: World) -> list[Outcome]:
-    """Kill -9 at `points` evenly spaced steps of a clean run of `s`, each judged."""
+def run_kills(s: Scenario, work: Path, points: int, world: World, timed: bool = False) -> list[Outcome]:
+    """Kill -9 at `points` evenly spaced steps of a clean run of `s`, each judged. `timed`: at
+    evenly spaced fractions of each command's clean wall time instead (1/(n+1) ... n/(n+1))."""
     work.mkdir(parents=True, exist_ok=True)
     clean = clean_run(s, work)
     if s.fitted:
@@ -180,6 +185,13 @@ def run_kills(s: Scenario, work: Path, points: int, world: World) -> list[Outcom
     else:
         expected = clean.held
     outcomes = []
+    if timed:
+        for i, args in enumerate(s.commands):
+            for n in range(1, points + 1):
+                after = clean.seconds[i] * n / (points + 1)
+                outcomes.append(kit.kill_and_finish(s.name + " (timed)", clean.befores[i], work / "run", args, 0,
+                                                    clean.steps[i], s.commands[i:], expected, after=after))
+        return outcomes
     for point in kit.spread(clean.total, points):
         i, step = clean.locate(point)
         o = kit.kill_and_finish(s.name, clean.befores[i], work / "run", s.commands[i], step, clean.steps[i],
