@@ -64,7 +64,7 @@ def main() -> int:
                 points = args.fit_points if s.fitted else args.points
                 record(f"kill -9: {s.name}", fs.run_kills(s, root / slug(s.name), points, world), t0)
         for s in fs.scenarios(world):  # timed kills where long stretches have no step: training, the model file
-            if s.fitted and chosen(s.name) and args.timed_points:
+            if s.fitted and chosen("timed " + s.name) and args.timed_points:
                 t0 = time.monotonic()
                 record(f"kill -9 timed: {s.name}", fs.run_kills(s, root / ("timed-" + slug(s.name)), args.timed_points,
                                                                 world, timed=True), t0)
@@ -74,7 +74,7 @@ def main() -> int:
         disk = fs.Tmpfs(root / "disk")
         try:
             for s in fs.disk_scenarios(world):
-                if not chosen(s.name) and not chosen("disk"):
+                if not args.disk_points or not chosen("disk " + s.name):
                     continue
                 if disk.why_not:
                     print(f"  disk full: {s.name}: skipped, {disk.why_not}", file=sys.stderr)
