@@ -176,6 +176,7 @@ class Held:
     playlists: list = field(default_factory=list)  # (owner, name, comment, public, [paths])
     stars: set = field(default_factory=set)
     plays: list = field(default_factory=list)  # sorted (user, path, played_at)
+    predictions: dict = field(default_factory=dict)  # (name, path) -> (label, confidence, model id): the tags
 
 
 def held(library: Path, segments: bool = True) -> Held:
@@ -198,6 +199,8 @@ def held(library: Path, segments: bool = True) -> Held:
             h.playlists.append((owner, name, comment, public, entries))
         h.stars = set(db.execute("SELECT user, item FROM stars"))
         h.plays = sorted((u, paths.get(t), when) for u, t, when in db.execute("SELECT user, track_id, played_at FROM plays"))
+        h.predictions = {(name, paths.get(t)): (label, c, model) for t, name, label, c, model in db.execute(
+            "SELECT track_id, name, label, confidence, model_id FROM predictions")}
     finally:
         db.close()
     if segments and h.integrity == "ok":
@@ -261,6 +264,9 @@ def compare(got: Held, clean: Held, listening: bool = True) -> Verdict:
                         if got.segments.get(p) != clean.segments.get(p)]
     if got.model != clean.model:
         v.other.append(f"model {got.model} != {clean.model}")
+    if got.predictions != clean.predictions:  # the tags of a track stored just before a kill, say
+        v.other += [f"tags of {k}: {got.predictions.get(k)} != {clean.predictions.get(k)}"
+                    for k in set(got.predictions) | set(clean.predictions) if got.predictions.get(k) != clean.predictions.get(k)]
     if listening:
         for name in ("users", "playlists", "stars", "plays"):
             if getattr(got, name) != getattr(clean, name):

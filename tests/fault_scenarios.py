@@ -162,7 +162,7 @@ def clean_run(s: Scenario, work: Path) -> CleanRun:
 
 def reference(library: Path, music: Path, work: Path, clean: Held) -> Held:
     """What `library` must hold after a fit: a clean index with the model it uses now (each fit
-    trains anew), and the users, playlists, stars and plays of the clean run."""
+    trains anew), and the users, playlists, stars, plays and tags of the clean run."""
     model = kit.held(library, segments=False).model
     ref = work / "reference"
     if ref.exists():
@@ -172,6 +172,7 @@ def reference(library: Path, music: Path, work: Path, clean: Held) -> Held:
         assert done.returncode == 0, done.stderr
     want = kit.held(ref)
     want.users, want.playlists, want.stars, want.plays = clean.users, clean.playlists, clean.stars, clean.plays
+    want.predictions = clean.predictions  # a fitted model has no tags head: the tags before it stay
     return want
 
 
