@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-import fault_kit as kit  # noqa: E402
-import fault_scenarios as fs  # noqa: E402
+import fault_kit as kit
+import fault_scenarios as fs
 
 
 def main() -> int:

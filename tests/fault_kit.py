@@ -22,7 +22,6 @@ Workers started with "spawn" re-import this file as `__mp_main__`: the hook is i
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -129,8 +128,8 @@ def songspace(library: Path, *args, kill_at: int | None = None, log: Path | None
     extra = {KILL_AT: str(kill_at or 0), ROOT: str(library)}
     if log is not None:
         extra[LOG] = str(log)
-    return subprocess.run(command("--library", library, *args), env=environment(**extra), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(command("--library", library, *args), check=False, env=environment(**extra),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def killed_after(library: Path, seconds: float, *args) -> subprocess.CompletedProcess:

@@ -182,7 +182,7 @@ def run_kills(s: Scenario, work: Path, points: int, world: World, timed: bool = 
     work.mkdir(parents=True, exist_ok=True)
     clean = clean_run(s, work)
     if s.fitted:
-        expected = lambda library: reference(library, world.music, work, clean.held)  # noqa: E731
+        expected = lambda library: reference(library, world.music, work, clean.held)
     else:
         expected = clean.held
     outcomes = []
@@ -263,7 +263,7 @@ def serve_once(library: Path, world: World, port: int, kill_at: int = 0, log: Pa
     out = open(library.parent / f"serve-{port}.log", "w")
     proc = subprocess.Popen(kit.command("--library", library, "serve", "--port", port), env=kit.environment(**extra),
                             stdout=out, stderr=subprocess.STDOUT)
-    alive = lambda: proc.poll() is None  # noqa: E731
+    alive = lambda: proc.poll() is None
     if record:
         run.states.append(listening(kit.held(library, segments=False)))
     try:
@@ -394,7 +394,7 @@ class Tmpfs:
     def __init__(self, folder: Path, size: str = "48m"):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=False,
                               capture_output=True, text=True)
         self.why_not = "" if done.returncode == 0 else f"cannot mount a tmpfs ({done.stderr.strip() or done.returncode})"
 
@@ -423,7 +423,7 @@ class Tmpfs:
 
     def close(self) -> None:
         if not self.why_not:
-            subprocess.run(["umount", "-l", str(self.folder)], capture_output=True)
+            subprocess.run(["umount", "-l", str(self.folder)], check=False, capture_output=True)
 
 
 def run_disk_full(s: Scenario, disk: Tmpfs, work: Path, points: int) -> list[Outcome]:

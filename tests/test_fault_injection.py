@@ -6,14 +6,14 @@ How the kill points are chosen: fault_kit.py."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
 
-import pytest
-
 import fault_kit as kit
 import fault_scenarios as fs
+import pytest
 
 
 def assert_sound(outcomes, all_killed: bool = True) -> None:
@@ -68,6 +68,7 @@ def test_a_write_of_several_rows_is_applied_whole_or_not_at_all(tmp_path, method
     them stays (each row was its own transaction: the first stayed, and a client sending the
     scrobble again counted its first play twice)."""
     import numpy as np
+
     from songspace.catalog import Catalog
 
     path = tmp_path / "catalog.sqlite"
@@ -87,17 +88,17 @@ def test_a_write_of_several_rows_is_applied_whole_or_not_at_all(tmp_path, method
                              "PYTHONPATH": kit.environment()["PYTHONPATH"] + ":" + str(kit.HERE.parent)})
     probe = tmp_path / "probe"
     probe.mkdir()
-    subprocess.run(["cp", str(path), str(probe)], check=True)
-    done = subprocess.run([sys.executable, str(script), str(probe / "catalog.sqlite"), method, args], env=env,
-                          capture_output=True, text=True)
+    shutil.copy(path, probe)
+    done = subprocess.run([sys.executable, str(script), str(probe / "catalog.sqlite"), method, args], check=False,
+                          env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     rows = [n for n, s in enumerate(kit.steps(tmp_path / "steps.log"), 1) if table in s and "COMMIT" not in s]
     assert len(rows) == 2, kit.steps(tmp_path / "steps.log")
 
     env[kit.KILL_AT] = str(rows[1])  # between the two rows
     env.pop(kit.LOG)
-    died = subprocess.run([sys.executable, str(script), str(path), method, args], env=env, capture_output=True,
-                          text=True)
+    died = subprocess.run([sys.executable, str(script), str(path), method, args], check=False, env=env,
+                          capture_output=True, text=True)
     assert died.returncode == -signal.SIGKILL, died.stderr
     after = kit.held(tmp_path, segments=False)
     assert after.integrity == "ok"
