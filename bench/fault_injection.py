@@ -10,7 +10,8 @@ library compared with a clean run's: same tracks, vectors and segments bit-ident
 playlists, stars and plays intact, the catalog's integrity check ok.
 
 How the kill points are picked and why: tests/fault_kit.py. Prints one row per scenario and the
-totals; every fault that left something wrong is listed below the table. Exit 1 if any did.
+totals ("killed/stopped": runs the kill reached before they finished, or that the full disk
+stopped); every fault that left something wrong is listed below the table. Exit 1 if any did.
 
     PYTHONPATH=src python bench/fault_injection.py [--points 12] [--only index,serve] [--keep DIR]
 """
@@ -97,7 +98,7 @@ def slug(name: str) -> str:
 
 
 def print_table(rows) -> None:
-    head = ("scenario", "points", "killed", "lost tracks", "corrupt", "other", "seconds")
+    head = ("scenario", "points", "killed/stopped", "lost tracks", "corrupt", "other", "seconds")
     lines = [(name, str(s["points"]), str(s["reached"]), str(s["lost tracks"]), str(s["corrupt catalogs"]),
               str(s["differences"]), f"{secs:.0f}") for name, s, secs in rows]
     total = {k: sum(s[k] for _, s, _ in rows) for k in ("points", "reached", "lost tracks", "corrupt catalogs",

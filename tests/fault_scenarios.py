@@ -489,5 +489,5 @@ def run_disk_full(s: Scenario, disk: Tmpfs, work: Path, points: int) -> list[Out
             cmp = kit.compare(kit.held(library), clean)
             v.lost += cmp.lost
             v.different, v.corrupt, v.other = cmp.different, cmp.corrupt, v.other + cmp.other
-        outcomes.append(Outcome(s.name + " (disk full)", leave, "stopped" if stopped else "finished", True, v))
+        outcomes.append(Outcome(s.name + " (disk full)", leave, "stopped" if stopped else "finished", stopped, v))
     return outcomes

@@ -148,5 +148,5 @@ def test_a_full_disk_at_several_points_of_index(world, tmp_path):
         outcomes = fs.run_disk_full(s, disk, tmp_path / "work", 3)
     finally:
         disk.close()
-    assert_sound(outcomes)
+    assert_sound(outcomes, all_killed=False)  # with the most space left, the run may finish
     assert outcomes[0].step == "stopped"  # no space at all: the run stopped, and said why
