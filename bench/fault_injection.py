@@ -4,7 +4,8 @@ steps of `index` (a new library, and a library whose music changed), `use` + the
 `serve` under load (readers in threads while it indexes through the API and takes playlist,
 star and play writes); timed kills of `fit` at evenly spaced fractions of a clean run's wall
 time (training and writing the model file hold no durable step to stop at); and a full disk
-at evenly spaced amounts of free space (a tmpfs: needs root, skipped with the reason otherwise).
+at evenly spaced amounts of free space under `index`, `use` + `index`, `user add` and a `serve`
+under load (a tmpfs: needs root, skipped with the reason otherwise).
 After each: `songspace check`, the work finished (the command run again, or `index`), and the
 library compared with a clean run's: same tracks, vectors and segments bit-identical, users,
 playlists, stars and plays intact, the catalog's integrity check ok.
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import fault_disk as fd
 import fault_kit as kit
 import fault_scenarios as fs
 
@@ -72,17 +74,19 @@ def main() -> int:
         if chosen("serve"):
             t0 = time.monotonic()
             record("kill -9: serve under load", fs.run_serve_kills(world, root / "serve", args.points), t0)
-        disk = fs.Tmpfs(root / "disk")
+        disk = fd.Tmpfs(root / "disk")
         try:
-            for s in fs.disk_scenarios(world):
-                if not args.disk_points or not chosen("disk " + s.name):
+            for s in [*fd.disk_scenarios(world), None]:  # None: a server under load
+                name = s.name if s is not None else "serve under load"
+                if not args.disk_points or not chosen("disk " + name):
                     continue
                 if disk.why_not:
-                    print(f"  disk full: {s.name}: skipped, {disk.why_not}", file=sys.stderr)
+                    print(f"  disk full: {name}: skipped, {disk.why_not}", file=sys.stderr)
                     continue
                 t0 = time.monotonic()
-                record(f"disk full: {s.name}", fs.run_disk_full(s, disk, root / ("disk-" + slug(s.name)),
-                                                                 args.disk_points), t0)
+                work = root / ("disk-" + slug(name))
+                record(f"disk full: {name}", fd.run_disk_full(s, disk, work, args.disk_points) if s is not None
+                       else fd.run_serve_disk_full(world, disk, work, args.disk_points), t0)
         finally:
             disk.close()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -115,15 +114,6 @@ def scenarios(world: World) -> list[Scenario]:
     ]
 
 
-
-def disk_scenarios(world: World) -> list[Scenario]:
-    """The commands that write the most, and the smallest write, on a full disk."""
-    m = world.music
-    return [
-        Scenario("index (changes)", world.before, [["index", m, *INDEX]]),
-        Scenario("use + index", world.after, [["use", "mfcc"], ["index", m, *INDEX]]),
-        Scenario("user add", world.after, [["user", "add", "bob", "--password", "pw2"]]),
-    ]
 
 @dataclass
 class CleanRun:
@@ -234,6 +224,7 @@ class ServeRun:
     acked: int = 0  # writes answered "ok" before the end (or the kill)
     states: list = field(default_factory=list)  # listening(held) before any write and after each answered one
     server_errors: list = field(default_factory=list)  # 5xx answers, or a Subsonic "failed" to a valid write
+    refused: list = field(default_factory=list)  # writes answered with the disk-full error (then no more are sent)
     reads: int = 0  # read requests answered while the server indexed and wrote
     returncode: int | None = None
     log: str = ""
@@ -251,7 +242,7 @@ def http(url: str, data: bytes | None = None, timeout: float = 60) -> tuple[int,
 
 
 def serve_once(library: Path, world: World, port: int, kill_at: int = 0, log: Path | None = None,
-               record: bool = False) -> ServeRun:
+               record: bool = False, out_dir: Path | None = None) -> ServeRun:
     """`songspace serve` over `library`: readers in three threads, an index run of its folders
     started through the API, and `writes` one after another; until all is done or it died."""
     run = ServeRun()
@@ -260,7 +251,8 @@ def serve_once(library: Path, world: World, port: int, kill_at: int = 0, log: Pa
     extra = {kit.KILL_AT: str(kill_at), kit.ROOT: str(library)}
     if log is not None:
         extra[kit.LOG] = str(log)
-    out = open(library.parent / f"serve-{port}.log", "w")
+    out_path = (out_dir or library.parent) / f"serve-{port}.log"  # the server's output: never on a full disk
+    out = open(out_path, "w")
     proc = subprocess.Popen(kit.command("--library", library, "serve", "--port", port), env=kit.environment(**extra),
                             stdout=out, stderr=subprocess.STDOUT)
     alive = lambda: proc.poll() is None
@@ -306,7 +298,10 @@ def serve_once(library: Path, world: World, port: int, kill_at: int = 0, log: Pa
                 status, body = http(f"{base}/rest/{method}?" + urllib.parse.urlencode(auth + params))
                 answer = json.loads(body)["subsonic-response"] if status == 200 else {}
                 if answer.get("status") != "ok":
-                    run.server_errors.append(f"{status} {method}: {body[:300]!r}")
+                    if "disk full" in answer.get("error", {}).get("message", ""):
+                        run.refused.append(method)
+                    else:
+                        run.server_errors.append(f"{status} {method}: {body[:300]!r}")
                     break
                 run.acked += 1
                 if method == "createPlaylist" and "road" not in seen:
@@ -330,7 +325,7 @@ def serve_once(library: Path, world: World, port: int, kill_at: int = 0, log: Pa
             proc.wait()
         out.close()
         run.returncode = proc.returncode
-        run.log = (library.parent / f"serve-{port}.log").read_text()
+        run.log = out_path.read_text()
     return run
 
 
@@ -379,115 +374,4 @@ def run_serve_kills(world: World, work: Path, points: int) -> list[Outcome]:
                 v.other.append("the writes' results changed after the index")
         step = steps[point - 1].split("\t", 1)[-1] if point <= len(steps) else "?"
         outcomes.append(Outcome("serve under load", point, step, reached, v))
-    return outcomes
-
-
-# ---------------------------------------------------------------------------------------------
-# A full disk
-# ---------------------------------------------------------------------------------------------
-
-
-class Tmpfs:
-    """A small tmpfs for the libraries (mount needs root or CAP_SYS_ADMIN: `mountable` says why
-    not). `fill(leave)` takes all but `leave` bytes of it."""
-
-    def __init__(self, folder: Path, size: str = "48m"):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=False,
-                              capture_output=True, text=True)
-        self.why_not = "" if done.returncode == 0 else f"cannot mount a tmpfs ({done.stderr.strip() or done.returncode})"
-
-    def free(self) -> int:
-        st = os.statvfs(self.folder)
-        return st.f_bavail * st.f_frsize
-
-    def used(self) -> int:
-        st = os.statvfs(self.folder)
-        return (st.f_blocks - st.f_bfree) * st.f_frsize
-
-    def fill(self, leave: int) -> Path:
-        filler = self.folder / "filler"
-        size = self.free() - leave
-        if size > 0:
-            fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-            try:
-                os.posix_fallocate(fd, 0, size)
-            finally:
-                os.close(fd)
-        return filler
-
-    def clear(self) -> None:
-        for entry in self.folder.iterdir():
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-
-    def close(self) -> None:
-        if not self.why_not:
-            subprocess.run(["umount", "-l", str(self.folder)], check=False, capture_output=True)
-
-
-def run_disk_full(s: Scenario, disk: Tmpfs, work: Path, points: int) -> list[Outcome]:
-    """`s` on a disk with evenly spaced amounts of free space, from none to the most a clean run
-    held at once beyond the library it started from (watched as it ran): each command either finishes or stops with the disk-full line (exit 4, no
-    traceback) keeping all it stored; then, with space again, `check` passes and the commands
-    run again leave what a clean run leaves."""
-    work.mkdir(parents=True, exist_ok=True)
-    disk.clear()
-    library = kit.copy_library(s.base, disk.folder / "library")
-    before, peak, stop = disk.used(), [0], threading.Event()
-
-    def watch() -> None:  # the most the run held at once (its write-ahead log is gone once it ends)
-        while not stop.is_set():
-            peak[0] = max(peak[0], disk.used())
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        for args in s.commands:
-            done = kit.songspace(library, *args)
-            assert done.returncode == 0, done.stderr
-    finally:
-        stop.set()
-        watcher.join()
-    written = max(peak[0] - before, 4096)
-    clean = kit.held(library)
-    outcomes = []
-    for n in range(points):
-        leave = round(n * written / max(points - 1, 1)) if points > 1 else 0
-        disk.clear()
-        library = kit.copy_library(s.base, disk.folder / "library")
-        kept = kit.held(library, segments=False)
-        filler = disk.fill(leave)
-        v, stopped = Verdict(), False
-        for args in s.commands:
-            done = kit.songspace(library, *args)
-            said = done.stdout + done.stderr
-            if "Traceback" in said or done.returncode not in (0, 4):
-                v.other.append(f"`{args[0]}` on a full disk: exit {done.returncode}: {said.strip()[-300:]}")
-            if done.returncode == 4:
-                stopped = True
-                if "disk full" not in said:
-                    v.other.append(f"`{args[0]}` exit 4 without saying the disk is full: {said.strip()[-200:]}")
-                break
-        now = kit.held(library, segments=False)
-        if now.integrity != "ok":
-            v.corrupt = now.integrity
-        else:  # nothing stored before is lost, full disk or not
-            v.lost += [p for p, row in kept.tracks.items() if row[0] == "ok" and now.tracks.get(p, ("gone",))[0] != "ok"
-                       and p in clean.tracks]
-            if not set(kept.users) <= set(now.users) or len(now.playlists) < len(kept.playlists):
-                v.other.append(f"users or playlists lost on a full disk: {listening(now)!r:.300}")
-        filler.unlink(missing_ok=True)
-        if not v.corrupt:
-            v.corrupt = kit.check_after(library)
-        if not v.corrupt:
-            for args in s.commands:
-                done = kit.songspace(library, *args)
-                if done.returncode != 0:
-                    v.other.append(f"`{args[0]}` with space again: exit {done.returncode}: {done.stderr[-300:]}")
-            cmp = kit.compare(kit.held(library), clean)
-            v.lost += cmp.lost
-            v.different, v.corrupt, v.other = cmp.different, cmp.corrupt, v.other + cmp.other
-        outcomes.append(Outcome(s.name + " (disk full)", leave, "stopped" if stopped else "finished", stopped, v))
     return outcomes

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 
+import fault_disk as fd
 import fault_kit as kit
 import fault_scenarios as fs
 import pytest
@@ -140,12 +141,12 @@ def test_kill_9_of_a_server_under_load(world, tmp_path):
 
 @pytest.mark.slow
 def test_a_full_disk_at_several_points_of_index(world, tmp_path):
-    disk = fs.Tmpfs(tmp_path / "disk")
+    disk = fd.Tmpfs(tmp_path / "disk")
     if disk.why_not:
         pytest.skip(f"{disk.why_not}: needs root or CAP_SYS_ADMIN")
     try:
-        s = next(s for s in fs.disk_scenarios(world) if s.name == "index (changes)")
-        outcomes = fs.run_disk_full(s, disk, tmp_path / "work", 3)
+        s = next(s for s in fd.disk_scenarios(world) if s.name == "index (changes)")
+        outcomes = fd.run_disk_full(s, disk, tmp_path / "work", 3)
     finally:
         disk.close()
     assert_sound(outcomes, all_killed=False)  # with the most space left, the run may finish
