@@ -89,6 +89,15 @@ def peak_during(disk: Tmpfs, run: Callable[[], object]) -> int:
     return max(peak[0] - before, 4096)
 
 
+def reading_while_full(library: Path) -> list[str]:
+    """`status` on the disk as the fault left it: reading needs no space (what went wrong, if)."""
+    done = kit.songspace(library, "status", "--json")
+    said = done.stdout + done.stderr
+    if done.returncode != 0 or "Traceback" in said:
+        return [f"`status` on the full disk: exit {done.returncode}: {said.strip()[-300:]}"]
+    return []
+
+
 def run_disk_full(s: Scenario, disk: Tmpfs, work: Path, points: int) -> list[Outcome]:
     """`s` on a disk with evenly spaced amounts of free space, from none to the most a clean run
     held at once beyond the library it started from (watched as it ran): each command either finishes or stops with the disk-full line (exit 4, no
@@ -122,6 +131,8 @@ def run_disk_full(s: Scenario, disk: Tmpfs, work: Path, points: int) -> list[Out
                 if "disk full" not in said:
                     v.other.append(f"`{args[0]}` exit 4 without saying the disk is full: {said.strip()[-200:]}")
                 break
+        v.other += reading_while_full(library)
+        filler.unlink(missing_ok=True)  # this test's own reads need the room a -shm takes
         now = kit.held(library, segments=False)
         if now.integrity != "ok":
             v.corrupt = now.integrity
@@ -130,7 +141,6 @@ def run_disk_full(s: Scenario, disk: Tmpfs, work: Path, points: int) -> list[Out
                        and p in clean.tracks]
             if not set(kept.users) <= set(now.users) or len(now.playlists) < len(kept.playlists):
                 v.other.append(f"users or playlists lost on a full disk: {listening(now)!r:.300}")
-        filler.unlink(missing_ok=True)
         if not v.corrupt:
             v.corrupt = kit.check_after(library)
         if not v.corrupt:
@@ -170,12 +180,13 @@ def run_serve_disk_full(world: World, disk: Tmpfs, work: Path, points: int) -> l
         v = Verdict(other=list(got.server_errors))
         if "Traceback" in got.log:
             v.other.append("a traceback in the server's log: " + got.log[got.log.index("Traceback"):][:500])
+        v.other += reading_while_full(library)
+        filler.unlink(missing_ok=True)
         now = kit.held(library, segments=False)
         if now.integrity != "ok":
             v.corrupt = now.integrity
         elif listening(now) != states[got.acked]:  # the answered writes, and nothing of a refused one
             v.other.append(f"after {got.acked} answered writes the catalog holds {listening(now)!r:.300}")
-        filler.unlink(missing_ok=True)
         if not v.corrupt:
             v.corrupt = kit.check_after(library)
         if not v.corrupt:
