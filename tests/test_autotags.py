@@ -139,3 +139,30 @@ def test_similar_and_path_json_rows_carry_the_stored_predictions(indexed_library
         for r in rows:
             for group in ("genre", "mood"):
                 assert r["predicted"][group]["tag"] == stored[group][r["id"]][0], (args, r["id"])
+
+
+def test_index_tags_only_the_tracks_it_changed(music, songspace, library_dir):
+    """After an index the tags of the tracks it stored are predicted, not the whole library's
+    again; `tags --refresh` redoes them all."""
+    from songspace.synth import STYLES, synth_track, write_audio
+
+    songspace("index", str(music), "--workers", "0", check=True)
+    catalog = Catalog(library_dir / "catalog.sqlite")
+    kept = min(t.id for t in catalog.ok_tracks())
+    catalog.db.execute("UPDATE predictions SET label = 'marker' WHERE track_id = ?", (kept,))
+    catalog.close()
+    write_audio(music / "added.wav", synth_track(STYLES[0], 8.0, seed=99), 16000)
+
+    again = songspace("index", str(music), "--workers", "0", check=True)
+    assert "tags: 1 tracks tagged" in again.stderr
+    catalog = Catalog(library_dir / "catalog.sqlite")
+    stored, ok = autotags.stored(catalog), {t.id for t in catalog.ok_tracks()}
+    catalog.close()
+    assert set(stored["genre"]) == ok and set(stored["mood"]) == ok  # the new track has its tags
+    assert stored["genre"][kept][0] == "marker" and stored["mood"][kept][0] == "marker"  # the others untouched
+
+    assert "no track changed" in songspace("index", str(music), "--workers", "0", check=True).stderr
+    songspace("tags", "--refresh", check=True)
+    catalog = Catalog(library_dir / "catalog.sqlite")
+    assert autotags.stored(catalog)["genre"][kept][0] != "marker"
+    catalog.close()

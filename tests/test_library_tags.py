@@ -130,6 +130,25 @@ def test_a_cover_or_lrc_added_later_is_found_without_analysis(tagged_copy, libra
         assert lib.catalog.by_path(str(folder / "03 - sunny.mp3")).lyrics_file is None and embeds == []
 
 
+
+def test_an_index_with_nothing_new_lists_no_folder_again(tagged_copy, library_dir, embeds, monkeypatch):
+    """The scan walked every folder: what lies beside unchanged tracks is read from that walk,
+    not from a second listing of each folder."""
+    listed = []
+    listdir = os.listdir
+
+    def counting(path="."):
+        listed.append(str(path))
+        return listdir(path)
+
+    with Library.open(library_dir) as lib:
+        lib.index([tagged_copy], workers=0)
+        embeds.clear()
+        monkeypatch.setattr(os, "listdir", counting)
+        report = lib.index([tagged_copy], workers=0)
+    assert report.unchanged == 9 and embeds == []
+    assert [p for p in listed if p.startswith(str(tagged_copy))] == []
+
 def test_absurd_tags_are_stored_and_served(tmp_path, library_dir):
     from fastapi.testclient import TestClient
 

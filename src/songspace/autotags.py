@@ -61,23 +61,47 @@ def best_per_group(head: TagsHead, probs: np.ndarray) -> dict[str, list[tuple[st
     return found
 
 
-def refresh(catalog: Catalog) -> Refreshed:
-    """Predict and store the tags of every track the library's current method has embedded
-    (a writer catalog). Replaces what was stored before."""
+STAMP = "autotags"  # meta: "MODEL_ID SEQ": the stored tags are those of that model, up to that change-log row
+
+
+def refresh(catalog: Catalog, full: bool = False) -> Refreshed:
+    """Predict and store the tags of the tracks the library's current method has embedded (a
+    writer catalog): those changed since the last refresh by the same method (the change log
+    says which), or every one (`full`, another method, or no refresh yet)."""
     method = methods.current(catalog)
     head = head_of(method)
     if head is None:
         return Refreshed(method.id, 0, unavailable(method))
+    last = catalog.last_change()  # before reading: a change made meanwhile is redone next time
+    changed = None if full else changed_since_refresh(catalog, method.id)
+    if changed == []:
+        return Refreshed(method.id, 0, "tags: no track changed, the stored tags stand")
+    if changed is None:
+        batches = (([r[0] for r in b], np.stack([np.frombuffer(r[-1], dtype=np.float32) for r in b]))
+                   for b in catalog.embedded_rows(method.id))
+    else:
+        batches = [catalog.vectors_of(changed, method.id)]
     rows: dict[str, list[tuple[int, str, float]]] = {g: [] for g in head.group_names()}
-    for batch in catalog.embedded_rows(method.id):
-        ids = [r[0] for r in batch]
-        vectors = np.stack([np.frombuffer(r[-1], dtype=np.float32) for r in batch])
+    for ids, vectors in batches:
+        if not len(ids):
+            continue
+        ids = [int(i) for i in ids]
         for group, best in best_per_group(head, head.probabilities(vectors)).items():
             rows[group] += [(i, tag, p) for i, (tag, p) in zip(ids, best)]
     for group, found in rows.items():
-        catalog.put_predictions(NAMES.get(group, f"auto-{group}"), method.id, found)
+        catalog.put_predictions(NAMES.get(group, f"auto-{group}"), method.id, found, only=changed)
+    catalog.set_meta(STAMP, f"{method.id} {last}")  # after the tags: a run stopped between redoes them
     n = len(next(iter(rows.values()), []))
     return Refreshed(method.id, n, f"tags: {n} tracks tagged ({', '.join(head.group_names())}) by {method.id}'s tags head")
+
+
+def changed_since_refresh(catalog: Catalog, model_id: str) -> list[int] | None:
+    """Ids of the tracks changed since the last refresh by `model_id` (None: tag them all)."""
+    stamp = (catalog.get_meta(STAMP) or "").split()
+    if len(stamp) != 2 or stamp[0] != model_id or not stamp[1].isdigit():
+        return None
+    since = catalog.changes_since(int(stamp[1]))
+    return None if since is None else since[1]
 
 
 def stored(catalog: Catalog) -> dict[str, dict[int, tuple[str, float]]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS
 from .errors import InputError
+from .tags import is_beside_name
 
 
 def is_audio_name(name: str) -> bool:
@@ -59,12 +60,13 @@ def not_a_file(path: str) -> str | None:
     return "is not a regular file"
 
 
-def scan(folders: Iterable[str | Path], unreadable: list[tuple[str, str]] | None = None
-         ) -> tuple[list[str], list[tuple[str, str]]]:
+def scan(folders: Iterable[str | Path], unreadable: list[tuple[str, str]] | None = None,
+         listings: dict[str, list[str]] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
     """(audio file paths, [(path, reason)] for entries that look like audio but are not files:
     directories, FIFOs, sockets, devices, broken links, and names the catalog cannot store).
     Folders that cannot be read are added to `unreadable` as (folder, reason), never skipped
-    silently: what they held is unknown, not gone.
+    silently: what they held is unknown, not gone. `listings`, when given, gets each folder
+    walked's pictures and .lrc files ({folder: names}: what `tags.beside` looks for).
 
     A folder given by name must exist; a file given by name is taken whatever its extension.
     Links to folders are followed; a folder reached twice (a link loop, or two links to one
@@ -79,7 +81,7 @@ def scan(folders: Iterable[str | Path], unreadable: list[tuple[str, str]] | None
             raise InputError(f"{given}: no such folder or file")
         folder = Path(given).resolve()
         if folder.is_dir():
-            _walk(folder, files, bad, unreadable)
+            _walk(folder, files, bad, unreadable, listings)
             continue
         why = not_a_file(given)
         if why is not None:
@@ -88,7 +90,8 @@ def scan(folders: Iterable[str | Path], unreadable: list[tuple[str, str]] | None
     return sorted(set(files)), bad
 
 
-def _walk(folder: Path, files: list[str], bad: list[tuple[str, str]], unreadable: list[tuple[str, str]]) -> None:
+def _walk(folder: Path, files: list[str], bad: list[tuple[str, str]], unreadable: list[tuple[str, str]],
+          listings: dict[str, list[str]] | None) -> None:
     def cannot_read(e: OSError) -> None:
         unreadable.append((shown(e.filename or str(folder)), f"cannot read folder: {e.strerror or e}"))
 
@@ -105,6 +108,8 @@ def _walk(folder: Path, files: list[str], bad: list[tuple[str, str]], unreadable
             continue
         walked.add((st.st_dev, st.st_ino))
         dirnames.sort()
+        if listings is not None:
+            listings[dirpath] = [f for f in filenames if is_beside_name(f)]
         for d in dirnames:
             if is_audio_name(d):
                 bad.append((os.path.join(dirpath, d), "is a directory, not an audio file"))

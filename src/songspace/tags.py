@@ -383,6 +383,13 @@ def read_tags(path: str | Path | BinaryIO) -> dict:
             "compilation": tags["compilation"]}
 
 
+def is_beside_name(name: str) -> bool:
+    """Whether `beside` may use a file of this name (a picture, an .lrc): what a scan keeps of a
+    folder's other files, so that no folder is listed twice."""
+    ext = os.path.splitext(name)[1].lower()
+    return ext in IMAGE_EXTENSIONS or ext == ".lrc"
+
+
 def beside(path: str | Path, listing: list[str] | None = None) -> dict:
     """What lies next to the file: "folder_image" (the folder's cover.*, folder.* or front.*
     picture) and "lyrics_file" (a .lrc file of the same name); both paths, None when absent.

@@ -10,10 +10,16 @@ from .store import Store, chunks, marks
 
 
 class Derived(Store):
-    def put_predictions(self, name: str, model_id: str, rows: list[tuple[int, str, float]]) -> None:
-        """Replace every prediction of `name` with rows of (track id, label, confidence)."""
+    def put_predictions(self, name: str, model_id: str, rows: list[tuple[int, str, float]],
+                        only: list[int] | None = None) -> None:
+        """Replace every prediction of `name` with rows of (track id, label, confidence); with
+        `only`, the predictions of those tracks (those without a row lose theirs)."""
         with self._transaction():
-            self.db.execute("DELETE FROM predictions WHERE name = ?", (name,))
+            if only is None:
+                self.db.execute("DELETE FROM predictions WHERE name = ?", (name,))
+            for chunk in chunks(only or []):
+                self.db.execute(f"DELETE FROM predictions WHERE name = ? AND track_id IN ({marks(chunk)})",
+                                (name, *chunk))
             self.db.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?)",
                                 [(i, name, label, float(c), model_id) for i, label, c in rows])
 

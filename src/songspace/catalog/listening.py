@@ -82,13 +82,15 @@ class Listening(Store):
 
     def star(self, user: str, items: list[str], starred: bool = True, songs: dict[str, int] | None = None) -> None:
         """Star (or unstar) items, named by the face's ids (songs, albums, artists). `songs`: a
-        song of a starred album, by album id, for the star to follow when the album's id changes."""
+        song of a starred album, by album id, for the star to follow when the album's id changes.
+        One transaction: a request is applied whole or not at all, whatever stops the process."""
         songs = songs or {}
-        if starred:
-            self.db.executemany("INSERT OR IGNORE INTO stars (user, item, starred, song) VALUES (?, ?, ?, ?)",
-                                [(user, i, time.time(), songs.get(i)) for i in items])
-        else:
-            self.db.executemany("DELETE FROM stars WHERE user = ? AND item = ?", [(user, i) for i in items])
+        with self._transaction():
+            if starred:
+                self.db.executemany("INSERT OR IGNORE INTO stars (user, item, starred, song) VALUES (?, ?, ?, ?)",
+                                    [(user, i, time.time(), songs.get(i)) for i in items])
+            else:
+                self.db.executemany("DELETE FROM stars WHERE user = ? AND item = ?", [(user, i) for i in items])
 
     def stars(self, user: str) -> dict[str, float]:
         """{item: when starred} of one user."""
@@ -106,9 +108,11 @@ class Listening(Store):
             self.db.execute("DELETE FROM stars WHERE user = ? AND item = ?", (user, old))
 
     def add_plays(self, user: str, plays: list[tuple[int, float]]) -> None:
-        """Record (track id, when) plays."""
-        self.db.executemany("INSERT INTO plays (user, track_id, played_at) VALUES (?, ?, ?)",
-                            [(user, int(t), float(when)) for t, when in plays])
+        """Record (track id, when) plays, in one transaction: a scrobble killed halfway and sent
+        again would otherwise count its first plays twice."""
+        with self._transaction():
+            self.db.executemany("INSERT INTO plays (user, track_id, played_at) VALUES (?, ?, ?)",
+                                [(user, int(t), float(when)) for t, when in plays])
 
     def play_counts(self) -> dict[int, tuple[int, float]]:
         """{track id: (plays, last played)} over every user."""

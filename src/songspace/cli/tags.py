@@ -59,7 +59,7 @@ def tags(
             return
         stored = autotags.stored(catalog)
         if refresh or not any(stored.values()):
-            console.print(escape(autotags.refresh(catalog).note))
+            console.print(escape(autotags.refresh(catalog, full=True).note))
             stored = autotags.stored(catalog)
         rows = shapes.tagged_rows(catalog.ok_tracks(), stored)
         if as_json:

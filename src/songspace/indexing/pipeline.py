@@ -57,6 +57,7 @@ class Scanned:
     files: list[str]  # audio files, sorted
     bad: list[tuple[str, str]]  # (path, reason): entries that look like audio but are not files
     unreadable: list[tuple[str, str]]  # (folder, reason): folders that could not be read
+    listings: dict[str, list[str]]  # folder -> its pictures and .lrc files, as the walk saw them
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def run(catalog: Catalog, folders: Iterable[str | Path], executor: Executor, *, 
     known = prune(catalog, scanned, allow_empty, result)
     if fit is not None:
         result.fit = fit(scanned.files)
-    plan = plan_tasks(catalog, methods.current(catalog), scanned.files, known, result)
+    plan = plan_tasks(catalog, methods.current(catalog), scanned.files, known, result, scanned.listings)
     try:
         with closing(analyse(executor, plan, report)) as results:
             for r in results:
@@ -102,12 +103,13 @@ def scan_folders(catalog: Catalog, folders: Iterable[str | Path], report: Report
     current method in the catalog."""
     folders = list(folders)
     unreadable: list[tuple[str, str]] = []
-    files, bad = scan(folders, unreadable)  # before resolving: a broken link given is named as such
+    listings: dict[str, list[str]] = {}
+    files, bad = scan(folders, unreadable, listings)  # before resolving: a broken link given is named as such
     roots = [str(Path(f).expanduser().resolve()) for f in folders]
     catalog.add_folders(roots)
     methods.remember(catalog, methods.current(catalog))
     report(Phase.SCAN, len(files), len(files), f"{len(files)} audio files")
-    return Scanned(roots, files, bad, unreadable)
+    return Scanned(roots, files, bad, unreadable, listings)
 
 
 def prune(catalog: Catalog, scanned: Scanned, allow_empty: bool, result: IndexReport) -> dict[str, Track]:
@@ -153,12 +155,13 @@ def prune(catalog: Catalog, scanned: Scanned, allow_empty: bool, result: IndexRe
 
 
 def plan_tasks(catalog: Catalog, method: methods.Method, files: list[str], known: dict[str, Track],
-               result: IndexReport) -> Plan:
+               result: IndexReport, listings: dict[str, list[str]] | None = None) -> Plan:
     """Tasks for the files that need analysing with `method` (with the size and mtime seen
     here); counts the rest as unchanged, or as failed or set aside as before. An unchanged
-    track's folder image and .lrc are checked here (one listing per folder)."""
+    track's folder image and .lrc are checked here, from the scan's `listings` (a folder it
+    did not list is listed once)."""
     tasks = []
-    listings: dict[str, list[str]] = {}
+    listings = dict(listings or {})
     for path in files:
         try:
             st = os.stat(path)
@@ -187,7 +190,8 @@ def plan_tasks(catalog: Catalog, method: methods.Method, files: list[str], known
 
 
 def check_beside(catalog: Catalog, t: Track, listings: dict[str, list[str]]) -> None:
-    """A cover or .lrc file added or removed beside an unchanged track: one listing per folder."""
+    """A cover or .lrc file added or removed beside an unchanged track: one listing per folder
+    (`listings`: those known already)."""
     folder = os.path.dirname(t.path)
     if folder not in listings:
         try:
