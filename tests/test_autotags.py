@@ -119,6 +119,17 @@ def test_a_model_without_a_head_has_no_tags_said_once(music, songspace, tmp_path
     assert songspace("similar", "1", check=True).exit_code == 0  # everything else works as before
 
 
+def test_tags_of_a_model_left_behind_are_not_kept(music, songspace, library_dir):
+    songspace("index", str(music), "--workers", "0", check=True)
+    assert json.loads(songspace("status", "--json", check=True).stdout)["predicted_tags"]["genre"]
+    songspace("use", "mfcc", check=True)  # MFCC statistics: no tags head
+    songspace("index", str(music), "--workers", "0", check=True)
+    assert not any(json.loads(songspace("status", "--json", check=True).stdout)["predicted_tags"].values())
+    catalog = Catalog(library_dir / "catalog.sqlite")
+    assert not any(autotags.stored(catalog).values())
+    catalog.close()
+
+
 @pytest.mark.parametrize("bad", [np.zeros((2, 3), np.float32), np.zeros(5, np.float32)])
 def test_the_head_refuses_vectors_of_another_size(bad):
     from songspace.errors import ModelError

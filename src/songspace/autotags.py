@@ -70,7 +70,10 @@ def refresh(catalog: Catalog, full: bool = False) -> Refreshed:
     says which), or every one (`full`, another method, or no refresh yet)."""
     method = methods.current(catalog)
     head = head_of(method)
-    if head is None:
+    if head is None:  # another model's tags would describe vectors no longer searched
+        if any(stored(catalog).values()):
+            for name in NAMES.values():
+                catalog.put_predictions(name, method.id, [])
         return Refreshed(method.id, 0, unavailable(method))
     last = catalog.last_change()  # before reading: a change made meanwhile is redone next time
     changed = None if full else changed_since_refresh(catalog, method.id)
