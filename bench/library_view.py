@@ -146,7 +146,8 @@ def write_catalog(path: Path, n: int, roots: list[str]) -> float:
         values.append((i, r["path"], 4_000_000 + i, now - i, f"{i:032x}", 180.0 + i % 200, "ok", now,
                        *tags.values(), f"{i:032x}", TAGS_VERSION, key))
     db.executemany(f"INSERT INTO tracks ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values)
-    db.executemany("INSERT INTO embeddings VALUES (?, ?, ?, NULL, NULL)", ((i, MODEL_ID, vector) for i in range(1, n + 1)))
+    db.executemany("INSERT INTO embeddings VALUES (?, ?, ?, NULL, NULL)",
+                   ((i, MODEL_ID, vector) for i in range(1, n + 1)))
     db.executemany("INSERT INTO folders VALUES (?)", [(r,) for r in roots])
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -235,7 +236,7 @@ def child(args) -> dict:
 def run_child(step: str, catalog: Path, src: Path, profile: bool) -> dict:
     cmd = [sys.executable, __file__, "--child", step, "--catalog", str(catalog)] + (["--profile"] if profile else [])
     env = {**os.environ, "PYTHONPATH": str(src)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise SystemExit(f"child {step} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.splitlines()[-1])

@@ -141,24 +141,17 @@ class View:
     album_keys: dict[str, str] = field(default_factory=dict)
 
 
-def _head(path: str) -> str:
-    """The path up to its last separator: all that its folder and its music folder depend on
-    (os.path.dirname and `_root_of` read nothing after it), so what is worked out for one file
-    holds for every file beside it."""
-    return path[:path.rfind(os.sep) + 1]
-
-
 def _roots(folders: list[str], tracks: list[Track]) -> list[str]:
     """The music folders: the indexed folders (the folder of an indexed file), plus the folder
     of any track lying outside them all, so that it still appears."""
     roots = {f if os.path.isdir(f) else os.path.dirname(f) for f in folders}
-    placed: set[str] = set()  # folders of tracks known to lie in a root (a folder added later never changes that)
+    placed: set[str] = set()  # folders known to lie in a root (one added later never changes that)
     for t in tracks:
-        head = _head(t.path)
-        if head not in placed:
+        folder = os.path.dirname(t.path)
+        if folder not in placed:  # a file lies in the root its folder lies in: looked for once a folder
             if _root_of(t.path, roots) is None:
-                roots.add(os.path.dirname(t.path))
-            placed.add(head)
+                roots.add(folder)
+            placed.add(folder)
     return sorted(roots)
 
 
@@ -221,16 +214,15 @@ def build_view(generation: int, tracks: list[Track], folders: list[str]) -> View
             album_by_key[key] = album
         return album, artist, names
 
-    # What a track's folder, artists and album depend on, each worked out once: a track beside
-    # another and tagged alike is filed with it (an album's tracks, most of a folder's).
-    dir_by_head: dict[str, Directory] = {}
+    # A track's directory, credited artists and album are worked out once for all the tracks
+    # that share what they depend on (its folder; its artist tags; its folder and album tags):
+    # 100,000 tracks are some 10,000 folders and albums and a few thousand artists.
     credits: dict[tuple, list[Artist]] = {}  # by the (artists, artist) tags
     album_by_tags: dict[tuple, tuple] = {}  # by the folder and the tags `filed` reads
     for t in sorted(tracks, key=attrgetter("path")):
-        head = _head(t.path)
-        d = dir_by_head.get(head)
+        d = by_path.get(folder := os.path.dirname(t.path))
         if d is None:
-            d = dir_by_head[head] = directory(os.path.dirname(t.path), by_path[_root_of(t.path, roots)])
+            d = directory(folder, by_path[_root_of(t.path, roots)])
         d.songs.append(t)
         view.songs[t.id] = t
         view.dir_of[t.id] = d
@@ -240,12 +232,13 @@ def build_view(generation: int, tracks: list[Track], folders: list[str]) -> View
             credited = credits[tags] = [named(name) for name in track_artists(t)]
         for a in credited:
             a.songs.append(t)
-        found = album_by_tags.get(tags := (head, t.albumartist, t.compilation, t.artist, t.album, t.mb_album_id))
+        found = album_by_tags.get(filing := (folder, t.albumartist, t.compilation, t.artist, t.album, t.mb_album_id))
         if found is None:
-            found = album_by_tags[tags] = filed(t, d)
+            found = album_by_tags[filing] = filed(t, d)
         album, artist, names = found
         if names and not (artist.mbid and artist.sort_name):  # the first track that tags them names them
-            artist.mbid, artist.sort_name = artist.mbid or getattr(t, names[0]), artist.sort_name or getattr(t, names[1])
+            artist.mbid = artist.mbid or getattr(t, names[0])
+            artist.sort_name = artist.sort_name or getattr(t, names[1])
         album.songs.append(t)
         view.album_of[t.id] = album
     for a in view.albums.values():
