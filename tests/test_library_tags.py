@@ -170,3 +170,35 @@ def test_absurd_tags_are_stored_and_served(tmp_path, library_dir):
         assert song["track"] == 3 and len(song["artists"]) == 100 and "year" not in song
         cover = client.get("/rest/getCoverArt", params={**auth, "id": t.id})
         assert cover.status_code == 200 and len(cover.content) == 10 * 2**20 + 2
+
+
+def test_tracks_read_in_bulk_are_the_tracks_their_fields_make(tmp_path):
+    """The catalog makes each Track of a bulk read without its __init__ (catalog/tracks.py: the
+    frozen __init__ was a large share of building a 100,000-track library's view); each must
+    still be the Track its fields make: equal, same hash and repr, frozen, lists as tuples."""
+    from dataclasses import FrozenInstanceError, replace
+
+    from songspace.catalog import Catalog
+
+    tags = {"title": "One", "artist": "A & B", "artists": ["A", "B"], "genre": "Jazz", "genres": ["Jazz", "Fusion"],
+            "compilation": True, "track": 2, "rg_track_gain": -6.5, "tags_version": TAGS_VERSION}
+    cat = Catalog(tmp_path / "catalog.db")
+    try:
+        for i, t in enumerate([tags, {**tags, "title": "Two"}, {}]):
+            cat.put_ok(f"/music/{i}.flac", size=10, mtime=1.5, content_hash=f"{i}", duration=3.0, tags=t,
+                       model_id="m", vector=np.ones(4, np.float32))
+        cat.put_failed("/music/bad.flac", "no audio")
+        tracks = cat.tracks()
+    finally:
+        cat.close()
+    for t in tracks:
+        made = replace(t)  # every field read back and given to __init__
+        assert made == t and hash(made) == hash(t) and repr(made) == repr(t)
+        with pytest.raises(FrozenInstanceError):
+            t.title = "changed"
+    one, two, untagged, failed = tracks
+    assert (one.title, one.artists, one.genres, one.compilation, one.track, one.model_id) == \
+        ("One", ("A", "B"), ("Jazz", "Fusion"), True, 2, "m")
+    assert (two.title, two.artists) == ("Two", ("A", "B"))
+    assert (untagged.title, untagged.artists, untagged.genres, untagged.compilation) == (None, (), (), False)
+    assert (failed.status, failed.error, failed.tags_version, failed.model_id) == ("failed", "no audio", 0, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -91,19 +92,36 @@ class Track:
 REMOTE_SCHEMES = ("subsonic://", "subsonics://")
 
 _BASE_COLUMNS = "t.id, t.path, t.size, t.mtime, t.content_hash, t.duration, t.title, t.artist, t.album, t.genre, t.status, t.error, e.model_id"
-_EXTRA = tuple(c for c in TAG_COLUMNS if c not in ("title", "artist", "album", "genre")) + ("audio_hash", "tags_version")
+# The other columns in Track's own field order: a row pairs with `_FIELDS` as it comes (`_track`).
+_FIELDS = tuple(f.name for f in dataclass_fields(Track))
+_EXTRA = _FIELDS[13:]
+assert set(_EXTRA) == {*TAG_COLUMNS, "audio_hash", "tags_version"} - {"title", "artist", "album", "genre"}
 _TRACK_COLUMNS = _BASE_COLUMNS + "".join(f", t.{c}" for c in _EXTRA)
 # A reader of a catalog not yet migrated to step 4 (read-only connections never migrate) sees no tags there.
 _OLD_TRACK_COLUMNS = _BASE_COLUMNS + "".join(f", NULL AS {c}" for c in _EXTRA)
 
 
-def _track(row) -> Track:
-    extra = dict(zip(_EXTRA, row[13:]))
+def _track(row, lists: dict) -> Track:
+    """A Track from a row of `_TRACK_COLUMNS`. `lists`: the JSON lists already decoded while
+    reading these rows, by their text (the tracks of an album share their genres and often their
+    artists: a 100,000-track library decodes a few thousand, not 100,000; tuples, safe to share).
+    The Track's fields are given as one dict, not through its frozen __init__, which makes an
+    object.__setattr__ call per field (44): for a library of 100,000 tracks that was as long as
+    SQLite's own reading of the rows (bench/library_view.py)."""
+    values = dict(zip(_FIELDS, row))
     for name in LISTS:
-        extra[name] = tuple(json.loads(extra[name])) if extra[name] else ()
-    extra["compilation"] = bool(extra["compilation"])
-    extra["tags_version"] = extra["tags_version"] or 0
-    return Track(*row[:13], **extra)
+        text = values[name]
+        if not text:
+            values[name] = ()
+        elif (found := lists.get(text)) is not None:
+            values[name] = found
+        else:
+            values[name] = lists[text] = tuple(json.loads(text))
+    values["compilation"] = bool(values["compilation"])
+    values["tags_version"] = values["tags_version"] or 0
+    track = object.__new__(Track)
+    object.__setattr__(track, "__dict__", values)  # every field given: the row has one column per field
+    return track
 
 
 def _tag_fields(tags: dict) -> dict:
@@ -228,7 +246,8 @@ class Tracks(Store):
             have = {row[1] for row in self.db.execute("PRAGMA table_info(tracks)")}
             columns = self._track_columns = _TRACK_COLUMNS if "tags_version" in have else _OLD_TRACK_COLUMNS
         sql = f"SELECT {columns} {_FROM} {('WHERE ' + where) if where else ''} ORDER BY t.id"
-        return [_track(row) for row in self.db.execute(sql, params)]
+        lists: dict[str, tuple[str, ...]] = {}
+        return [_track(row, lists) for row in self.db.execute(sql, params)]
 
     def tracks(self) -> list[Track]:
         """Every track, ok or failed, in id order."""
