@@ -262,18 +262,25 @@ def step_9_remote_songs(cat) -> None:
     cat.db.execute("CREATE INDEX IF NOT EXISTS remote_songs_by_artist ON remote_songs (artist_id)")
 
 
+def _add_column(cat, table: str, column: str) -> None:
+    """ALTER TABLE `table` ADD COLUMN `column` ("name TYPE"), unless it is there already: a step
+    may run again over tables a later version made (a catalog's version set back by hand)."""
+    if column.split()[0] not in {row[1] for row in cat.db.execute(f"PRAGMA table_info({table})")}:
+        cat.db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
 def step_10_star_songs(cat) -> None:
     """A song of each starred album, noted when it is starred: re-read tags (a new album artist)
     can regroup an album under a new id, and its star then follows that song to the album it is
     in now (server/subsonic_request.py). NULL for other stars and those made before."""
-    cat.db.execute("ALTER TABLE stars ADD COLUMN song INTEGER")
+    _add_column(cat, "stars", "song INTEGER")
 
 
 def step_11_remote_suffix(cat) -> None:
     """Companion mode: each remote song's file suffix ("flac"), as its server's entry says, for
     the song entries songspace serves (a remote track's path has none): players pick a decoder
     and name their cached files by it. NULL until the next `index subsonic://...` fills it."""
-    cat.db.execute("ALTER TABLE remote_songs ADD COLUMN suffix TEXT")
+    _add_column(cat, "remote_songs", "suffix TEXT")
 
 
 STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys,
