@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, help="decoding processes (default: the machine's)")
     ap.add_argument("--base", type=Path, help="a smaller corpus (its music folder) inside CORPUS: fold over its packages "
                     "and train each fold on the base alone and on the base plus CORPUS's other packages")
+    ap.add_argument("--grown-only", action="store_true", help="with --base: train only on the grown corpus (the base's "
+                    "runs equal a cross-validation of the base alone with the same seed and steps)")
     ap.add_argument("--corpus-cache", type=Path, help="keep the decoded corpus here and reuse it next time")
     ap.add_argument("--json", type=Path, help="write every row here")
     args = ap.parse_args(argv)
@@ -58,7 +60,8 @@ def main(argv=None) -> int:
                           segments_per_track=args.segments_per_track)
         rows = cross_validate(args.corpus, cfg, args.folds, args.seeds, args.eval, args.fold_seed, args.workers,
                               references=not args.no_references, only_folds=args.only_folds,
-                              log=lambda m: print(m, flush=True), base=args.base, corpus_cache=args.corpus_cache)
+                              log=lambda m: print(m, flush=True), base=args.base, corpus_cache=args.corpus_cache,
+                              grown_only=args.grown_only)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -76,8 +76,10 @@ def test_a_folder_without_manifest_is_refused(tmp_path):
 
 def test_a_grown_corpus_keeps_the_base_folds_and_only_trains_on_the_rest(mini_corpus, tmp_path):
     music, labels = mini_corpus
-    base = tmp_path / "base"  # the smaller corpus: pkg0..pkg2 (only its manifest is read)
+    base = tmp_path / "base"  # the smaller corpus: pkg0..pkg2, the same files
     base.mkdir()
+    for s in range(3):
+        (base / f"pkg{s}").symlink_to(music / f"pkg{s}", target_is_directory=True)
     lines = (music / "MANIFEST.tsv").read_text().splitlines()
     (base / "MANIFEST.tsv").write_text("\n".join(line for line in lines if not line.startswith("pkg3")) + "\n")
     cfg = TrainConfig(steps=2, minutes=None, batch_size=4, segments_per_track=2, cosine_decay=True)
@@ -100,5 +102,12 @@ def test_a_grown_corpus_keeps_the_base_folds_and_only_trains_on_the_rest(mini_co
                            corpus_cache=cache, log=lambda m: None)
     assert [r["fold_map"] for r in again] == [r["fold_map"] for r in rows]
     assert (cache / "corpus.npy").stat().st_mtime_ns == written
+    # The base's runs are the base's own cross-validation (same folds, seed, tracks in the same order),
+    # which is what lets --grown-only reuse an earlier run of the base.
+    alone = cross_validate(base, cfg, k=2, seeds=(0,), workers=0, references=False, log=lambda m: None)
+    assert [r["fold_map"] for r in alone] == [r["fold_map"] for r in rows if r["method"] == "recipe on base"]
+    grown = cross_validate(music, cfg, k=2, seeds=(0,), workers=0, references=False, base=base,
+                           corpus_cache=cache, grown_only=True, log=lambda m: None)
+    assert [r["fold_map"] for r in grown] == [r["fold_map"] for r in rows if r["method"] == "recipe on corpus"]
     with pytest.raises(InputError, match="lacks packages of the base"):
         cross_validate(base, cfg, k=2, workers=0, base=music, log=lambda m: None)

@@ -120,7 +120,7 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
                    eval_labels: str | Path | None = None, fold_seed: int = 0, workers: int | None = None,
                    references: bool = True, only_folds: Sequence[int] | None = None,
                    log: Callable[[str], None] = print, base: str | Path | None = None,
-                   corpus_cache: str | Path | None = None) -> list[dict]:
+                   corpus_cache: str | Path | None = None, grown_only: bool = False) -> list[dict]:
     """One row per (method, seed, fold): {"method", "seed", "fold", "packages", "tracks", scores...}.
     `cfg` is a training.TrainConfig (its seed is replaced by each of `seeds`).
 
@@ -129,6 +129,8 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
     same folds as cross-validating the base itself), the added packages are never held out, and
     each fold is trained twice on the same seed, "recipe on base" (the other folds) and "recipe
     on corpus" (the other folds and every added package); only the training side grows.
+    `grown_only` skips "recipe on base" (training is deterministic under a seed and the base's
+    tracks keep their order, so those runs equal cross-validating the base alone, done before).
     `corpus_cache`: a folder that keeps the decoded corpus for the next run (training.Corpus)."""
     import torch
 
@@ -158,6 +160,8 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
     trainings = {"recipe": lambda pkg, held: pkg not in held} if base is None else {
         "recipe on base": lambda pkg, held: pkg in base_packages and pkg not in held,
         "recipe on corpus": lambda pkg, held: pkg not in held}
+    if grown_only:
+        trainings.pop("recipe on base", None)
     eval_set = read_labels(eval_labels) if eval_labels else None
     eval_cache: dict = {}
     features = FeatureConfig(**read_config(None)["features"])
