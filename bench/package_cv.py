@@ -8,6 +8,13 @@ step, learning rate 1e-3 annealed to 0 (cosine), 16 segments per track; --steps 
 make it shorter. Prints one line per fold and a table of mean +- sd over folds and seeds
 (and the spread of the per-seed means), and writes every row to --json. Held-out tracks are
 embedded from the segments the corpus keeps of them (see songspace.crossval).
+
+Does a grown corpus help? Same folds (dealt over the smaller corpus's packages), only the
+training side grows:
+
+  OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python bench/package_cv.py /work/corpus2/music \
+      --base /work/corpus/music --eval ../shared/data/ost-dev/labels.csv --folds 4 --seeds 0 \
+      --steps 200 --corpus-cache /tmp/cv-corpus2
 """
 
 from __future__ import annotations
@@ -33,10 +40,15 @@ def main(argv=None) -> int:
     ap.add_argument("--fold-seed", type=int, default=0, help="how packages are dealt into folds")
     ap.add_argument("--no-references", action="store_true", help="skip the shipped and untrained models")
     ap.add_argument("--workers", type=int, help="decoding processes (default: the machine's)")
+    ap.add_argument("--base", type=Path, help="a smaller corpus (its music folder) inside CORPUS: fold over its packages "
+                    "and train each fold on the base alone and on the base plus CORPUS's other packages")
+    ap.add_argument("--grown-only", action="store_true", help="with --base: train only on the grown corpus (the base's "
+                    "runs equal a cross-validation of the base alone with the same seed and steps)")
+    ap.add_argument("--corpus-cache", type=Path, help="keep the decoded corpus here and reuse it next time")
     ap.add_argument("--json", type=Path, help="write every row here")
     args = ap.parse_args(argv)
 
-    from songspace.crossval import SCORES, cross_validate, summary
+    from songspace.crossval import SCORES, cross_validate, paired, summary
     from songspace.errors import InputError
     from songspace.training import TrainConfig
     from songspace.workers import one_thread
@@ -48,7 +60,8 @@ def main(argv=None) -> int:
                           segments_per_track=args.segments_per_track)
         rows = cross_validate(args.corpus, cfg, args.folds, args.seeds, args.eval, args.fold_seed, args.workers,
                               references=not args.no_references, only_folds=args.only_folds,
-                              log=lambda m: print(m, flush=True))
+                              log=lambda m: print(m, flush=True), base=args.base, corpus_cache=args.corpus_cache,
+                              grown_only=args.grown_only)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -60,6 +73,13 @@ def main(argv=None) -> int:
         cells = [f"{entry[k][0]:.3f} ± {entry[k][1]:.3f}" if k in entry else "–" for k in SCORES]
         extra = f" (seed spread of fold mAP {entry['fold_map_seed_sd']:.3f})" if "fold_map_seed_sd" in entry else ""
         print(f"| {entry['method']}{extra} | {entry['runs']} | " + " | ".join(cells) + " |")
+    if args.base:
+        print("\nrecipe on corpus − recipe on base, same seed and fold (mean ± sd over folds and seeds; per seed):")
+        for key in SCORES:
+            d = paired(rows, "recipe on corpus", "recipe on base", key)
+            if d:
+                seeds = ", ".join(f"seed {s} {m:+.3f}" for s, m in d["per_seed"].items())
+                print(f"  {key}: {d['mean']:+.3f} ± {d['sd']:.3f} over {d['n']} ({seeds})")
     return 0
 
 

@@ -6,7 +6,7 @@ import csv
 import numpy as np
 import pytest
 
-from songspace.crossval import cross_validate, package_folds, summary
+from songspace.crossval import cross_validate, package_folds, paired, summary
 from songspace.errors import InputError
 from songspace.synth import STYLES, synth_track, write_audio
 from songspace.training import TrainConfig
@@ -72,3 +72,42 @@ def test_cross_validation_trains_each_fold_and_summarises(mini_corpus):
 def test_a_folder_without_manifest_is_refused(tmp_path):
     with pytest.raises(InputError, match="no MANIFEST.tsv"):
         cross_validate(tmp_path, TrainConfig(steps=1, minutes=None), k=2, log=lambda m: None)
+
+
+def test_a_grown_corpus_keeps_the_base_folds_and_only_trains_on_the_rest(mini_corpus, tmp_path):
+    music, labels = mini_corpus
+    base = tmp_path / "base"  # the smaller corpus: pkg0..pkg2, the same files
+    base.mkdir()
+    for s in range(3):
+        (base / f"pkg{s}").symlink_to(music / f"pkg{s}", target_is_directory=True)
+    lines = (music / "MANIFEST.tsv").read_text().splitlines()
+    (base / "MANIFEST.tsv").write_text("\n".join(line for line in lines if not line.startswith("pkg3")) + "\n")
+    cfg = TrainConfig(steps=2, minutes=None, batch_size=4, segments_per_track=2, cosine_decay=True)
+    cache = tmp_path / "cache"
+    rows = cross_validate(music, cfg, k=2, seeds=(0,), workers=0, references=False, base=base,
+                          corpus_cache=cache, log=lambda m: None)
+    assert sorted({r["method"] for r in rows}) == ["recipe on base", "recipe on corpus"]
+    for f in (0, 1):
+        small, grown = (next(r for r in rows if r["method"] == m and r["fold"] == f)
+                        for m in ("recipe on base", "recipe on corpus"))
+        assert small["tracks"] == grown["tracks"]  # the same held-out fold
+        assert grown["trained_tracks"] == small["trained_tracks"] + 3  # pkg3 only ever trains
+    assert sum(r["tracks"] for r in rows if r["method"] == "recipe on base") == 9  # pkg3 is never held out
+    d = paired(rows, "recipe on corpus", "recipe on base")
+    assert d["n"] == 2 and d["mean"] == pytest.approx(np.mean(d["diffs"]))
+    # The decoded corpus was kept: a second run opens it instead of decoding, with the same result.
+    assert (cache / "corpus.json").is_file()
+    written = (cache / "corpus.npy").stat().st_mtime_ns
+    again = cross_validate(music, cfg, k=2, seeds=(0,), workers=0, references=False, base=base,
+                           corpus_cache=cache, log=lambda m: None)
+    assert [r["fold_map"] for r in again] == [r["fold_map"] for r in rows]
+    assert (cache / "corpus.npy").stat().st_mtime_ns == written
+    # The base's runs are the base's own cross-validation (same folds, seed, tracks in the same order),
+    # which is what lets --grown-only reuse an earlier run of the base.
+    alone = cross_validate(base, cfg, k=2, seeds=(0,), workers=0, references=False, log=lambda m: None)
+    assert [r["fold_map"] for r in alone] == [r["fold_map"] for r in rows if r["method"] == "recipe on base"]
+    grown = cross_validate(music, cfg, k=2, seeds=(0,), workers=0, references=False, base=base,
+                           corpus_cache=cache, grown_only=True, log=lambda m: None)
+    assert [r["fold_map"] for r in grown] == [r["fold_map"] for r in rows if r["method"] == "recipe on corpus"]
+    with pytest.raises(InputError, match="lacks packages of the base"):
+        cross_validate(base, cfg, k=2, workers=0, base=music, log=lambda m: None)

@@ -236,3 +236,21 @@ def test_a_new_encoder_takes_the_channels_asked_for(styled_tracks, tmp_path):
     model, _ = train(paths[:4], tmp_path / "w.safetensors", TrainConfig(steps=1, minutes=None, batch_size=4, channels=(16, 32)),
                      workers=0)
     assert load_model(model.path).encoder.cfg.channels == (16, 32)
+
+
+def test_a_kept_corpus_is_reused_only_for_the_same_tracks_and_segments(tmp_path):
+    paths = [write_audio(tmp_path / f"t{i}.wav", synth_track(STYLES[i], 4.0, SR, seed=i), SR) for i in range(3)]
+    cache = tmp_path / "cache"
+    cfg = TrainConfig(steps=1, minutes=None, batch_size=2, segments_per_track=2)
+    _, first = train(paths, tmp_path / "a.safetensors", cfg, workers=0, corpus_cache=cache)
+    written = (cache / "corpus.npy").stat().st_mtime_ns
+    _, again = train(paths, tmp_path / "b.safetensors", cfg, workers=0, corpus_cache=cache)
+    assert (cache / "corpus.npy").stat().st_mtime_ns == written  # opened, not decoded again
+    same_weights = [load_model(tmp_path / f"{n}.safetensors").model_id.split("-")[-1] for n in "ab"]
+    assert same_weights[0] == same_weights[1]  # the id's hash is of the weights: the same training
+    # Other segments per track, or other tracks: decoded again, never the stale excerpts.
+    _, other = train(paths, tmp_path / "c.safetensors", TrainConfig(steps=1, minutes=None, batch_size=2,
+                     segments_per_track=3), workers=0, corpus_cache=cache)
+    assert json.loads((cache / "corpus.json").read_text())["shape"][1] == 3
+    _, fewer = train(paths[:2], tmp_path / "d.safetensors", cfg, workers=0, corpus_cache=cache)
+    assert len(fewer) == 2 and len(json.loads((cache / "corpus.json").read_text())["paths"]) == 2

@@ -119,9 +119,19 @@ def score_sets(model, fold_segments: np.ndarray, fold_packages: Sequence[str], e
 def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int] = (0,),
                    eval_labels: str | Path | None = None, fold_seed: int = 0, workers: int | None = None,
                    references: bool = True, only_folds: Sequence[int] | None = None,
-                   log: Callable[[str], None] = print) -> list[dict]:
+                   log: Callable[[str], None] = print, base: str | Path | None = None,
+                   corpus_cache: str | Path | None = None, grown_only: bool = False) -> list[dict]:
     """One row per (method, seed, fold): {"method", "seed", "fold", "packages", "tracks", scores...}.
-    `cfg` is a training.TrainConfig (its seed is replaced by each of `seeds`)."""
+    `cfg` is a training.TrainConfig (its seed is replaced by each of `seeds`).
+
+    `base`: a smaller corpus (a folder with MANIFEST.tsv) whose packages `corpus_dir` also holds,
+    to ask whether the packages it adds help: folds are dealt over the base's packages only (the
+    same folds as cross-validating the base itself), the added packages are never held out, and
+    each fold is trained twice on the same seed, "recipe on base" (the other folds) and "recipe
+    on corpus" (the other folds and every added package); only the training side grows.
+    `grown_only` skips "recipe on base" (training is deterministic under a seed and the base's
+    tracks keep their order, so those runs equal cross-validating the base alone, done before).
+    `corpus_cache`: a folder that keeps the decoded corpus for the next run (training.Corpus)."""
     import torch
 
     from .evaluate import read_labels
@@ -137,7 +147,21 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
         raise InputError(f"{corpus_dir}: no MANIFEST.tsv with `file` and `package` columns "
                          "(scripts/fetch-training-corpus.sh writes one)")
     paths = sorted(package_of)
-    folds = package_folds([package_of[p] for p in paths], k, fold_seed)
+    if base is not None:
+        base_packages = set(read_releases([base]).values())
+        if not base_packages:
+            raise InputError(f"{base}: no MANIFEST.tsv with `file` and `package` columns")
+        missing = base_packages - set(package_of.values())
+        if missing:
+            raise InputError(f"{corpus_dir} lacks packages of the base {base}: {', '.join(sorted(missing))}")
+    else:
+        base_packages = set(package_of.values())
+    folds = package_folds([package_of[p] for p in paths if package_of[p] in base_packages], k, fold_seed)
+    trainings = {"recipe": lambda pkg, held: pkg not in held} if base is None else {
+        "recipe on base": lambda pkg, held: pkg in base_packages and pkg not in held,
+        "recipe on corpus": lambda pkg, held: pkg not in held}
+    if grown_only:
+        trainings.pop("recipe on base", None)
     eval_set = read_labels(eval_labels) if eval_labels else None
     eval_cache: dict = {}
     features = FeatureConfig(**read_config(None)["features"])
@@ -145,9 +169,12 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
     chosen = range(k) if only_folds is None else only_folds
     with tempfile.TemporaryDirectory(prefix="songspace-cv-") as tmp:
         t = time.monotonic()
-        corpus = Corpus(paths, features, cfg, Path(tmp), workers)
-        log(f"corpus: {len(corpus)} tracks decoded in {time.monotonic() - t:.0f} s, "
-            f"{len(set(package_of.values()))} packages in {k} folds")
+        if corpus_cache is not None:
+            Path(corpus_cache).mkdir(parents=True, exist_ok=True)
+        corpus = Corpus(paths, features, cfg, Path(corpus_cache or tmp), workers, keep=corpus_cache is not None)
+        log(f"corpus: {len(corpus)} tracks ready in {time.monotonic() - t:.0f} s, "
+            f"{len(base_packages)} packages in {k} folds"
+            + (f", {len(set(package_of.values()) - base_packages)} more only ever trained on" if base else ""))
         all_rows = corpus.rows
 
         def fold_rows(f):
@@ -171,18 +198,19 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
         for seed in seeds:
             for f in chosen:
                 held = set(folds[f])
-                train_view = copy.copy(corpus)
-                train_view.rows = np.array([r for r in all_rows if package_of[corpus.all_paths[r]] not in held])
-                t = time.monotonic()
-                objective, stats = train_on_corpus(train_view, features, replace(cfg, seed=seed),
-                                                   device=torch.device("cpu"))
-                model = Model(objective.encoder.eval(), features, f"cv-fold{f}-seed{seed}")
-                n, s = scores(model, f)
-                rows.append({"method": "recipe", "seed": seed, "fold": f, "packages": len(folds[f]),
-                             "tracks": n, "steps": stats["steps"],
-                             "final_loss": stats["final_loss"], **s})
-                log(f"recipe seed {seed} fold {f}: {_brief(s)}, {stats['steps']} steps, loss "
-                    f"{stats['final_loss']:.3f} ({time.monotonic() - t:.0f} s)")
+                for method, trains in trainings.items():
+                    train_view = copy.copy(corpus)
+                    train_view.rows = np.array([r for r in all_rows if trains(package_of[corpus.all_paths[r]], held)])
+                    t = time.monotonic()
+                    objective, stats = train_on_corpus(train_view, features, replace(cfg, seed=seed),
+                                                       device=torch.device("cpu"))
+                    model = Model(objective.encoder.eval(), features, f"cv-fold{f}-seed{seed}")
+                    n, s = scores(model, f)
+                    rows.append({"method": method, "seed": seed, "fold": f, "packages": len(folds[f]),
+                                 "tracks": n, "trained_tracks": len(train_view), "steps": stats["steps"],
+                                 "final_loss": stats["final_loss"], **s})
+                    log(f"{method} seed {seed} fold {f}: {_brief(s)}, {stats['steps']} steps on "
+                        f"{len(train_view)} tracks, loss {stats['final_loss']:.3f} ({time.monotonic() - t:.0f} s)")
         del corpus.data
     return rows
 
@@ -192,6 +220,22 @@ def _brief(s: dict) -> str:
 
 
 SCORES = ("fold_p@1", "fold_p@5", "fold_map", "album_p@1", "album_map", "artist_p@5", "artist_map")
+
+
+def paired(rows: list[dict], a: str, b: str, key: str = "fold_map") -> dict:
+    """Method a minus method b on the same (seed, fold): the differences, their mean and sd, and
+    per seed the mean difference over folds. Folds differ in difficulty far more than recipes do,
+    so a per-fold difference sees what the columns' spreads hide."""
+    of = {(r["seed"], r["fold"]): r[key] for r in rows if r["method"] == b and key in r}
+    pairs = [(r["seed"], r[key] - of[(r["seed"], r["fold"])]) for r in rows
+             if r["method"] == a and key in r and (r["seed"], r["fold"]) in of]
+    if not pairs:
+        return {}
+    d = np.array([x for _, x in pairs])
+    seeds = sorted({s for s, _ in pairs})
+    return {"a": a, "b": b, "key": key, "n": len(d), "mean": float(d.mean()),
+            "sd": float(d.std(ddof=1)) if len(d) > 1 else 0.0, "diffs": d.tolist(),
+            "per_seed": {s: float(np.mean([x for t, x in pairs if t == s])) for s in seeds}}
 
 
 def summary(rows: list[dict]) -> list[dict]:

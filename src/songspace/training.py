@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import math
 import tempfile
 import time
@@ -134,10 +135,19 @@ class Corpus:
     seed gives the same training run every time. Rows of undecodable files stay unused."""
 
     def __init__(self, paths: Sequence[str | Path], features: FeatureConfig, cfg: TrainConfig, workdir: Path,
-                 workers: int | None = None, progress: Callable[[int, int], None] | None = None):
+                 workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+                 keep: bool = False):
+        """`keep`: workdir is a cache that outlives the run: a corpus decoded there before with the
+        same paths, features and segments is opened read-only instead of decoded again (decoding
+        2,000 minutes of music takes longer than a short training run on a small machine)."""
         paths = sorted(str(p) for p in paths)
         self.all_paths = paths
         shape = (len(paths), cfg.segments_per_track, features.n_mels, cfg.segment_frames)
+        key = json.loads(json.dumps({"paths": paths, "shape": shape, "features": asdict(features)}))
+        # Groups are per run (set_groups), not part of what is cached.
+        self.groups = np.arange(len(paths), dtype=np.int64)
+        if keep and self._open_kept(workdir, key):
+            return
         self.data = np.lib.format.open_memmap(workdir / "corpus.npy", mode="w+", dtype=np.float16, shape=shape)
         self.failures: list[tuple[str, str]] = []
         rows = []
@@ -152,8 +162,23 @@ class Corpus:
                 progress(done, len(tasks))
         self.rows = np.array(sorted(rows), dtype=np.int64)
         self.paths = [paths[i] for i in self.rows]
-        # Release of each row (every row its own release unless `set_groups` says otherwise).
-        self.groups = np.arange(len(paths), dtype=np.int64)
+        if keep:  # written last: a decode cut short is never mistaken for a whole one
+            self.data.flush()
+            done = {**key, "rows": self.rows.tolist(), "failures": self.failures}
+            (workdir / "corpus.json").write_text(json.dumps(done))
+
+    def _open_kept(self, workdir: Path, key: dict) -> bool:
+        try:
+            kept = json.loads((workdir / "corpus.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if any(kept.get(k) != v for k, v in key.items()):
+            return False
+        self.data = np.load(workdir / "corpus.npy", mmap_mode="r")
+        self.rows = np.array(kept["rows"], dtype=np.int64)
+        self.paths = [self.all_paths[i] for i in self.rows]
+        self.failures = [tuple(f) for f in kept["failures"]]
+        return True
 
     def set_groups(self, group_of: dict[str, str]) -> None:
         """Name the release of each path (absolute path → release name); others stay alone."""
@@ -308,11 +333,12 @@ def train(paths: Sequence[str | Path], out: str | Path, cfg: TrainConfig = Train
           init: Model | str | Path | None = None, features: FeatureConfig | None = None,
           workers: int | None = None, device: torch.device | None = None,
           report: Callable[[str, float, float, str], None] | None = None,
-          releases: dict[str, str] | None = None) -> tuple[Model, Corpus]:
+          releases: dict[str, str] | None = None, corpus_cache: Path | None = None) -> tuple[Model, Corpus]:
     """Train on `paths`, save to `out` (.safetensors + .json). `init` continues from a model
     (e.g. the shipped default, to adapt it to a library); None starts from random weights with
     the shipped model's features. `releases` (path → release, see `read_releases`) is needed
-    when cfg.release_weight > 0.
+    when cfg.release_weight > 0. `corpus_cache`: a folder where the decoded corpus is kept for the
+    next run with the same tracks and features (see `Corpus`).
     report(stage, done, total, detail) follows both stages: Phase.FIT_CORPUS counts tracks read,
     Phase.FIT the fraction of the training budget spent."""
     report = report or (lambda *a: None)
@@ -325,7 +351,10 @@ def train(paths: Sequence[str | Path], out: str | Path, cfg: TrainConfig = Train
                          "columns in the training folder (scripts/fetch-training-corpus.sh writes one)")
     features = init.features if init else (features or FeatureConfig(**read_config(None)["features"]))
     with unwind_on_sigterm(), tempfile.TemporaryDirectory(prefix="songspace-train-") as tmp:
-        corpus = Corpus(paths, features, cfg, Path(tmp), workers, lambda d, n: report(Phase.FIT_CORPUS, d, n, ""))
+        if corpus_cache is not None:
+            Path(corpus_cache).mkdir(parents=True, exist_ok=True)
+        corpus = Corpus(paths, features, cfg, Path(corpus_cache or tmp), workers,
+                        lambda d, n: report(Phase.FIT_CORPUS, d, n, ""), keep=corpus_cache is not None)
         corpus.set_groups(releases or {})
         objective, stats = train_on_corpus(corpus, features, cfg, init, device,
                                          lambda f, step, loss: report(Phase.FIT, f, 1.0, f"step {step} loss {loss:.3f}"))

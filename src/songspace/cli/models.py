@@ -30,6 +30,7 @@ def train(
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Musical augmentations of each excerpt: EQ tilt, codec-like low-pass, a little of another track.")] = False,
     channels: Annotated[str, typer.Option(help="Channels of the encoder's convolution blocks, comma-separated (a new model only; --init keeps its own).")] = "16,32,64,128",
     workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes for decoding (0: in this process).")] = None,
+    corpus_cache: Annotated[Optional[Path], typer.Option(help="Keep the decoded excerpts in this folder and reuse them when the same tracks are trained on again (bench/package_cv.py --corpus-cache writes the same).")] = None,
 ):
     """Train the encoder self-supervised on folders of music and save it."""
     from ..method import resolve as resolve_method
@@ -54,7 +55,8 @@ def train(
                           release_weight=release_weight, augment=augment, channels=chans)
         files, _ = scan(folders)
         model, corpus = run_training(files, out_path, cfg, init=init_model, workers=workers,
-                                     report=ProgressReport(progress), releases=read_releases(folders))
+                                     report=ProgressReport(progress), releases=read_releases(folders),
+                                     corpus_cache=corpus_cache)
     for path, reason in corpus.failures:
         console.print(f"[yellow]skipped:[/] {path}: {reason}")
     t = model.info["training"]
