@@ -79,7 +79,7 @@ def test_a_write_of_several_rows_is_applied_whole_or_not_at_all(tmp_path, method
                    model_id="m", vector=np.ones(4, np.float32))
     cat.add_user("ann", "pw")
     if args.endswith("False)"):
-        cat.db.executemany("INSERT INTO stars VALUES ('ann', ?, 0)", [("1",), ("2",)])
+        cat.db.executemany("INSERT INTO stars (user, item, starred) VALUES ('ann', ?, 0)", [("1",), ("2",)])
     cat.close()
     before = sorted(kit.held(tmp_path, segments=False).__dict__[table])
 
