@@ -16,10 +16,11 @@ import json
 import shutil
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from helpers import serving
+from helpers import free_port, serving
 from tagged_library import GREAT, png_bytes, write_tags
 
 from songspace import Library
@@ -515,29 +516,11 @@ def test_a_track_removed_while_it_plays_and_a_server_restarted(browser, music, t
     Update library): the page says the track left, shows the album without it, and "next" plays
     the track after it. The server stops under the open page: it says the server does not answer;
     started again on the same port, the page reads the library again and carries on."""
-    import threading
-    import time
-
-    import uvicorn
-    from helpers import free_port
-
-    from songspace.server.app import create_app
-
     root = small_library(tmp_path, music, [f"{GREAT}/01 Opening.flac", f"{GREAT}/b-second.mp3", f"{GREAT}/a-third.ogg"])
     port = free_port()
 
-    def start():
-        srv = uvicorn.Server(uvicorn.Config(create_app(root, index_workers=0), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not srv.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        return srv, thread
-
-    srv, thread = start()
-    try:
+    with ExitStack() as running:  # closed and entered again: the server stops under the page, then comes back
+        running.enter_context(serving(root, port, index_workers=0))
         context, page = open_page(browser, f"http://127.0.0.1:{port}", "desktop")
         page.click("#tab-albums")
         page.locator("#album-grid .album-play").first.click()
@@ -556,12 +539,11 @@ def test_a_track_removed_while_it_plays_and_a_server_restarted(browser, music, t
         wait_playing(page, ids[1])
         shot(page, "desktop-album-track-removed")
 
-        srv.should_exit = True
-        thread.join(15)
+        running.close()
         page.click("#album-back")
         page.click("#tab-artists")  # (first seen now: read from the server)
         page.wait_for_function("document.querySelector('#toast').textContent.includes('does not answer')")
-        srv, thread = start()
+        running.enter_context(serving(root, port, index_workers=0))
         page.click("#tab-albums")
         page.click("#tab-artists")
         page.wait_for_function("document.querySelector('#toast').textContent.includes('server is back')")
@@ -570,6 +552,3 @@ def test_a_track_removed_while_it_plays_and_a_server_restarted(browser, music, t
         page.wait_for_function("document.querySelectorAll('#album-grid li.album-card').length === 1")
         assert not page.errors, page.errors
         context.close()
-    finally:
-        srv.should_exit = True
-        thread.join(15)

@@ -10,10 +10,10 @@ Screenshots go to test-screenshots/ at the repository root (git-ignored); the te
 from __future__ import annotations
 
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-
 from helpers import free_port, serving
 from test_page import CHROMIUM, SCREENSHOTS, browser, server, sync_api  # noqa: F401 (fixtures)
 
@@ -458,28 +458,11 @@ def test_tiny_libraries(browser, tiny_libraries, n):
 def test_a_removed_file_and_a_restarted_server(browser, demo_music, tmp_path):
     """The file of a track is deleted under the page: playing it says so and goes on. The server
     stops: the page says it does not answer; started again (same port), the page carries on."""
-    import threading
-    import time
-
-    import uvicorn
-
-    from songspace.server.app import create_app
-
     root = build_library(tmp_path, sorted(demo_music.rglob("*.ogg"))[:2])
     port = free_port()
 
-    def start():
-        srv = uvicorn.Server(uvicorn.Config(create_app(root, index_workers=0), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not srv.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        return srv, thread
-
-    srv, thread = start()
-    try:
+    with ExitStack() as running:  # closed and entered again: the server stops under the page, then comes back
+        running.enter_context(serving(root, port, index_workers=0))
         context, page = open_page(browser, f"http://127.0.0.1:{port}", "desktop")
         page.wait_for_selector("#search-results li.track")
         tracks = page.evaluate("songspace.state.lists.search.map(t => [t.id, t.path])")
@@ -490,16 +473,12 @@ def test_a_removed_file_and_a_restarted_server(browser, demo_music, tmp_path):
         assert "missing" in page.locator("#toast").inner_text()
         page.wait_for_function(f"songspace.state.playing === {tracks[1][0]}")  # and on to the next
 
-        srv.should_exit = True
-        thread.join(15)
+        running.close()
         page.fill("#search", "x")
         page.wait_for_function("document.querySelector('#toast').textContent.includes('does not answer')")
-        srv, thread = start()
+        running.enter_context(serving(root, port, index_workers=0))
         page.fill("#search", "")
         page.wait_for_function("document.querySelector('#toast').textContent.includes('server is back')")
         page.wait_for_function("document.querySelectorAll('#search-results li.track').length === 2")
         assert not page.errors, page.errors
         context.close()
-    finally:
-        srv.should_exit = True
-        thread.join(15)
