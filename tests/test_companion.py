@@ -109,6 +109,7 @@ def radio_ids(songspace, *args) -> list:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a real supysonic process
 def test_index_from_supysonic_equals_a_local_index_reruns_download_nothing_and_playlists_go_there(
         supysonic, small_music, local_index, songspace, library_dir, remote_password):
     port, state = supysonic
@@ -148,6 +149,7 @@ def test_index_from_supysonic_equals_a_local_index_reruns_download_nothing_and_p
     assert playlist_songs(port, "songspace radio") == expected
 
 
+@pytest.mark.slow  # a real supysonic process
 def test_wrong_password_and_no_server_are_one_line_and_nothing_is_written(supysonic, songspace, library_dir,
                                                                            monkeypatch):
     port, _ = supysonic

@@ -26,6 +26,8 @@ from songspace.synth import make_demo_library
 
 USER, PASSWORD, TOKEN = "bob", "pass word & more", "plugin-token"
 
+pytestmark = pytest.mark.slow  # a real supysonic process, indexed in companion mode
+
 
 @pytest.fixture(scope="module")
 def supysonic(tmp_path_factory):
