@@ -44,8 +44,11 @@ def main(argv=None) -> int:
                     "and train each fold on the base alone and on the base plus CORPUS's other packages")
     ap.add_argument("--grown-only", action="store_true", help="with --base: train only on the grown corpus (the base's "
                     "runs equal a cross-validation of the base alone with the same seed and steps)")
+    ap.add_argument("--base-only", action="store_true", help="with --base: train only on the base (run the two sides "
+                    "in two processes)")
     ap.add_argument("--corpus-cache", type=Path, help="keep the decoded corpus here and reuse it next time")
     ap.add_argument("--json", type=Path, help="write every row here")
+    ap.add_argument("--save-models", type=Path, help="write each fold's trained model into this folder")
     args = ap.parse_args(argv)
 
     from songspace.crossval import SCORES, cross_validate, paired, summary
@@ -61,7 +64,7 @@ def main(argv=None) -> int:
         rows = cross_validate(args.corpus, cfg, args.folds, args.seeds, args.eval, args.fold_seed, args.workers,
                               references=not args.no_references, only_folds=args.only_folds,
                               log=lambda m: print(m, flush=True), base=args.base, corpus_cache=args.corpus_cache,
-                              grown_only=args.grown_only)
+                              grown_only=args.grown_only, base_only=args.base_only, save_models=args.save_models)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

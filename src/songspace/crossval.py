@@ -120,7 +120,8 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
                    eval_labels: str | Path | None = None, fold_seed: int = 0, workers: int | None = None,
                    references: bool = True, only_folds: Sequence[int] | None = None,
                    log: Callable[[str], None] = print, base: str | Path | None = None,
-                   corpus_cache: str | Path | None = None, grown_only: bool = False) -> list[dict]:
+                   corpus_cache: str | Path | None = None, grown_only: bool = False,
+                   save_models: str | Path | None = None, base_only: bool = False) -> list[dict]:
     """One row per (method, seed, fold): {"method", "seed", "fold", "packages", "tracks", scores...}.
     `cfg` is a training.TrainConfig (its seed is replaced by each of `seeds`).
 
@@ -130,13 +131,16 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
     each fold is trained twice on the same seed, "recipe on base" (the other folds) and "recipe
     on corpus" (the other folds and every added package); only the training side grows.
     `grown_only` skips "recipe on base" (training is deterministic under a seed and the base's
-    tracks keep their order, so those runs equal cross-validating the base alone, done before).
-    `corpus_cache`: a folder that keeps the decoded corpus for the next run (training.Corpus)."""
+    tracks keep their order, so those runs equal cross-validating the base alone, done before);
+    `base_only` the reverse (the two sides can then run in two processes).
+    `corpus_cache`: a folder that keeps the decoded corpus for the next run (training.Corpus).
+    `save_models`: a folder where each trained fold model is written (METHOD-seedS-foldF), to
+    score it again later (e.g. another way of searching) without training it again."""
     import torch
 
     from .evaluate import read_labels
     from .features import FeatureConfig
-    from .models.checkpoint import Model, load_model
+    from .models.checkpoint import Model, load_model, save_model
     from .models.encoder import Encoder, EncoderConfig
     from .models.files import read_config
     from .training import Corpus, read_releases, train_on_corpus
@@ -162,6 +166,8 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
         "recipe on corpus": lambda pkg, held: pkg not in held}
     if grown_only:
         trainings.pop("recipe on base", None)
+    if base_only:
+        trainings.pop("recipe on corpus", None)
     eval_set = read_labels(eval_labels) if eval_labels else None
     eval_cache: dict = {}
     features = FeatureConfig(**read_config(None)["features"])
@@ -205,6 +211,10 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
                     objective, stats = train_on_corpus(train_view, features, replace(cfg, seed=seed),
                                                        device=torch.device("cpu"))
                     model = Model(objective.encoder.eval(), features, f"cv-fold{f}-seed{seed}")
+                    if save_models is not None:
+                        save_model(Path(save_models) / f"{method.replace(' ', '-')}-seed{seed}-fold{f}",
+                                   objective.encoder, features, {"method": method, "seed": seed, "fold": f,
+                                                                 "steps": stats["steps"]})
                     n, s = scores(model, f)
                     rows.append({"method": method, "seed": seed, "fold": f, "packages": len(folds[f]),
                                  "tracks": n, "trained_tracks": len(train_view), "steps": stats["steps"],
