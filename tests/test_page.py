@@ -232,6 +232,18 @@ def test_map_draws_its_dots_and_a_click_plays(page):
         return n; }""", list(BACKGROUND))
     assert coloured > 12 * 10, coloured  # twelve dots of several pixels each
     assert page.locator("#map-legend li").count() >= 4  # 4 albums in the demo library
+    # Colour by the tags the shipped model's head predicted at indexing (issue 21): the legend
+    # names genres and moods of its vocabulary, and every dot has one.
+    from songspace.models.tags_head import load_head
+
+    head = load_head()
+    for group in ("genre", "mood"):
+        page.select_option("#map-color", f"predicted:auto-{group}")
+        legend = page.locator("#map-legend li").all_inner_texts()
+        names = {head.names[i] for i in head.group(group)}
+        entries = [text.rsplit(maxsplit=1) for text in legend]  # "name", "tracks"
+        assert legend and all(name in names for name, _ in entries), (group, legend)
+        assert sum(int(n) for _, n in entries) == 12, legend
     page.select_option("#map-color", "genre")
     shot(page, "map")
 

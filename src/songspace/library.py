@@ -182,7 +182,8 @@ class Library:
             def fit_stage(files: list[str]) -> FitResult:
                 return self._fit(files, minutes=fit_minutes, workers=workers, report=report or silent)
         with self.writer():
-            return run(self.catalog, folders, executor, allow_empty=allow_empty, report=report, fit=fit_stage)
+            return self._tagged(run(self.catalog, folders, executor, allow_empty=allow_empty, report=report,
+                                    fit=fit_stage))
 
     def index_remote(self, client: "SubsonicClient", *, allow_empty: bool = False,
                      report: Report | None = None) -> IndexReport:
@@ -194,7 +195,16 @@ class Library:
 
         client.sign_in()
         with self.writer():
-            return run_remote(self.catalog, client, allow_empty=allow_empty, report=report)
+            return self._tagged(run_remote(self.catalog, client, allow_empty=allow_empty, report=report))
+
+    def _tagged(self, result: IndexReport) -> IndexReport:
+        """Tags out of the box after an index run (inside its writer lock): the current model's
+        tags head predicts genre and mood for the tracks that changed (autotags.py)."""
+        from . import autotags
+
+        if not result.interrupted:
+            result.tags_note = autotags.refresh(self.catalog).note
+        return result
 
     def update(self, folders: Iterable[str | Path] | None = None, *, workers: int | None = None,
                report: Report | None = None) -> IndexReport:
@@ -227,6 +237,7 @@ class Library:
             for name in ("failed", "set_aside", "kept_empty", "unreadable"):
                 getattr(result, name).extend(getattr(part, name))
             result.interrupted = part.interrupted
+            result.tags_note = part.tags_note or result.tags_note
         return result
 
     # -- fitting ----------------------------------------------------------------------------------

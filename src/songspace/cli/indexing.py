@@ -65,8 +65,6 @@ def index(
             console.print("[yellow]interrupted[/]; run the same command again to resume")
             raise typer.Exit(130)
         model_id = lib.model_id
-        # Tags out of the box: one matrix product over the stored vectors (autotags.py)
-        tags_note = autotags.refresh(lib.catalog).note if not report.interrupted else None
         map_note = refresh_map(lib) if not report.interrupted else None
     summary = (f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
                f"removed {report.removed}, failed {len(report.failed)}")
@@ -89,8 +87,8 @@ def index(
         console.print(f"[yellow]interrupted[/] ({summary}); run the same command again to resume")
         raise typer.Exit(130)
     console.print(summary)
-    if tags_note:
-        console.print(escape(tags_note))
+    if report.tags_note:  # tags out of the box (autotags.py), predicted by the run
+        console.print(escape(report.tags_note))
     if map_note:
         console.print(escape(map_note))
     if report.failed or report.unreadable:

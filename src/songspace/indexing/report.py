@@ -48,6 +48,7 @@ class IndexReport:
     unreadable: list[tuple[str, str, int]] = field(default_factory=list)
     fit: FitResult | None = None
     interrupted: bool = False
+    tags_note: str | None = None  # what the tags head did after the run (autotags.refresh), one line
 
     @property
     def fitted_model(self) -> str | None:

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import autotags
 from .. import map as library_map
 from ..catalog import Catalog
 from ..errors import SongspaceError
@@ -68,10 +67,9 @@ class IndexJob:
         try:
             with Library(self.root) as lib:
                 r = lib.update(folders, workers=self.workers, report=self._report)  # companion mode's servers too
-                tags = None if r.interrupted else autotags.refresh(lib.catalog).note  # as the CLI's index does
             report = {"added": r.added, "updated": r.updated, "unchanged": r.unchanged, "removed": r.removed,
                       "failed": len(r.failed), "set_aside": len(r.set_aside), "interrupted": r.interrupted,
-                      "tags": tags, "notes": [f"{where}: {why}; its {n} tracks stay" for where, why, n in r.unreadable]}
+                      "tags": r.tags_note, "notes": [f"{where}: {why}; its {n} tracks stay" for where, why, n in r.unreadable]}
         except SongspaceError as e:
             error = str(e)
         except Exception as e:  # a bug: keep the server up, and say what happened
