@@ -27,13 +27,15 @@ from songspace.remote import RemoteServer, SubsonicClient
 from songspace.synth import make_demo_library
 
 USER, PASSWORD = "bob", "pass word & more"
+LYRICS = "[00:01.00]first line\n[00:02.50]second line"  # an .lrc beside one of the files
 
 
 @pytest.fixture(scope="module")
 def small_music(tmp_path_factory) -> Path:
     """Four short tracks, four styles, mixed codecs."""
     folder = tmp_path_factory.mktemp("companion-music")
-    make_demo_library(folder, n_per_style=1, seconds=6.0)
+    flac = next(p for p in make_demo_library(folder, n_per_style=1, seconds=6.0) if p.suffix == ".flac")
+    flac.with_suffix(".lrc").write_text(LYRICS)  # beside the file: only a server reading its folder has it
     return folder
 
 
@@ -200,6 +202,17 @@ def test_index_from_songspace_serve_and_path_to_its_playlist(songspace_server, l
     with Library.open(library_dir, readonly=True) as lib:
         expected = [lib.catalog.track(r["id"]).remote_id for r in json.loads(trip.stdout)]
     assert playlist_songs(port, "a to b") == expected
+
+    # served in turn: a song's lyrics are those its server gives (songspace has getLyricsBySongId),
+    # here from an .lrc file the download of the audio alone does not bring
+    with Library.open(local_index, readonly=True) as served, Library.open(library_dir) as lib:
+        sung = next(t for t in served.catalog.ok_tracks() if t.lyrics_file)
+        t = next(t for t in lib.catalog.ok_tracks() if t.remote_id == str(sung.id))
+        lib.catalog.add_user(USER, PASSWORD)
+    with serving(library_dir) as url:
+        lyrics = rest(int(url.rsplit(":", 1)[1]), "getLyricsBySongId", id=t.id)["lyricsList"]["structuredLyrics"]
+    assert [(x["synced"], x["line"]) for x in lyrics] == \
+        [(True, [{"start": 1000, "value": "first line"}, {"start": 2500, "value": "second line"}])]
 
 
 def test_to_playlist_of_a_local_library_is_served_to_its_apps(indexed_library, songspace):

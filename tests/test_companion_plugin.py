@@ -4,7 +4,7 @@ makes them (audiomuse_plugin.py) answer in the other server's ids (songs and art
 order of `songspace similar` / `songspace path`; the page's player and Subsonic's stream and
 download play the songs from that server (with its password in the environment; else they say
 so); what needs the audio files (fit, --m3u8) says where the songs are instead of failing;
-the page's "Update library" and `status` cover the server."""
+the page's "Update library" and `status` cover the server; covers and lyrics are the server's."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ from typer.testing import CliRunner
 
 import audiomuse_plugin as plugin
 from helpers import free_port, serving
+from tagged_library import png_bytes, write_tags
 
 from songspace import Library
 from songspace.remote import RemoteServer, SubsonicClient
 from songspace.synth import make_demo_library
 
 USER, PASSWORD, TOKEN = "bob", "pass word & more", "plugin-token"
+PICTURE = png_bytes(64, 64, (30, 160, 90))  # embedded in one song on the server
+LYRICS = "[00:01.00]first line\n[00:02.50]second line"
 
 pytestmark = pytest.mark.slow  # a real supysonic process, indexed in companion mode
 
@@ -36,7 +39,9 @@ def supysonic(tmp_path_factory):
     from supysonic_server import running_supysonic
 
     music = tmp_path_factory.mktemp("plugin-music")
-    make_demo_library(music, n_per_style=1, seconds=6.0)
+    flac = next(p for p in make_demo_library(music, n_per_style=1, seconds=6.0) if p.suffix == ".flac")
+    write_tags(flac, {"picture": PICTURE})  # the picture: read from the file, which is not kept here
+    flac.with_suffix(".txt").write_text(LYRICS)  # supysonic's lyrics beside a file: the audio alone does not bring it
     port = free_port()
     with running_supysonic(tmp_path_factory.mktemp("plugin-supysonic"), music, port, USER, PASSWORD):
         address = f"subsonic://{USER}@127.0.0.1:{port}"
@@ -269,3 +274,59 @@ def test_song_entries_say_the_format_the_server_gave(supysonic, companion):
     for entry in found:
         theirs = songs[by_id[entry["id"]]]
         assert (entry["suffix"], entry["contentType"]) == (theirs["suffix"], theirs["contentType"])
+
+
+def test_covers_and_lyrics_are_the_servers(supysonic, companion, monkeypatch):
+    """A song of another server has no file here: getCoverArt (at the size asked), the page's
+    album cover, getLyricsBySongId and getLyrics relay what that server has (supysonic has no
+    getLyricsBySongId: its getLyrics then). Without the password, or with a wrong one: a drawn
+    cover and no lyrics, as for a song without them (never a 500)."""
+    from PIL import Image
+
+    from songspace.server.coverart import placeholder_png
+
+    _, songs = supysonic
+    base, _, tracks = companion
+    decorated = [i for i, s in songs.items() if s.get("coverArt")]
+    assert len(decorated) == 1  # the server names a cover for the one song with a picture
+    t = tracks[decorated[0]]
+    plain = next(tracks[i] for i in songs if i != decorated[0])
+
+    def rest(method: str, **params) -> httpx.Response:
+        query = urllib.parse.urlencode({"u": USER, "p": PASSWORD, "v": "1.16.1", "c": "test", "f": "json", **params})
+        answer = httpx.get(f"{base}/rest/{method}?{query}")
+        assert answer.status_code == 200, answer.text
+        return answer
+
+    def pixels(body: bytes) -> tuple[tuple[int, int], tuple]:
+        with Image.open(io.BytesIO(body)) as im:
+            return im.size, im.convert("RGB").getpixel((im.width // 2, im.height // 2))
+
+    album = rest("getSong", id=t.id).json()["subsonic-response"]["song"]["albumId"]
+    page_cover = f"{base}/api/albums/{album}/cover"
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    monkeypatch.delenv("SONGSPACE_REMOTE_API_KEY", raising=False)
+    monkeypatch.setenv("SONGSPACE_REMOTE_PASSWORD", PASSWORD)
+    whole = rest("getCoverArt", id=t.id)
+    assert (whole.headers["content-type"], whole.content) == ("image/png", PICTURE)
+    assert pixels(rest("getCoverArt", id=t.id, size=16).content) == ((16, 16), (30, 160, 90))
+    page = httpx.get(page_cover, params={"size": 16}, headers=bearer)
+    assert page.status_code == 200 and pixels(page.content) == ((16, 16), (30, 160, 90))
+    assert rest("getCoverArt", id=plain.id).content == placeholder_png(str(plain.id), 300)  # none there
+    by_id = rest("getLyricsBySongId", id=t.id).json()["subsonic-response"]["lyricsList"]["structuredLyrics"]
+    assert [(x["synced"], x["line"]) for x in by_id] == \
+        [(True, [{"start": 1000, "value": "first line"}, {"start": 2500, "value": "second line"}])]
+    by_name = rest("getLyrics", artist=t.artist, title=t.title).json()["subsonic-response"]["lyrics"]
+    assert by_name["value"] == "first line\nsecond line"
+
+    for secret in (None, "not it"):
+        if secret is None:
+            monkeypatch.delenv("SONGSPACE_REMOTE_PASSWORD")
+        else:
+            monkeypatch.setenv("SONGSPACE_REMOTE_PASSWORD", secret)
+        assert rest("getCoverArt", id=t.id).content == placeholder_png(str(t.id), 300)
+        page = httpx.get(page_cover, params={"size": 16}, headers=bearer)
+        assert page.status_code == 200 and page.content == placeholder_png(album, 16)
+        answer = rest("getLyricsBySongId", id=t.id).json()["subsonic-response"]
+        assert answer["status"] == "ok" and not answer["lyricsList"].get("structuredLyrics")
+        assert rest("getLyrics", artist=t.artist, title=t.title).json()["subsonic-response"]["lyrics"]["value"] == ""

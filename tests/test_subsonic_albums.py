@@ -125,9 +125,9 @@ def test_the_xml_answer_carries_the_same(opensonic, server):
     assert [a.get("name") for a in songs[1].findall("s:artists", ns)] == ["Composer B", "Composer C"]
 
 
-def test_a_starred_album_keeps_its_star_when_new_tags_regroup_it(tagged_music, tmp_path):
-    """Re-read tags can give an album a new id (its album artist changed): the star follows the
-    album's songs to it, shows there, and unstarring the new id removes it."""
+def test_a_starred_album_keeps_its_star_and_rating_when_new_tags_regroup_it(tagged_music, tmp_path):
+    """Re-read tags can give an album a new id (its album artist changed): the star and the
+    rating follow the album's songs to it, show there, and unstarring the new id removes it."""
     import shutil
 
     from tagged_library import HITS, write_tags
@@ -144,13 +144,14 @@ def test_a_starred_album_keeps_its_star_when_new_tags_regroup_it(tagged_music, t
             try:
                 before = albums(conn)["Summer Hits"]
                 conn.star(album_ids=[before.id])
+                conn.set_rating(before.id, 4)
                 for f in (music / HITS).iterdir():
                     write_tags(f, {"albumartist": "DJ Summer"})  # no longer a compilation of Various Artists
                 lib.index([music], workers=0)
                 after = albums(conn)["Summer Hits"]
                 assert (after.artist, after.id != before.id) == ("DJ Summer", True)
                 assert [a.id for a in conn.get_starred2().album] == [after.id]
-                assert conn.get_album(after.id).starred is not None
+                assert (conn.get_album(after.id).starred is not None, conn.get_album(after.id).user_rating) == (True, 4)
                 conn.unstar(album_ids=[after.id])
                 assert not conn.get_starred2().album
             finally:

@@ -99,6 +99,14 @@ def test_time_offset_starts_the_transcode_that_far_in(pysonic, served):
         assert rest == pytest.approx(whole - 2, abs=0.1)
 
 
+def test_a_time_offset_past_the_end_is_a_subsonic_error_naming_the_length(pysonic, served):
+    t = track(served, "01 Opening.flac")
+    with pytest.raises(libsonic.errors.SonicError, match=rf"timeOffset 7 is past the end of song {t.id}, "
+                                                         rf"which lasts {t.duration:.1f} s"):
+        pysonic.stream(str(t.id), tformat="opus", timeOffset=7)  # an empty 200 before: no error raised
+    assert decoded(stream(pysonic, t.id, tformat="opus", timeOffset=5))[2] == pytest.approx(SECONDS - 5, abs=0.1)
+
+
 def test_a_format_the_server_cannot_make_is_a_subsonic_error(pysonic, served, monkeypatch):
     flac = track(served, "01 Opening.flac")
     with pytest.raises(libsonic.errors.SonicError, match="format 'wma' is not one this server transcodes to"):

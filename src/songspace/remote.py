@@ -8,7 +8,9 @@ itself): what companion mode needs from it and nothing more.
                    + a fresh salt) per request; a server that takes no tokens, such as supysonic,
                    gets the password hex-encoded), lists every song (paged `search3` with an empty
                    query; `getAlbumList2` + `getAlbum` where that finds nothing), downloads one
-                   song into a file the caller holds, and reads and writes playlists
+                   song into a file the caller holds, asks a song's cover and lyrics (what
+                   `songspace serve` relays for a song that has no file here), and reads and
+                   writes playlists
 
 Standard library only (urllib): no run-time dependency for a feature many never use. Every
 failure is a `RemoteError` whose message names the server (never the password) and the reason.
@@ -36,6 +38,8 @@ API_VERSION = "1.16.1"
 CLIENT = "songspace"
 PAGE = 500  # songs per search3 page; albums per getAlbumList2 page (the most Subsonic allows)
 TIMEOUT = 60.0  # seconds without a byte from the server before a request is given up
+QUICK = 10.0  # the same for a cover or lyrics: a page or an app waits for them, often by the dozen
+MAX_PICTURE = 32 * 2**20  # a cover larger than this is no cover
 # A download stops here whatever the server says: a song bigger than this is no song.
 MAX_DOWNLOAD = 4 * 2**30
 
@@ -191,10 +195,11 @@ class SubsonicClient:
         return [("u", self.server.user), ("t", token), ("s", salt), *common]
 
     def _open(self, method: str, params: list[tuple[str, str]] | None = None, form: bool = False,
-              headers: dict[str, str] | None = None):
+              headers: dict[str, str] | None = None, timeout: float | None = None):
         """The HTTP response of `method` (credentials in the query string; `params` there too, or
         in a form body with `form`, for long lists of ids). RemoteError when it cannot be had.
-        Signs in first if not yet done (which way the server takes credentials is learnt then)."""
+        Signs in first if not yet done (which way the server takes credentials is learnt then).
+        `timeout`: seconds without a byte, the client's own when None."""
         if not self._signed_in and method != "ping":
             self.sign_in()
         query = self._credentials() + ([] if form else list(params or []))
@@ -202,7 +207,7 @@ class SubsonicClient:
         body = urllib.parse.urlencode(params or []).encode() if form else None
         request = urllib.request.Request(url, data=body, headers={"User-Agent": CLIENT, **(headers or {})})
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout)
+            return urllib.request.urlopen(request, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as e:
             answer = _subsonic_answer(e)  # many servers send their Subsonic error with a 4xx status
             if answer is not None:
@@ -213,9 +218,10 @@ class SubsonicClient:
         except http.client.HTTPException as e:  # an answer that is not HTTP
             raise RemoteError(f"{self.server}: {method}: the server's answer is not HTTP ({type(e).__name__})") from None
 
-    def call(self, method: str, params: list[tuple[str, str]] | None = None, form: bool = False) -> dict:
+    def call(self, method: str, params: list[tuple[str, str]] | None = None, form: bool = False,
+             timeout: float | None = None) -> dict:
         """The `subsonic-response` of `method` (JSON), checked: RemoteError on a Subsonic error."""
-        with self._open(method, params, form) as response:
+        with self._open(method, params, form, timeout=timeout) as response:
             try:
                 raw = response.read(64 * 2**20 + 1)
             except (OSError, ValueError, http.client.HTTPException) as e:
@@ -374,11 +380,11 @@ class SubsonicClient:
 
     def _audio(self, method: str, params: list[tuple[str, str]], headers: dict[str, str] | None):
         response = self._open(method, params, headers=headers)
-        self._audio_only(response, method, params[0][1])
+        self._media_only(response, method, f"song {params[0][1]}", "audio")
         return response
 
-    def _audio_only(self, response, method: str, song_id: str) -> None:
-        """Nothing when `response` carries audio; else (a Subsonic answer: the server's error) it
+    def _media_only(self, response, method: str, item: str, what: str) -> None:
+        """Nothing when `response` carries media; else (a Subsonic answer: the server's error) it
         is read, closed and raised as a RemoteError, in the server's words when it has some."""
         kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if kind not in ("application/json", "text/json", "text/xml", "application/xml"):
@@ -389,7 +395,45 @@ class SubsonicClient:
             self._check(method, json.loads(data)["subsonic-response"])
         except (ValueError, KeyError, TypeError):
             pass
-        raise RemoteError(f"{self.server}: {method} of song {song_id} sent {kind}, not audio")
+        raise RemoteError(f"{self.server}: {method} of {item} sent {kind}, not {what}")
+
+    # -- what a song's file holds besides its audio: its cover and lyrics --------------------------
+
+    def cover(self, song_id: str, size: int | None = None) -> tuple[bytes, str] | None:
+        """The picture of song `song_id`, with its media type: the `coverArt` its entry names
+        (getSong), from getCoverArt, at most `size` pixels when given (the server scales; some
+        ignore it). None when the entry names no cover. RemoteError when the server fails or
+        sends something that is not a picture."""
+        entry = self.call("getSong", [("id", song_id)], timeout=QUICK).get("song")
+        cover = entry.get("coverArt") if isinstance(entry, dict) else None
+        if cover is None or cover == "":
+            return None
+        params = [("id", str(cover))] + ([("size", str(size))] if size else [])
+        response = self._open("getCoverArt", params, timeout=QUICK)
+        self._media_only(response, "getCoverArt", f"song {song_id}'s cover", "a picture")
+        with response:
+            kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            try:
+                data = response.read(MAX_PICTURE + 1)
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                raise RemoteError(f"{self.server}: getCoverArt of song {song_id}: the answer broke off ({_why(e)})") from None
+        if not kind.startswith("image/") or not data or len(data) > MAX_PICTURE:
+            raise RemoteError(f"{self.server}: getCoverArt of song {song_id} sent {len(data)} bytes of "
+                              f"{kind or 'no type'}, not a picture")
+        return data, kind
+
+    def structured_lyrics(self, song_id: str) -> list[dict]:
+        """The `structuredLyrics` entries of song `song_id` (OpenSubsonic's getLyricsBySongId, as
+        the server sends them: the caller checks their shape). RemoteError from a server without
+        that call."""
+        answer = self.call("getLyricsBySongId", [("id", song_id)], timeout=QUICK)
+        return [e for e in _list((answer.get("lyricsList") or {}).get("structuredLyrics")) if isinstance(e, dict)]
+
+    def lyrics(self, artist: str | None, title: str | None) -> str:
+        """The text of Subsonic's getLyrics for this artist and title ("" when the server has none)."""
+        answer = self.call("getLyrics", [("artist", artist or ""), ("title", title or "")], timeout=QUICK)
+        value = (answer.get("lyrics") or {}).get("value") if isinstance(answer.get("lyrics"), dict) else None
+        return value if isinstance(value, str) else ""
 
     # -- playlists --------------------------------------------------------------------------------
 

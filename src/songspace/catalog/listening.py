@@ -100,12 +100,22 @@ class Listening(Store):
         """{starred album's id: the song of it noted when it was starred} of one user."""
         return dict(self.db.execute("SELECT item, song FROM stars WHERE user = ? AND song IS NOT NULL", (user,)))
 
-    def move_stars(self, user: str, moves: dict[str, str]) -> None:
-        """Re-key stars {old id: new id} (an album regrouped under a new id); where the new id is
-        starred already, the old star goes."""
-        for old, new in moves.items():
-            self.db.execute("UPDATE OR IGNORE stars SET item = ? WHERE user = ? AND item = ?", (new, user, old))
-            self.db.execute("DELETE FROM stars WHERE user = ? AND item = ?", (user, old))
+    def rating_songs(self, user: str) -> dict[str, int]:
+        """{rated album's id: the song of it noted when it was rated} of one user (none on a
+        catalog older than step 12, opened read-only)."""
+        try:
+            return dict(self.db.execute("SELECT item, song FROM ratings WHERE user = ? AND song IS NOT NULL", (user,)))
+        except sqlite3.OperationalError:
+            return {}
+
+    def move_album_marks(self, user: str, stars: dict[str, str], ratings: dict[str, str]) -> None:
+        """Re-key stars and ratings {old id: new id} (albums regrouped under new ids), in one
+        transaction; where the new id is starred or rated already, the old mark goes."""
+        with self._transaction():
+            for table, moves in (("stars", stars), ("ratings", ratings)):
+                for old, new in moves.items():
+                    self.db.execute(f"UPDATE OR IGNORE {table} SET item = ? WHERE user = ? AND item = ?", (new, user, old))
+                    self.db.execute(f"DELETE FROM {table} WHERE user = ? AND item = ?", (user, old))
 
     def add_plays(self, user: str, plays: list[tuple[int, float]]) -> None:
         """Record (track id, when) plays, in one transaction: a scrobble killed halfway and sent
@@ -173,12 +183,14 @@ class Listening(Store):
                                "ORDER BY changed DESC, track_id", (user,))
         return [dict(zip(("track_id", "position", "comment", "created", "changed"), r)) for r in rows]
 
-    def rate(self, user: str, item: str, rating: int) -> None:
-        """Rate an item (the face's ids) 1 to 5; 0 removes the rating."""
+    def rate(self, user: str, item: str, rating: int, song: int | None = None) -> None:
+        """Rate an item (the face's ids) 1 to 5; 0 removes the rating. `song`: a song of a rated
+        album, for the rating to follow when the album's id changes (as stars do)."""
         if rating == 0:
             self.db.execute("DELETE FROM ratings WHERE user = ? AND item = ?", (user, item))
         else:
-            self.db.execute("INSERT OR REPLACE INTO ratings VALUES (?, ?, ?)", (user, item, int(rating)))
+            self.db.execute("INSERT OR REPLACE INTO ratings (user, item, rating, song) VALUES (?, ?, ?, ?)",
+                            (user, item, int(rating), song))
 
     def ratings(self, user: str) -> dict[str, int]:
         """{item: rating} of one user (none on a catalog older than step 7, opened read-only)."""

@@ -283,9 +283,17 @@ def step_11_remote_suffix(cat) -> None:
     _add_column(cat, "remote_songs", "suffix TEXT")
 
 
+def step_12_rating_songs(cat) -> None:
+    """A song of each rated album, noted when it is rated, as step 10 does for stars: an album
+    regrouped under a new id takes its rating with it (server/subsonic_request.py). NULL for
+    other ratings and those made before."""
+    _add_column(cat, "ratings", "song INTEGER")
+
+
 STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys,
          step_6_search_key, step_7_listening, step_8_stream_defaults,
-         step_9_remote_songs, step_10_star_songs, step_11_remote_suffix]  # step n is STEPS[n - 1]; only ever append
+         step_9_remote_songs, step_10_star_songs, step_11_remote_suffix,
+         step_12_rating_songs]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 

@@ -1,8 +1,11 @@
 """The cover of a group of songs (an album, an artist, one track, a playlist), for the page's
 albums (server/browse.py) and Subsonic's getCoverArt alike: the picture embedded in the first
 file that has one, else the folder image beside one of them (tags.embedded_picture, and the
-folder images tags.beside found), scaled down when asked (coverart.scaled); else a placeholder in
-the group's own colours (coverart.placeholder_png).
+folder images tags.beside found), scaled down when asked (coverart.scaled); for songs of another
+server (companion mode, no file here), the cover that server gives (remote.py asks it, at the
+size asked, with the secret in the environment, as remote_audio.py relays their audio); else a
+placeholder in the group's own colours (coverart.placeholder_png), which is also the answer when
+that server has no cover, cannot be asked, or fails.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import mimetypes
 from fastapi.responses import FileResponse, Response
 
 from ..catalog import Track
+from ..remote import RemoteError
 from ..tags import embedded_picture
 from .coverart import placeholder_png, scaled
+from .remote_audio import relay_client
 from .streaming import inside_folders
 
 MAX_LOOKED_AT = 20  # songs whose files are opened for a picture: looking further costs more than a placeholder is worth
+MAX_ASKED = 3  # songs of another server whose cover is asked for (two requests each)
 
 
 def cover_response(key: str, songs: list[Track], folders: list[str], size: int = 300, scale: bool = False) -> Response:
@@ -45,5 +51,27 @@ def cover_response(key: str, songs: list[Track], folders: list[str], size: int =
                 return picture(image.read_bytes(), mime)
             except OSError:
                 continue
+    found = _remote_cover(songs, size if scale else None)
+    if found:
+        return picture(*found)
     return Response(placeholder_png(key, min(max(size, 16), 1024)), media_type="image/png",
                     headers={"Cache-Control": "max-age=3600"})
+
+
+def _remote_cover(songs: list[Track], size: int | None) -> tuple[bytes, str] | None:
+    """(picture, media type) of the first of `songs` from another server that has a cover there;
+    None when none has, there is no secret to ask with, or the server fails (a server that cannot
+    be reached is not asked again for the next song)."""
+    for t in [t for t in songs if t.remote_id is not None][:MAX_ASKED]:
+        client = relay_client(t.path)
+        if client is None:
+            continue
+        try:
+            found = client.cover(t.remote_id, size)
+        except RemoteError as e:
+            if e.unreachable:
+                return None
+            continue
+        if found:
+            return found
+    return None

@@ -3,6 +3,8 @@ page's player and Subsonic's `stream` / `download` pass the request on to that s
 secret from the environment, as the page's update takes it: remote.client_from_env) and send
 its answer back as it comes, ranges and transcodes included (the other server transcodes).
 Without a secret, or when that server fails, a clear 404 / 502 naming it, never a 500.
+`relay_client`: the client of that server, which covers.py and subsonic_info.py ask a track's
+cover and lyrics through too.
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ _clients: dict[tuple[str, str], SubsonicClient] = {}  # signed in once, not for 
 _lock = threading.Lock()
 
 
-def _client(server: RemoteServer) -> SubsonicClient | None:
-    fresh = client_from_env(server)
+def relay_client(path: str) -> SubsonicClient | None:
+    """The client of the server a track path (`subsonic://USER@HOST:PORT/SONG_ID`) names, with
+    the secret in the environment (read each time, so a changed secret takes effect), kept while
+    that secret stays the same. None for a local path or without a secret."""
+    server = RemoteServer.of_track(path)
+    fresh = client_from_env(server) if server is not None else None
     if fresh is None:
         return None
     with _lock:
@@ -37,8 +43,7 @@ def response(t: Track, range_header: str | None, *, download: bool = False,
              params: list[tuple[str, str]] | None = None) -> StreamingResponse:
     """The audio of `t`, a track of another server, from that server (module docstring).
     HTTPException 404 when there is no secret to sign in with, 502 when the server fails."""
-    server = RemoteServer.of_track(t.path)
-    client = _client(server) if server is not None else None
+    client = relay_client(t.path)
     if client is None:
         raise HTTPException(404, f"{elsewhere(t.path)} (or set ${PASSWORD_ENV} where songspace serve runs "
                                  "to play it through songspace)")

@@ -8,7 +8,10 @@ never offered. Album info: its MusicBrainz id.
 
 Lyrics (OpenSubsonic's `songLyrics` extension, and the old getLyrics): the lyrics embedded in
 the file, and the `.lrc` file beside it (tags.beside found it); LRC time tags make synced lines
-(`start` in milliseconds), anything else is plain lines.
+(`start` in milliseconds), anything else is plain lines. A song of another server (companion
+mode, no file here): the lyrics that server gives, its `.lrc`/`.txt` files beside the song
+included (remote.py asks it with the secret in the environment, as remote_audio.py relays audio);
+where it has none, cannot be asked, or fails, the lyrics embedded in the file when it was indexed.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import numpy as np
 
 from ..catalog import Track
 from ..catalog.search import fold
+from ..remote import RemoteError
 from ..tags import VARIOUS_ARTISTS
 from . import subsonic_library as lib
+from .remote_audio import relay_client
 from .streaming import inside_folders
 from .subsonic_format import MISSING, SubsonicError
 from .subsonic_request import MAX_LIST, Ctx, method
@@ -165,7 +170,10 @@ def _lrc_beside(ctx: Ctx, t: Track) -> str | None:
 
 
 def lyrics_of(ctx: Ctx, t: Track) -> list[tuple[bool, list[dict]]]:
-    """Every lyrics text of a song (the .lrc beside it first: usually the synced one), parsed."""
+    """Every lyrics text of a song (the .lrc beside it first: usually the synced one), parsed;
+    for a song of another server, that server's, else those its file held when indexed."""
+    if t.remote_id is not None and (theirs := _remote_lyrics(t)):
+        return theirs
     found = []
     for text in (_lrc_beside(ctx, t), t.lyrics):
         if text and text.strip():
@@ -173,6 +181,42 @@ def lyrics_of(ctx: Ctx, t: Track) -> list[tuple[bool, list[dict]]]:
             if lines:
                 found.append((synced, lines))
     return found
+
+
+def _remote_lyrics(t: Track) -> list[tuple[bool, list[dict]]]:
+    """The lyrics of `t` on its server: its getLyricsBySongId (OpenSubsonic's songLyrics), else,
+    from a server without that call (supysonic), its getLyrics by the song's artist and title.
+    Nothing without a secret in the environment, or when the server fails."""
+    client = relay_client(t.path)
+    if client is None:
+        return []
+    try:
+        try:
+            return [found for entry in client.structured_lyrics(t.remote_id) if (found := _structured(entry))]
+        except RemoteError as e:
+            if e.unreachable:
+                raise
+        synced, lines = parse_lrc(client.lyrics((t.artist or "").strip() or lib.track_artists(t)[0], t.title))
+    except RemoteError:
+        return []
+    return [(synced, lines)] if lines else []
+
+
+def _structured(entry: dict) -> tuple[bool, list[dict]] | None:
+    """Another server's structuredLyrics entry as (synced, lines), lines of its shape only
+    (a "start" in milliseconds when synced); None when no line is left."""
+    synced = entry.get("synced") is True
+    lines = []
+    for line in entry.get("line") if isinstance(entry.get("line"), list) else []:
+        value = line.get("value") if isinstance(line, dict) else None
+        start = line.get("start") if isinstance(line, dict) else None
+        if not isinstance(value, str):
+            continue
+        if not synced:
+            lines.append({"value": value})
+        elif isinstance(start, (int, float)) and not isinstance(start, bool) and 0 <= start < 2**31:
+            lines.append({"start": int(start), "value": value})
+    return (synced, lines) if lines else None
 
 
 @method("getLyricsBySongId")

@@ -38,6 +38,8 @@ def _remote(ctx: Ctx, download: bool) -> Response | None:
     t = ctx.song(ctx.params.require("id"))
     if t.remote_id is None:
         return None
+    if not download:
+        _offset(ctx, t)  # one past the end is refused here, not relayed
     if not download and ctx.request.method == "GET" and ctx.request.headers.get("range", "bytes=0-").strip().startswith("bytes=0-"):
         now_playing(ctx).started(ctx.user, ctx.params.get("c") or "", t.id)  # a play starts, as in `stream`
     defaults = ctx.stream_defaults
@@ -66,15 +68,27 @@ def stream(ctx: Ctx) -> Response:
     if (remote := _remote(ctx, download=False)) is not None:
         return remote
     t, path = _song_file(ctx)
+    offset = _offset(ctx, t)
     if ctx.request.method == "GET" and ctx.request.headers.get("range", "bytes=0-").strip().startswith("bytes=0-"):
         now_playing(ctx).started(ctx.user, ctx.params.get("c") or "", t.id)  # a play starts (not a seek)
-    try:
-        offset = float(ctx.params.get("timeOffset") or 0)
-    except ValueError:
-        raise SubsonicError(GENERIC, "timeOffset must be a number of seconds.") from None
     return stream_response(path, t.size, t.duration, ctx.request.headers.get("range"), ctx.params.get("format"),
                            ctx.params.int("maxBitRate", 0, 0, 100_000), offset, ctx.stream_defaults,
                            head=ctx.request.method == "HEAD")
+
+
+def _offset(ctx: Ctx, t: Track) -> float:
+    """`stream`'s timeOffset in seconds. The specification says nothing of an offset past the
+    end; an empty 200 would look to a player like a song that played in no time, so it is
+    refused as a bad parameter, naming the song's length."""
+    text = ctx.params.get("timeOffset") or "0"
+    try:
+        offset = float(text)
+    except ValueError:
+        raise SubsonicError(GENERIC, "timeOffset must be a number of seconds.") from None
+    if t.duration and offset >= t.duration:
+        raise SubsonicError(GENERIC, f"timeOffset {text[:20]} is past the end of song {t.id}, "
+                                     f"which lasts {t.duration:.1f} s.")
+    return offset
 
 
 @method("download")

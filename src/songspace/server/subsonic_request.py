@@ -89,19 +89,23 @@ class Ctx:
 
     @cached_property
     def marks(self) -> lib.Marks:
-        return lib.Marks(self._stars(), self.catalog.play_counts(), self.catalog.ratings(self.user))
+        self._follow_regrouped()
+        return lib.Marks(self.catalog.stars(self.user), self.catalog.play_counts(), self.catalog.ratings(self.user))
 
-    def _stars(self) -> dict[str, float]:
-        """The user's stars. A starred album whose id is gone (re-read tags regrouped its songs,
-        as a new album artist does) follows the song noted when it was starred: the star is
-        moved, once, to the album that song is in now."""
+    def _follow_regrouped(self) -> None:
+        """A starred or rated album whose id is gone (re-read tags regrouped its songs, as a new
+        album artist does) follows the song noted when it was starred or rated: its star and its
+        rating move, once and together, to the album that song is in now."""
         v = self.view
-        moves = {item: v.album_of[song].id for item, song in self.catalog.star_songs(self.user).items()
-                 if item not in v.albums and song in v.album_of}
-        if moves:
+
+        def moves(songs: dict[str, int]) -> dict[str, str]:
+            return {item: v.album_of[song].id for item, song in songs.items()
+                    if item not in v.albums and song in v.album_of}
+
+        stars, ratings = moves(self.catalog.star_songs(self.user)), moves(self.catalog.rating_songs(self.user))
+        if stars or ratings:
             with self.writer() as w:
-                w.move_stars(self.user, moves)
-        return self.catalog.stars(self.user)
+                w.move_album_marks(self.user, stars, ratings)
 
     def _predicted(self, track_ids: list[int]) -> None:
         """Read the predicted tags (autotags.py) of the songs about to be shown that are not read

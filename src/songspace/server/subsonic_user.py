@@ -205,6 +205,8 @@ def set_rating(ctx: Ctx) -> dict:
     rating = ctx.params.int("rating", 0, -1, 6)
     if not 0 <= rating <= 5:
         raise SubsonicError(GENERIC, f"rating must be 0 (none) to 5, not {text[:20]!r}.")
+    album = v.albums.get(item)
+    song = album.songs[0].id if album is not None and album.songs else None  # for the rating to follow
     with ctx.writer() as w:
-        w.rate(ctx.user, item, rating)
+        w.rate(ctx.user, item, rating, song=song)
     return {}
