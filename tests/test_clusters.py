@@ -87,15 +87,20 @@ def test_auto_finds_groups_and_lists_every_track_once(bigger, songspace, tmp_pat
 def test_names_fall_back_to_predictions_then_numbers(bigger, songspace, tmp_path):
     cat = Catalog(bigger / "catalog.sqlite")
     cat.db.execute("UPDATE tracks SET genre = NULL, album = NULL, artist = NULL")
+    auto = {name: cat.predictions(name) for name in ("auto-genre", "auto-mood")}  # every index predicts them
+    assert all(auto.values())
+    cat.db.execute("DELETE FROM predictions")
     cat.close()
     groups = json.loads(songspace("clusters", tmp_path / "a", "-k", "4", "--json", check=True).stdout)
     assert sorted(g["name"] for g in groups) == ["cluster 1", "cluster 2", "cluster 3", "cluster 4"]
 
-    # What classify stored names the groups when no tag does.
+    # What classify stored names the groups when no tag does, before the shipped model's guesses.
     db = sqlite3.connect(bigger / "catalog.sqlite")
     paths = dict(db.execute("SELECT id, path FROM tracks"))
     db.close()
     cat = Catalog(bigger / "catalog.sqlite")
+    for name, rows in auto.items():
+        cat.put_predictions(name, "m", [(i, label, p) for i, (label, p) in rows.items()])
     cat.put_predictions("mood", "m", [(i, f"{style_of(p)} mood", 0.9) for i, p in paths.items()])
     cat.close()
     groups = json.loads(songspace("clusters", tmp_path / "b", "-k", "4", "--json", check=True).stdout)

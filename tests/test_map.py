@@ -79,7 +79,7 @@ def test_predicted_labels_join_the_map_without_a_new_layout(indexed_library, mon
         lib.catalog.put_predictions("mood", lib.model_id, [(i, "calm" if i % 2 else "busy", 0.9) for i in ids])
         monkeypatch.setattr(songmap, "quick_layout", lambda *a, **k: pytest.fail("predictions changed no vector"))
         after = songmap.library_map(lib.searcher())
-    assert after["predicted_names"] == ["mood"]
+    assert after["predicted_names"] == ["auto-genre", "auto-mood", "mood"]  # index predicts the auto ones
     assert {p["id"]: p["predicted"]["mood"] for p in after["points"]} == {i: "calm" if i % 2 else "busy" for i in ids}
     assert [(p["x"], p["y"]) for p in after["points"]] == [(p["x"], p["y"]) for p in before["points"]]
 

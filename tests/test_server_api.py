@@ -71,15 +71,18 @@ def test_tracks_pages_and_searches(client, rows):
 
 def test_track_detail_and_predictions(client, rows, indexed_library):
     one = client.get(f"/api/tracks/{rows[0]['id']}").json()
-    assert one == {**rows[0], "predictions": {}}
-    assert client.get("/api/predictions").json() == {"names": []}
+    # Every index run predicts a genre and a mood with the shipped model's tags head (autotags.py)
+    assert {k: v for k, v in one.items() if k != "predictions"} == rows[0]
+    assert set(one["predictions"]) == {"auto-genre", "auto-mood"}
+    assert all(0 < p["confidence"] <= 1 for p in one["predictions"].values())
+    assert client.get("/api/predictions").json() == {"names": ["auto-genre", "auto-mood"]}
     assert "mood" in detail(client.get("/api/predictions/mood"), 404)
 
     with Library(indexed_library) as lib:  # what `songspace classify --column genre` stores
         lib.catalog.put_predictions("mood", "m", [(rows[0]["id"], "calm", 0.81234), (rows[1]["id"], "loud", 0.9)])
-    assert client.get("/api/predictions").json() == {"names": ["mood"]}
+    assert client.get("/api/predictions").json() == {"names": ["auto-genre", "auto-mood", "mood"]}
     one = client.get(f"/api/tracks/{rows[0]['id']}").json()
-    assert one["predictions"] == {"mood": {"label": "calm", "confidence": 0.8123}}
+    assert one["predictions"]["mood"] == {"label": "calm", "confidence": 0.8123}
     items = client.get("/api/predictions/mood").json()["items"]
     assert [(r["id"], r["label"], r["confidence"]) for r in items] == [(rows[1]["id"], "loud", 0.9),
                                                                       (rows[0]["id"], "calm", 0.8123)]

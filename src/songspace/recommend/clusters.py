@@ -90,7 +90,8 @@ def group_name(tracks: list[Track], predicted: dict[str, dict[int, tuple[str, fl
     for tag in TAG_ORDER:
         if name := dominant([getattr(t, tag) for t in tracks]):
             return name
-    for label_name in sorted(predicted, key=lambda n: (n != "genre", n)):
+    # What the user's own labels taught (`classify`) before the shipped model's guesses (auto-*).
+    for label_name in sorted(predicted, key=lambda n: (n.startswith("auto-"), n != "genre", n)):
         # A track's own tag stands in for its prediction: classify predicts only untagged tracks.
         own = label_name if label_name in TAG_ORDER else None
         values = [(getattr(t, own) if own else None) or predicted[label_name].get(t.id, (None,))[0] for t in tracks]
