@@ -97,3 +97,26 @@ class TimbreSet:
     def similarity(self, rows: np.ndarray | None = None, gamma: float = 0.01) -> np.ndarray:
         """exp(-gamma * SKL) in (0, 1]: a monotone turn of the divergence into a similarity."""
         return np.exp(-gamma * self.divergence(rows))
+
+
+def divergence_between(a: TimbreSet, b: TimbreSet) -> np.ndarray:
+    """Symmetric KL divergence of each of a's tracks to each of b's: (len(a), len(b)), as
+    `TimbreSet.divergence` computes it within one set (a query or a batch of tracks against
+    candidates or a sample, without putting them in one set)."""
+    d = a.means.shape[1]
+    Ca, Pa = a.covs.reshape(len(a), d * d), a.precisions.reshape(len(a), d * d)
+    Cb, Pb = b.covs.reshape(len(b), d * d), b.precisions.reshape(len(b), d * d)
+    mma = np.einsum("ni,nj->nij", a.means, a.means).reshape(len(a), d * d)
+    mmb = np.einsum("ni,nj->nij", b.means, b.means).reshape(len(b), d * d)
+    trace = Pa @ Cb.T + Ca @ Pb.T
+    maha_a = a._mpm[:, None] - 2 * a._pm @ b.means.T + Pa @ mmb.T  # (ma - mb)' Pa (ma - mb)
+    maha_b = b._mpm[None, :] - 2 * a.means @ b._pm.T + mma @ Pb.T  # (ma - mb)' Pb (ma - mb)
+    return np.maximum(0.5 * (trace + maha_a + maha_b) - d, 0.0)
+
+
+def timbre_set(blobs) -> TimbreSet:
+    """A TimbreSet of packed Gaussians (`pack`'s bytes, ridge inside)."""
+    pairs = [unpack(b) for b in blobs]
+    if not pairs:
+        return TimbreSet(np.zeros((0, N_MFCC)), np.zeros((0, N_MFCC, N_MFCC)))
+    return TimbreSet(np.stack([m for m, _ in pairs]), np.stack([c for _, c in pairs]))

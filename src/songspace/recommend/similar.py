@@ -20,6 +20,7 @@ import numpy as np
 from ..catalog import Track
 from ..errors import QueryError
 from ..query import Searcher, one_snapshot
+from ..rerank import ranked
 from .align import align
 from .duplicates import DEFAULT_THRESHOLD, MIN_COVERAGE
 
@@ -46,7 +47,7 @@ class Manners:
 @dataclass(frozen=True)
 class SimilarTrack:
     track: Track
-    score: float  # cosine similarity to the query
+    score: float  # cosine similarity to the query (the order is search's: rerank.py)
     copy_of_query: bool = False  # the same recording as the query (another file of it)
     copies: tuple[int, ...] = field(default=())  # ids of other files of this recording, folded in
 
@@ -70,17 +71,20 @@ def _allowed(t: Track, query: Track | None, manners: Manners) -> bool:
 @one_snapshot
 def similar(searcher: Searcher, query: str | int | Path | Track, k: int = 10,
             manners: Manners = Manners()) -> list[SimilarTrack]:
-    """The k tracks that sound most like the query, best first, minding `manners`."""
+    """The k tracks that sound most like the query, best first, minding `manners`: ranked as
+    search ranks (rerank.py: the CNN fused with the timbre companion once the library has it),
+    each with its cosine similarity to the query."""
     if k < 1:
         raise QueryError(f"k must be at least 1, not {k}")
     manners.check()
     target = searcher.resolve(query)
+    query_timbre = None
     if isinstance(target, Track):
         query_track, vector = target, searcher.vector(target)
         copies = _Copies(searcher, vector, query_id=target.id)  # its segments come with the first candidates'
     else:  # an outside file: embedded, not added
         query_track, emb = None, searcher.embed_file(target)
-        vector = emb.vector
+        vector, query_timbre = emb.vector, emb.timbre
         query_segments = ((emb.segment_starts, searcher.as_segments(emb.segments.astype(np.float32)))
                           if len(emb.segment_starts) else None)  # put where stored segments are compared
         copies = _Copies(searcher, vector, query_segments=query_segments)
@@ -89,7 +93,8 @@ def similar(searcher: Searcher, query: str | int | Path | Track, k: int = 10,
 
     fetch = min(total, 4 * k + 8)
     while True:  # filters drop hits: widen the search until k are left or the library is exhausted
-        hits = searcher.search(vector, fetch, exclude)[0]
+        found = ranked(searcher, vector, fetch, exclude, [query_track.id if query_track else None], [query_timbre]).rows[0]
+        hits = [(h.id, h.cosine) for h in found]  # in the fused order (rerank.py), each with its cosine
         picked = _pick(searcher, hits, query_track, copies, k, manners)
         if len(picked) >= k or fetch >= total:
             return picked
