@@ -77,7 +77,12 @@ def test_similar_and_radio_rank_by_the_fused_score(indexed_library):
         differs = 0
         for q in ids:
             expected = fused_from_scratch(lib, q)
-            assert [m.track.id for m in similar(s, q, k=len(ids) - 1, manners=EVERY)] == expected
+            found = similar(s, q, k=len(ids) - 1, manners=EVERY)
+            assert [m.track.id for m in found] == expected
+            scores = [m.score for m in found]  # the list is best first by its score, the cosine beside it
+            assert scores == sorted(scores, reverse=True) and all(0 <= x <= 1 for x in scores)
+            vectors = s.vectors([q] + expected)
+            assert [m.cosine for m in found] == pytest.approx((vectors[1:] @ vectors[0]).tolist(), abs=1e-5)
             differs += expected != cosine_order(lib, q)
         assert differs > 0  # timbre moves something: the check above is not cosine order twice
         # A radio of one seed with no variety and no jitter plays the fused order.
