@@ -123,3 +123,21 @@ def test_an_old_library_ranks_by_cosine_until_index_gives_it_timbre(indexed_libr
         assert [m.track.id for m in similar(s, q, k=len(s) - 1, manners=EVERY)] == fused_from_scratch(lib, q)
         again = lib.index([demo_music], workers=0)
         assert again.timbre_added == 0 and again.unchanged == len(before)
+
+
+def test_gaussians_from_blobs_in_bulk_are_unpack_s_and_compare_as_one_set():
+    rng = np.random.default_rng(3)
+    blobs = []
+    for _ in range(7):
+        A = rng.normal(size=(timbre.N_MFCC, timbre.N_MFCC))
+        blobs.append(timbre.pack(rng.normal(scale=4.0, size=timbre.N_MFCC), A @ A.T / timbre.N_MFCC))
+    bulk = timbre.timbre_set(blobs)
+    one = [timbre.unpack(b) for b in blobs]
+    assert np.array_equal(bulk.means, np.stack([m for m, _ in one]))
+    assert np.allclose(bulk.covs, np.stack([c for _, c in one]), rtol=1e-12, atol=0)
+    assert np.allclose(bulk.precisions, np.linalg.inv(bulk.covs), rtol=1e-9, atol=1e-12)
+    whole = timbre.TimbreSet(np.stack([m for m, _ in one]), np.stack([c for _, c in one])).divergence()
+    between = timbre.divergence_between(timbre.timbre_set(blobs[:2]), timbre.timbre_set(blobs[2:]))
+    assert np.allclose(between, whole[:2, 2:], rtol=1e-9)
+    with pytest.raises(ValueError, match="230 numbers"):
+        timbre.timbre_set([b"\x00" * 10])
