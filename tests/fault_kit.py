@@ -169,7 +169,7 @@ class Held:
 
     integrity: str
     model: str | None
-    tracks: dict = field(default_factory=dict)  # path -> (status, model id, vector bytes)
+    tracks: dict = field(default_factory=dict)  # path -> (status, model id, vector bytes, timbre blob)
     segments: dict = field(default_factory=dict)  # path -> (starts, vectors) bytes of the current model
     users: dict = field(default_factory=dict)  # name -> password
     playlists: list = field(default_factory=list)  # (owner, name, comment, public, [paths])
@@ -186,10 +186,12 @@ def held(library: Path, segments: bool = True) -> Held:
         h = Held(integrity="; ".join(r[0] for r in db.execute("PRAGMA integrity_check")),
                  model=(db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone() or [None])[0])
         paths = dict(db.execute("SELECT id, path FROM tracks"))
-        for p, status, model, vector in db.execute(
-                "SELECT t.path, t.status, e.model_id, e.vector FROM tracks t "
+        has_timbre = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'timbre'").fetchone() is not None
+        for p, status, model, vector, blob in db.execute(
+                "SELECT t.path, t.status, e.model_id, e.vector, "
+                f"{'(SELECT blob FROM timbre WHERE track_id = t.id)' if has_timbre else 'NULL'} FROM tracks t "
                 "LEFT JOIN embeddings e ON e.track_id = t.id"):
-            h.tracks[p] = (status, model, vector)
+            h.tracks[p] = (status, model, vector, blob)  # the timbre blob is stored with the vector
         h.users = dict(db.execute("SELECT name, password FROM users"))
         for pid, owner, name, comment, public in db.execute(
                 "SELECT id, owner, name, comment, public FROM playlists ORDER BY id"):
@@ -251,11 +253,11 @@ def compare(got: Held, clean: Held, listening: bool = True) -> Verdict:
     if got.integrity != "ok":
         v.corrupt = got.integrity
         return v
-    for p, (status, model, vector) in clean.tracks.items():
+    for p, (status, model, vector, blob) in clean.tracks.items():
         mine = got.tracks.get(p)
         if mine is None or (status == "ok" and mine[0] != "ok"):
             v.lost.append(p)
-        elif mine != (status, model, vector):
+        elif mine != (status, model, vector, blob):
             v.different.append(p)
     v.different += [f"extra {p}" for p in got.tracks if p not in clean.tracks]
     if got.segments != clean.segments:

@@ -13,11 +13,11 @@ MAX_LINES = 520  # "about 500"
 # matching prefix; a new module must be placed here (and in the doc) before the test passes.
 FLOORS = [
     ("ground", ["errors", "resample", "audio", "features", "models", "tags", "scan", "synth", "variants",
-                "workers", "augment", "hubness", "timbre", "recommend.align", "status", "progress", "remote", "map_layout"]),
+                "workers", "augment", "hubness", "timbre", "fusion", "recommend.align", "status", "progress", "remote", "map_layout"]),
     ("storage", ["catalog", "segment_store", "vectors"]),
     ("making vectors", ["embedding", "baselines", "method", "analysis", "training", "fit_check", "evaluate",
-                        "crossval", "distributed", "dataset", "gpu", "autotags"]),
-    ("asking", ["query", "snapshot", "segment_index", "recommend", "shapes", "playlists", "map", "mpd",
+                        "crossval", "distributed", "dataset", "gpu", "autotags", "proximity"]),
+    ("asking", ["query", "snapshot", "segment_index", "rerank", "recommend", "shapes", "playlists", "map", "mpd",
                 "to_playlist"]),
     ("library", ["library", "indexing", "check"]),
     ("faces", ["cli", "server", "__main__", ""]),  # "": the package itself (its __init__ re-exports Library)

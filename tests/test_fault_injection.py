@@ -106,6 +106,49 @@ def test_a_write_of_several_rows_is_applied_whole_or_not_at_all(tmp_path, method
     assert sorted(after.__dict__[table]) == before  # none of the two
 
 
+PUT = """
+import sys
+import numpy as np
+import fault_kit
+fault_kit.install()
+from songspace.catalog import Catalog
+cat = Catalog(sys.argv[1])
+cat.put_ok("/music/1.flac", size=1, mtime=1.0, content_hash="1", duration=1.0, tags={}, model_id="m",
+           vector=np.ones(4, np.float32), timbre=b"\\x01" * 460)
+"""
+
+
+def test_a_tracks_timbre_is_stored_with_its_vector_or_not_at_all(tmp_path):
+    """Killed as the timbre blob is written, after the track's row and vector: none of them stays;
+    a run to the end stores all three."""
+    from songspace.catalog import Catalog
+
+    path = tmp_path / "catalog.sqlite"
+    Catalog(path).close()
+    script = tmp_path / "put.py"
+    script.write_text(PUT)
+    env = kit.environment(**{kit.LOG: str(tmp_path / "steps.log"), kit.ROOT: str(tmp_path),
+                             "PYTHONPATH": kit.environment()["PYTHONPATH"] + ":" + str(kit.HERE.parent)})
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    shutil.copy(path, probe)
+    done = subprocess.run([sys.executable, str(script), str(probe / "catalog.sqlite")], check=False, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    steps = kit.steps(tmp_path / "steps.log")
+    [at] = [n for n, s in enumerate(steps, 1) if "INTO timbre" in s]
+    assert any("INTO embeddings" in s for s in steps[: at - 1])  # the vector is written first
+    env[kit.KILL_AT] = str(at)
+    env.pop(kit.LOG)
+    died = subprocess.run([sys.executable, str(script), str(path)], check=False, env=env, capture_output=True, text=True)
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    after = kit.held(tmp_path, segments=False)
+    assert after.integrity == "ok" and after.tracks == {}
+    env.pop(kit.KILL_AT)
+    subprocess.run([sys.executable, str(script), str(path)], check=True, env=env, capture_output=True, text=True)
+    assert kit.held(tmp_path, segments=False).tracks["/music/1.flac"][3] == b"\x01" * 460
+
+
 # ---------------------------------------------------------------------------------------------
 # kill -9 and a full disk, a few points each
 # ---------------------------------------------------------------------------------------------

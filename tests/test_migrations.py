@@ -335,3 +335,27 @@ def test_step_7_play_queues_bookmarks_and_ratings_per_user(tmp_path, monkeypatch
     cat.save_play_queue("ann", [], None, 0, "phone")
     assert cat.play_queue("ann") is None
     cat.close()
+
+
+def test_step_13_timbre_blobs_and_moments_per_track(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.sqlite"
+    written = unversioned_catalog(path)
+    _catalog_at(path, monkeypatch, migrations.STEPS.index(migrations.step_13_timbre))
+    old = Catalog(path, readonly=True)  # a reader of the catalog before the step: no track has a blob
+    assert old.timbres_of([1, 2, 3]) == {} and old.lacking_timbre("m1") == 3 and old.moments_of([1], "m1") == {}
+    old.close()
+    cat = Catalog(path)
+    assert cat.without_timbre() == {1, 2, 3} and cat.lacking_timbre("m1") == 3  # what the next index fills in
+    cat.put_timbre(2, b"\x01" * 460)
+    cat.put_moments("m1", [2], np.array([[0.4, 0.1, 6.0, 1.0]]))
+    assert cat.timbres_of([1, 2]) == {2: b"\x01" * 460} and cat.moments_of([2], "m1") == {2: (0.4, 0.1, 6.0, 1.0)}
+    assert_survived(cat, written)
+    vector = written["vectors"][3]
+    cat.put_ok("/music/3.flac", size=10, mtime=1.5, content_hash="hash3", duration=30.0, tags={"title": "title 3"},
+               model_id="m1", vector=vector, audio_hash=None, timbre=b"\x02" * 460)  # with its vector, one transaction
+    assert cat.lacking_timbre("m1") == 1 and cat.lacking_moments("m1").tolist() == [3]
+    cat.put_timbre(2, b"\x03" * 460)  # a new blob: its moments are measured again
+    assert cat.moments_of([2], "m1") == {} and cat.lacking_moments("m1").tolist() == [2, 3]
+    cat.remove([2])  # a track removed takes its rows with it
+    assert cat.timbres_of([2]) == {} and cat.db.execute("SELECT COUNT(*) FROM proximity").fetchone()[0] == 0
+    cat.close()

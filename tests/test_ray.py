@@ -117,6 +117,8 @@ def test_index_ray_gives_the_local_vectors(cluster, demo_music, local_vectors, l
     with Library.open(library_dir) as lib:
         assert_same_vectors(vectors_by_path(lib), local_vectors)
         assert lib.status()["failures"] == []
+        ok = lib.catalog.ok_ids()  # the timbre companion's Gaussians come back from the actors too
+        assert len(lib.catalog.timbres_of(ok)) == len(ok) and lib.status()["ranking"]["by"] == "fused"
     again = songspace("index", str(demo_music), "--ray", cluster, check=True)  # the same incremental plan
     assert "added 0" in again.stderr and "unchanged 12" in again.stderr
 

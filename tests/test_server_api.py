@@ -105,7 +105,7 @@ def test_similar(client, rows):
     q = rows[0]
     items = client.get(f"/api/tracks/{q['id']}/similar", params={"k": 4}).json()["items"]
     assert len(items) == 4 and q["id"] not in [r["id"] for r in items]
-    assert all(set(r) == ROW_KEYS | {"score", "copy_of_query", "copies"} for r in items)
+    assert all(set(r) == ROW_KEYS | {"score", "cosine", "copy_of_query", "copies"} for r in items)
     assert [r["score"] for r in items] == sorted((r["score"] for r in items), reverse=True)
     others = client.get(f"/api/tracks/{q['id']}/similar", params={"k": 5, "other_artists": True}).json()["items"]
     assert others and all(r["artist"] != q["artist"] for r in others)

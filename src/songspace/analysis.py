@@ -49,6 +49,9 @@ class Task:
     # changed but whose audio did not (a tag editor rewrote it) only has its tags read again.
     known_audio_hash: str | None = None
     tags_only: bool = False  # the file is unchanged, its tags are to be read again (a newer tag reader)
+    # The track was embedded before the timbre companion: if the file is unchanged, its timbre
+    # Gaussian alone is computed (decode + log-mel, no CNN) and returned with UNCHANGED or RETAGGED.
+    timbre_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Analysis:
     segment_starts: np.ndarray | None = None
     audio: Audio | None = None
     audio_hash: str | None = None
+    timbre: bytes | None = None  # the packed timbre Gaussian (timbre.pack): OK, or a Task.timbre_only
 
 
 class OneRead(io.RawIOBase):
@@ -178,10 +182,11 @@ def analyse_file(task: Task, source: OneRead, size: int, mtime: float | None) ->
     try:
         if task.known_hash is not None:  # maybe only touched: hash first, and decode only if it changed
             if (digest := source.digest()) == task.known_hash:
+                blob = timbre_of(task, source) if task.timbre_only else None
                 if task.tags_only:  # a newer tag reader: the same audio, its tags read again
                     return Analysis(path, Outcome.RETAGGED, size, mtime, content_hash=digest,
-                                    audio_hash=audio_hash(source), tags=read_tags(source))
-                return Analysis(path, Outcome.UNCHANGED, size, mtime, content_hash=digest)
+                                    audio_hash=audio_hash(source), tags=read_tags(source), timbre=blob)
+                return Analysis(path, Outcome.UNCHANGED, size, mtime, content_hash=digest, timbre=blob)
         sound, packets = None, PacketHash()
         if task.known_audio_hash is not None:
             # Embedded before: are these the same audio packets without the tags (tags.audio_hash)?
@@ -190,7 +195,8 @@ def analyse_file(task: Task, source: OneRead, size: int, mtime: float | None) ->
             sound = audio_hash(source)
             if sound is not None and sound == task.known_audio_hash:
                 return Analysis(path, Outcome.RETAGGED, size, mtime, content_hash=source.digest(),
-                                audio_hash=sound, tags=read_tags(source))
+                                audio_hash=sound, tags=read_tags(source),
+                                timbre=timbre_of(task, source) if task.timbre_only else None)
         a = load(source, sr=embedder(task.model).sr, packets=None if sound is not None else packets)
         if sound is None:  # decoded in windows, or the stream broke off: demux it all, as tags.audio_hash does
             sound = packets.hexdigest() if packets.ended and not a.excerpted else audio_hash(source)
@@ -213,7 +219,21 @@ def analyse_file(task: Task, source: OneRead, size: int, mtime: float | None) ->
     emb = embedder(task.model).embed_audios([a])[0]
     return Analysis(path, Outcome.OK, size, mtime, content_hash=digest, duration=emb.duration, tags=tags,
                     model_id=embedder(task.model).model_id, vector=emb.vector, segments=emb.segments,
-                    segment_starts=emb.segment_starts, audio_hash=sound)
+                    segment_starts=emb.segment_starts, audio_hash=sound, timbre=emb.timbre)
+
+
+def timbre_of(task: Task, source: OneRead) -> bytes | None:
+    """The timbre Gaussian of a file already embedded: decoded as for embedding, the log-mel and
+    no CNN. None for a method without a log-mel, or when the decode fails now: the track and its
+    embedding stay as they are (search keeps ranking by cosine, `status` counts it)."""
+    e = embedder(task.model)
+    if not hasattr(e, "timbre_of"):
+        return None
+    try:
+        source.seek(0)
+        return e.timbre_of(load(source, sr=e.sr).y)
+    except DecodeError:
+        return None
 
 
 def temp_prefix() -> str:

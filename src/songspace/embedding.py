@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from . import audio
+from . import audio, timbre
 from .errors import InputError
 from .features import level, log_mel, patch_starts, patches
 from .models.checkpoint import Model, load_model
@@ -81,6 +81,9 @@ class TrackEmbedding:
     # One unit vector per patch (a few seconds each), to say which part of a track matches.
     segments: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
     segment_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # seconds
+    # The timbre companion's Gaussian (timbre.pack, 460 bytes), from the same log-mel frames the
+    # patches were cut from: None for a method that computes no log-mel (MFCC statistics).
+    timbre: bytes | None = None
 
 
 class Embedder:
@@ -111,9 +114,19 @@ class Embedder:
         return self._encode(self._patches(y))
 
     def _patches(self, y: np.ndarray) -> torch.Tensor:
+        return self._features(y)[0]
+
+    def _features(self, y: np.ndarray) -> tuple[torch.Tensor, bytes]:
+        """(levelled patches, packed timbre Gaussian) of a waveform: one log-mel for both, so the
+        timbre companion costs a DCT and a covariance, not a second spectrogram (~1% of indexing)."""
         cfg = self.features
         S = log_mel(torch.from_numpy(y).to(self.device), cfg)
-        return level(patches(S, cfg.patch_frames, cfg.patch_frames // 2), cfg)
+        return level(patches(S, cfg.patch_frames, cfg.patch_frames // 2), cfg), timbre_blob(S)
+
+    def timbre_of(self, y: np.ndarray) -> bytes:
+        """The packed timbre Gaussian of a waveform alone (a track embedded before the companion
+        existed: its log-mel, no CNN)."""
+        return timbre_blob(log_mel(torch.from_numpy(y).to(self.device), self.features))
 
     def _encode(self, P: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=self.precision, enabled=self.precision != torch.float32):
@@ -137,14 +150,19 @@ class Embedder:
     def embed_audios(self, tracks: list[audio.Audio]) -> list[TrackEmbedding]:
         """Embed decoded tracks with their patches batched together across tracks: a GPU wants
         batches of hundreds of patches, more than one track has (`batch_size` sets how many)."""
-        P = [self._patches(a.y) for a in tracks]
+        P, timbres = zip(*(self._features(a.y) for a in tracks))
         vectors = self._encode(torch.cat(P)).split([len(p) for p in P])
         out = []
-        for a, V in zip(tracks, vectors):
+        for a, V, blob in zip(tracks, vectors, timbres):
             seconds = np.array([a.seconds_at(s) for s in self.patch_offsets(len(a.y))], dtype=np.float32)
             out.append(TrackEmbedding(track_vector(V), a.duration, a.excerpted,
-                                      V.cpu().numpy().astype(np.float16), seconds))
+                                      V.cpu().numpy().astype(np.float16), seconds, blob))
         return out
+
+
+def timbre_blob(S: torch.Tensor) -> bytes:
+    """timbre.pack of the Gaussian of a (n_mels, frames) log-mel (on any device)."""
+    return timbre.pack(*timbre.gaussian(S.float().cpu().numpy()))
 
 
 def track_vector(patch_vectors: torch.Tensor) -> np.ndarray:

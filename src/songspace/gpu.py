@@ -70,4 +70,4 @@ def _embed(held: list[Analysis], embedder) -> Iterator[Analysis]:
         return
     for r, e in zip(held, embedder.embed_audios([r.audio for r in held])):
         yield replace(r, status=Outcome.OK, audio=None, model_id=embedder.model_id, vector=e.vector,
-                      segments=e.segments, segment_starts=e.segment_starts)
+                      segments=e.segments, segment_starts=e.segment_starts, timbre=e.timbre)

@@ -199,11 +199,13 @@ class Library:
 
     def _tagged(self, result: IndexReport) -> IndexReport:
         """Tags out of the box after an index run (inside its writer lock): the current model's
-        tags head predicts genre and mood for the tracks that changed (autotags.py)."""
-        from . import autotags
+        tags head predicts genre and mood for the tracks that changed (autotags.py); and the
+        timbre companion's moments of those tracks are measured (proximity.py)."""
+        from . import autotags, proximity
 
         if not result.interrupted:
             result.tags_note = autotags.refresh(self.catalog).note
+            result.timbre_note = proximity.refresh(self.catalog).note
         return result
 
     def update(self, folders: Iterable[str | Path] | None = None, *, workers: int | None = None,
@@ -232,12 +234,13 @@ class Library:
             except RemoteError as e:
                 result.unreadable.append((address, str(e).removeprefix(f"{server}: "), held))
                 continue
-            for name in ("added", "updated", "unchanged", "removed", "retagged", "audio_seconds"):
+            for name in ("added", "updated", "unchanged", "removed", "retagged", "timbre_added", "audio_seconds"):
                 setattr(result, name, getattr(result, name) + getattr(part, name))
             for name in ("failed", "set_aside", "kept_empty", "unreadable"):
                 getattr(result, name).extend(getattr(part, name))
             result.interrupted = part.interrupted
             result.tags_note = part.tags_note or result.tags_note
+            result.timbre_note = part.timbre_note or result.timbre_note
         return result
 
     # -- fitting ----------------------------------------------------------------------------------
@@ -319,7 +322,25 @@ class Library:
             "failures": [(t.path, t.error) for t in catalog.failed_tracks()],
             # silent and too short audio: kept out of search and the map, each with its reason
             "set_aside": [(t.path, t.status, t.error) for t in catalog.set_aside_tracks()],
+            "ranking": self._ranking(searcher),
         }
+
+    @staticmethod
+    def _ranking(searcher: Searcher) -> dict:
+        """What search ranks by (rerank.py): "fused" (the CNN's cosine with the timbre companion)
+        or "cosine", and how many searchable tracks have no timbre model yet."""
+        from . import proximity
+        from .rerank import fused
+
+        space = searcher.space()
+        if not proximity.applies(space.method):
+            return {"by": "cosine", "lacking_timbre": 0, "note": "MFCC statistics have no timbre companion"}
+        lacking = searcher.catalog.lacking_timbre(space.model_id)
+        by = "fused" if fused(searcher) else "cosine"
+        note = (f"{lacking} tracks have no timbre model yet: search ranks by cosine until `songspace index` "
+                "gives them one" if lacking else
+                "the CNN fused with timbre" if by == "fused" else "cosine until `songspace index` measures the library")
+        return {"by": by, "lacking_timbre": lacking, "note": note}
 
     def export_dataset(self, out: str | Path, rows_per_file: int | None = None):
         """Write the searchable tracks as a sharded Parquet dataset into `out`, a new or empty

@@ -25,9 +25,11 @@ def track_row(track: Track, score: float | None = None, **extra) -> dict:
 
 
 def similar_rows(found: Iterable) -> list[dict]:
-    """`recommend.similar` matches: score, whether the match is a copy of the query, and the
-    ids of the other files of its recording folded into it."""
-    return [track_row(m.track, m.score, copy_of_query=m.copy_of_query, copies=list(m.copies)) for m in found]
+    """`recommend.similar` matches: score (what the list is ordered by: rerank.py), cosine,
+    whether the match is a copy of the query, and the ids of the other files of its recording
+    folded into it."""
+    return [track_row(m.track, m.score, cosine=round(float(m.cosine), 4), copy_of_query=m.copy_of_query,
+                      copies=list(m.copies)) for m in found]
 
 
 def radio_rows(found: Iterable) -> list[dict]:

@@ -10,6 +10,7 @@ One `Catalog` (one connection) made of one part per concern:
   listening.py   users, playlists, stars, plays (the Subsonic face)
   derived.py     predictions (classify) and the library map's cache
   companion.py   the Subsonic servers indexed from, and their artist and album ids of each track
+  timbre.py      each track's timbre Gaussian and mutual-proximity moments (the timbre companion)
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from .companion import Companion
 from .derived import Derived
 from .listening import Listening
 from .segments import Segments
+from .timbre import Timbres
 from .tracks import Track, Tracks
 
 __all__ = ["Catalog", "Track"]
 
 
-class Catalog(Tracks, Segments, Listening, Derived, Companion):
+class Catalog(Tracks, Segments, Listening, Derived, Companion, Timbres):
     """`Catalog(path)` opens (creating or migrating) the catalog for writing; `readonly=True`
     opens an existing one for reading only (see `store.Store`)."""

@@ -290,10 +290,35 @@ def step_12_rating_songs(cat) -> None:
     _add_column(cat, "ratings", "song INTEGER")
 
 
+# Step 13: the timbre companion (catalog/timbre.py, proximity.py).
+TIMBRE = """
+CREATE TABLE IF NOT EXISTS timbre (  -- timbre.pack: float16 mean + Cholesky factor, 460 bytes
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    blob     BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS proximity (  -- mutual proximity's moments against a sample of the library
+    track_id  INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    model_id  TEXT NOT NULL,  -- the cosine half depends on the model
+    cos_mu    REAL NOT NULL,
+    cos_sd    REAL NOT NULL,
+    timbre_mu REAL NOT NULL,
+    timbre_sd REAL NOT NULL,
+    PRIMARY KEY (track_id, model_id)
+);
+"""
+
+
+def step_13_timbre(cat) -> None:
+    """Each track's timbre Gaussian and its mutual-proximity moments: tables of their own, empty
+    until the next `index` fills them (the audio of every track decoded once more, no CNN);
+    search ranks by cosine alone until every searchable track has one."""
+    cat.db.executescript(TIMBRE)
+
+
 STEPS = [step_1_tables, step_2_segment_index, step_3_statuses, step_4_tags, step_5_api_keys,
          step_6_search_key, step_7_listening, step_8_stream_defaults,
          step_9_remote_songs, step_10_star_songs, step_11_remote_suffix,
-         step_12_rating_songs]  # step n is STEPS[n - 1]; only ever append
+         step_12_rating_songs, step_13_timbre]  # step n is STEPS[n - 1]; only ever append
 LATEST = len(STEPS)
 
 

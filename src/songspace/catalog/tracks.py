@@ -175,8 +175,9 @@ class Tracks(Store):
     def put_ok(self, path: str, *, size: int, mtime: float, content_hash: str, duration: float,
                tags: dict, model_id: str, vector: np.ndarray,
                segments: np.ndarray | None = None, segment_starts: np.ndarray | None = None,
-               audio_hash: str | None = None) -> int:
-        """Store a successfully analysed track and its embedding in one transaction. Segments go
+               audio_hash: str | None = None, timbre: bytes | None = None) -> int:
+        """Store a successfully analysed track and its embedding (and its timbre blob: None for a
+        method that makes none) in one transaction. Segments go
         to the sidecar: appended and fsynced inside the transaction, before the row pointing at
         them commits (a crash in between leaves dead bytes, never a row without bytes). Fitting
         a model's segment projection and compacting the sidecar are not done here: the indexer
@@ -194,6 +195,7 @@ class Tracks(Store):
                 self._put_segments([(track_id, model_id, segment_starts, segments)])
             else:  # a method that makes none (MFCC): nothing stale may stay behind
                 self.db.execute("DELETE FROM segment_records WHERE track_id = ?", (track_id,))
+            self._put_timbre(track_id, timbre)  # catalog/timbre.py
             self._log([track_id], "put")
             self._bump()
         return track_id

@@ -70,6 +70,8 @@ def index(
                f"removed {report.removed}, failed {len(report.failed)}")
     if report.retagged:  # of the unchanged: new tags read, the audio not analysed again
         summary += f", tags read again {report.retagged}"
+    if report.timbre_added:  # of the unchanged: embedded before the timbre companion, given their Gaussian
+        summary += f", timbre added {report.timbre_added}"
     if report.fit is not None:
         print_fit(report.fit, model_id, reembedded=False)
     for path, reason in report.failed:
@@ -89,6 +91,8 @@ def index(
     console.print(summary)
     if report.tags_note:  # tags out of the box (autotags.py), predicted by the run
         console.print(escape(report.tags_note))
+    if report.timbre_note:  # the timbre companion's moments (proximity.py)
+        console.print(escape(report.timbre_note))
     if map_note:
         console.print(escape(map_note))
     if report.failed or report.unreadable:
@@ -141,6 +145,7 @@ def status(as_json: PlainJsonOption = False):
     for model_id, n in s["embeddings_by_model"].items():
         stale = "" if model_id == s["model"]["id"] else "  (another model: re-embedded by the next `index`)"
         out.print(f"embedded:   {n} by {model_id}{stale}")
+    out.print(f"ranking:    {s['ranking']['by']} ({escape(s['ranking']['note'])})")
     for group, counts in s["predicted_tags"].items():
         top = ", ".join(f"{escape(tag)} {n}" for tag, n in list(counts.items())[:6])
         out.print(f"{group + ':':<12}{top}{', ...' if len(counts) > 6 else ''}  (predicted; `songspace tags`)")

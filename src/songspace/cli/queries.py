@@ -43,7 +43,8 @@ def similar(
         found = find_similar(searcher, target, k, manners)
         name = target.label if hasattr(target, "label") else str(target)
         rows = with_predicted(lib, shapes.similar_rows(found)) if as_json else shapes.similar_rows(found)
-        show_tracks(f"Sounds like: {name}", rows, as_json, m3u8, absolute, [m.track for m in found])
+        show_tracks(f"Sounds like: {name}", rows, as_json, m3u8, absolute, [m.track for m in found],
+                    columns=("score", "cosine"))
 
 
 # -- playlists: radio, path (and MPD) ----------------------------------------------------------

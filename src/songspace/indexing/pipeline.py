@@ -8,7 +8,8 @@
   (fit)    optional, the caller's: adapt the model to these files (Library.fit)
   plan     skip files whose size and mtime are unchanged and whose embedding came from the
            current model (their tags are read again, only them, when an older tag reader filled
-           them; a folder image or .lrc added beside them is noted); the rest become `Task`s,
+           them; their timbre Gaussian is computed, only it, when they were embedded before the
+           timbre companion; a folder image or .lrc added beside them is noted); the rest become `Task`s,
            with the audio hash already embedded: a changed file whose audio packets are the same
            (a tag editor rewrote it) gets its tags read, not its audio analysed
   analyse  an executor (executors.py: local processes, a GPU, Ray) hashes, tags, decodes and
@@ -162,6 +163,8 @@ def plan_tasks(catalog: Catalog, method: methods.Method, files: list[str], known
     did not list is listed once)."""
     tasks = []
     listings = dict(listings or {})
+    # Embedded before the timbre companion (catalog step 13): the Gaussian alone is computed.
+    no_timbre = catalog.without_timbre() if method.kind != "mfcc" else set()
     for path in files:
         try:
             st = os.stat(path)
@@ -176,8 +179,10 @@ def plan_tasks(catalog: Catalog, method: methods.Method, files: list[str], known
             result.set_aside.append((path, t.error))  # judged again once the file changes
             continue
         if same_file and t.model_id == method.id:
-            if t.tags_version < TAGS_VERSION:  # tags read by an older songspace: read them again, only them
-                tasks.append(Task(path, method.name, t.content_hash, st.st_size, st.st_mtime, tags_only=True))
+            stale_tags, timbre_only = t.tags_version < TAGS_VERSION, t.id in no_timbre
+            if stale_tags or timbre_only:  # read again only the tags, or compute only the timbre, or both
+                tasks.append(Task(path, method.name, t.content_hash, st.st_size, st.st_mtime, tags_only=stale_tags,
+                                  timbre_only=timbre_only))
                 continue
             check_beside(catalog, t, listings)
             result.unchanged += 1
@@ -185,7 +190,8 @@ def plan_tasks(catalog: Catalog, method: methods.Method, files: list[str], known
         ok_here = t is not None and t.status == TrackStatus.OK and t.model_id == method.id
         tasks.append(Task(path, method.name, t.content_hash if ok_here else None,
                           st.st_size if st else 0, st.st_mtime if st else None,
-                          known_audio_hash=t.audio_hash if ok_here else None))
+                          known_audio_hash=t.audio_hash if ok_here else None,
+                          timbre_only=ok_here and t.id in no_timbre))
     return Plan(tasks, method.name)
 
 
@@ -224,6 +230,9 @@ def analyse(executor: Executor, plan: Plan, report: Report) -> Iterator[Analysis
 
 def store(catalog: Catalog, r: Analysis, known: dict[str, Track], result: IndexReport) -> None:
     """Commit one file's result, and count it in `result`."""
+    if r.status in (Outcome.UNCHANGED, Outcome.RETAGGED) and r.timbre is not None:  # a Task.timbre_only
+        catalog.put_timbre(known[r.path].id, r.timbre)
+        result.timbre_added += 1
     if r.status == Outcome.UNCHANGED:
         catalog.touch(known[r.path].id, r.size, r.mtime)
         result.unchanged += 1
@@ -247,7 +256,8 @@ def store(catalog: Catalog, r: Analysis, known: dict[str, Track], result: IndexR
     else:
         catalog.put_ok(r.path, size=r.size, mtime=r.mtime, content_hash=r.content_hash, duration=r.duration,
                        tags={**r.tags, **beside(r.path)}, model_id=r.model_id, vector=r.vector,
-                       segments=r.segments, segment_starts=r.segment_starts, audio_hash=r.audio_hash)
+                       segments=r.segments, segment_starts=r.segment_starts, audio_hash=r.audio_hash,
+                       timbre=r.timbre)
         if r.path in known:
             result.updated += 1
         else:

@@ -193,6 +193,7 @@ def plan(catalog: Catalog, method: methods.Method, songs: list[Song], known: dic
     """The songs to download; the others counted as unchanged (their entry's tags stored when
     they changed on the server), or as failed or set aside as before."""
     downloads = []
+    no_timbre = catalog.without_timbre() if method.kind != "mfcc" else set()  # embedded before the timbre companion
     for song in songs:
         t = known.get(song.path)
         retagged = t is not None and any(getattr(t, k) != v for k, v in stored_form(song.tags).items())
@@ -205,14 +206,17 @@ def plan(catalog: Catalog, method: methods.Method, songs: list[Song], known: dic
         if same and t.status in SET_ASIDE:
             result.set_aside.append((song.path, t.error))
             continue
-        if same and t.model_id == method.id:
+        if same and t.model_id == method.id and t.id not in no_timbre:
             result.unchanged += 1
             result.retagged += retagged
             continue
         ok_here = t is not None and t.status == TrackStatus.OK and t.model_id == method.id
+        if same and ok_here:  # downloaded once more for its timbre Gaussian alone (no CNN)
+            result.retagged += retagged
         downloads.append(Download(song, Task(song.path, method.name, t.content_hash if ok_here else None,
                                              song.size, song.mtime,
-                                             known_audio_hash=t.audio_hash if ok_here else None)))
+                                             known_audio_hash=t.audio_hash if ok_here else None,
+                                             timbre_only=ok_here and t.id in no_timbre)))
     return downloads
 
 

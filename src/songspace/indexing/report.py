@@ -39,6 +39,7 @@ class IndexReport:
     unchanged: int = 0
     removed: int = 0
     retagged: int = 0  # of the unchanged: tracks whose tags were read again, their audio not analysed
+    timbre_added: int = 0  # of the unchanged: tracks embedded before the timbre companion, given their Gaussian
     audio_seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
     # (path, reason) of audio recorded as silent or too short: not failures, not searchable either
@@ -49,6 +50,7 @@ class IndexReport:
     fit: FitResult | None = None
     interrupted: bool = False
     tags_note: str | None = None  # what the tags head did after the run (autotags.refresh), one line
+    timbre_note: str | None = None  # what the timbre companion's refresh did (proximity.refresh), one line
 
     @property
     def fitted_model(self) -> str | None:

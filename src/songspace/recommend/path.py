@@ -17,6 +17,10 @@ A→B (kept only when closer to B than the last): on 300 tracks spread over a pa
 sphere (5 random patches), the largest step is 0.42-0.72 times as large for n = 12, and
 0.48-0.79 for n = 6, 0.16-0.85 for n = 30 (tests/test_path.py has the comparison).
 If the corridor lacks tracks in between, the journey is shorter than n, down to A→B itself.
+
+Cosine throughout, not search's fused ranking (rerank.py): the corridor is searched from points
+on the line, which are no track and have no timbre model, and the rules (ever closer to B, the
+largest step) are about the distances themselves.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Radio: an endless-feeling playlist from a few liked tracks (seeds) and some disliked ones.
 
-The taste is the seeds: a track's relevance is its cosine similarity to the nearest seed, so
+The taste is the seeds: a track's relevance is its likeness to the nearest seed as search
+scores it (rerank.py: the CNN's cosine fused with the timbre companion, or cosine alone), so
 each seed keeps its own neighbourhood (a mean of the seeds would favour whatever lies between
 two different seeds, which may be liked by nobody). Relevance is always measured against the
 seeds, never against the last pick, and candidates come from a pool of the `pool * n` tracks
@@ -35,6 +36,7 @@ import numpy as np
 from ..catalog import Track
 from ..errors import InputError
 from ..query import Match, Searcher, one_snapshot
+from ..rerank import ranked
 
 AVOID_QUANTILE = 0.98
 _SAMPLE = 2000  # tracks whose pairs estimate the quantile: 2M pairs, a few ms, stable to ~0.001
@@ -75,7 +77,8 @@ def radio(searcher: Searcher, seeds: Iterable[int | str | Track], avoid: Iterabl
           n: int = 30, seed: int = 0, artist_window: int = 3, diversity: float = 0.3, pool: int = 3,
           jitter: float = 0.1) -> list[Match]:
     """Up to `n` tracks for someone who likes `seeds` and not `avoid`, in playing order; each
-    Match's score is its cosine similarity to the nearest seed.
+    Match's score is its cosine similarity to the nearest seed (relevance, which picks them, is
+    search's score: rerank.py).
 
     seeds, avoid: ids, Tracks or anything `Searcher.resolve_track` accepts.
     seed: the random seed of the jitter (same seed, same list).
@@ -105,16 +108,24 @@ def radio(searcher: Searcher, seeds: Iterable[int | str | Track], avoid: Iterabl
         closeness = (vectors @ searcher.vectors([t.id for t in avoid_tracks]).T).max(axis=1)
         banned |= set(ids[closeness >= close_similarity(vectors)].tolist())
 
-    # The pool: the tracks most relevant to the seeds (relevance = cosine to the nearest seed).
-    seed_vectors = searcher.vectors([t.id for t in seed_tracks])
-    hits = searcher.search(seed_vectors, pool * n, exclude=banned)
-    pool_ids = np.array(sorted({i for row in hits for i, _ in row}), dtype=np.int64)
+    # The pool: the tracks most relevant to the seeds, by search's score (rerank.py) to the
+    # nearest seed: fused with timbre once the library has it (a track outside a seed's
+    # candidates scores 0 for it: mutual proximity that far is ~0), else cosine.
+    seed_ids = [t.id for t in seed_tracks]
+    seed_vectors = searcher.vectors(seed_ids)
+    found = ranked(searcher, seed_vectors, pool * n, exclude=banned, query_ids=seed_ids)
+    best: dict[int, float] = {}
+    for row in found.rows:
+        for h in row:
+            best[h.id] = max(best.get(h.id, 0.0), h.score)
+    pool_ids = np.array(sorted(best), dtype=np.int64)
     if len(pool_ids) == 0:
         return []
     pool_vectors = searcher.vectors(pool_ids)
-    relevance = (pool_vectors @ seed_vectors.T).max(axis=1)
+    cosine = (pool_vectors @ seed_vectors.T).max(axis=1)  # what each Match shows
+    relevance = np.array([best[i] for i in pool_ids.tolist()]) if found.fused else cosine
     keep = np.argsort(-relevance, kind="stable")[: pool * n]
-    pool_ids, pool_vectors, relevance = pool_ids[keep], pool_vectors[keep], relevance[keep]
+    pool_ids, pool_vectors, relevance, cosine = pool_ids[keep], pool_vectors[keep], relevance[keep], cosine[keep]
     # Only the artists of the pool: whole track rows are fetched for the picks alone.
     pool_artists = searcher.artists(pool_ids.tolist())
     _, artists = np.unique([_artist_key(i, a) for i, a in zip(pool_ids.tolist(), pool_artists)], return_inverse=True)
@@ -138,4 +149,4 @@ def radio(searcher: Searcher, seeds: Iterable[int | str | Track], avoid: Iterabl
         available[best] = False
         closest = np.maximum(closest, pool_vectors @ pool_vectors[best])
     picked_tracks = searcher.tracks(pool_ids[picked].tolist())
-    return [Match(t, float(relevance[r])) for t, r in zip(picked_tracks, picked)]
+    return [Match(t, float(cosine[r])) for t, r in zip(picked_tracks, picked)]

@@ -12,7 +12,7 @@ Unlike `duplicates`, nothing is re-checked from the audio: a list must come back
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import numpy as np
 from ..catalog import Track
 from ..errors import QueryError
 from ..query import Searcher, one_snapshot
+from ..rerank import ranked
 from .align import align
 from .duplicates import DEFAULT_THRESHOLD, MIN_COVERAGE
 
@@ -46,9 +47,14 @@ class Manners:
 @dataclass(frozen=True)
 class SimilarTrack:
     track: Track
-    score: float  # cosine similarity to the query
+    # What the list is ordered by (rerank.py): the CNN's cosine fused with the timbre companion
+    # (in [0, 1]), or the cosine itself where search does not fuse. Not the cosine, so that the
+    # list is best first by its score for every client that sorts (AudioMuse-AI's distance,
+    # OpenSubsonic's sonicMatch similarity); the cosine is beside it.
+    score: float
     copy_of_query: bool = False  # the same recording as the query (another file of it)
     copies: tuple[int, ...] = field(default=())  # ids of other files of this recording, folded in
+    cosine: float | None = None  # cosine similarity of the two vectors, 1.0 = same direction
 
 
 def _same(a: str | None, b: str | None) -> bool:
@@ -70,17 +76,20 @@ def _allowed(t: Track, query: Track | None, manners: Manners) -> bool:
 @one_snapshot
 def similar(searcher: Searcher, query: str | int | Path | Track, k: int = 10,
             manners: Manners = Manners()) -> list[SimilarTrack]:
-    """The k tracks that sound most like the query, best first, minding `manners`."""
+    """The k tracks that sound most like the query, best first, minding `manners`: ranked as
+    search ranks (rerank.py: the CNN fused with the timbre companion once the library has it),
+    each with its score and its cosine similarity to the query."""
     if k < 1:
         raise QueryError(f"k must be at least 1, not {k}")
     manners.check()
     target = searcher.resolve(query)
+    query_timbre = None
     if isinstance(target, Track):
         query_track, vector = target, searcher.vector(target)
         copies = _Copies(searcher, vector, query_id=target.id)  # its segments come with the first candidates'
     else:  # an outside file: embedded, not added
         query_track, emb = None, searcher.embed_file(target)
-        vector = emb.vector
+        vector, query_timbre = emb.vector, emb.timbre
         query_segments = ((emb.segment_starts, searcher.as_segments(emb.segments.astype(np.float32)))
                           if len(emb.segment_starts) else None)  # put where stored segments are compared
         copies = _Copies(searcher, vector, query_segments=query_segments)
@@ -89,7 +98,8 @@ def similar(searcher: Searcher, query: str | int | Path | Track, k: int = 10,
 
     fetch = min(total, 4 * k + 8)
     while True:  # filters drop hits: widen the search until k are left or the library is exhausted
-        hits = searcher.search(vector, fetch, exclude)[0]
+        found = ranked(searcher, vector, fetch, exclude, [query_track.id if query_track else None], [query_timbre]).rows[0]
+        hits = [(h.id, h.score, h.cosine) for h in found]  # in search's order (rerank.py)
         picked = _pick(searcher, hits, query_track, copies, k, manners)
         if len(picked) >= k or fetch >= total:
             return picked
@@ -143,39 +153,39 @@ class _Copies:
         return self._same(other_vector, self.segments.get(other.id), vector, self.segments.get(t.id))
 
 
-def _pick(searcher: Searcher, hits: list[tuple[int, float]], query: Track | None, copies: _Copies,
+def _pick(searcher: Searcher, hits: list[tuple[int, float, float]], query: Track | None, copies: _Copies,
           k: int, manners: Manners) -> list[SimilarTrack]:
-    tracks = searcher.tracks([i for i, _ in hits])
-    kept = [(t, s) for t, (_, s) in zip(tracks, hits) if _allowed(t, query, manners)]
+    tracks = searcher.tracks([h[0] for h in hits])
+    kept = [(t, s, c) for t, (_, s, c) in zip(tracks, hits) if _allowed(t, query, manners)]
     if not manners.collapse_copies:
-        return [SimilarTrack(t, s) for t, s in kept[:k]]
-    vectors = searcher.vectors([t.id for t, _ in kept]) if kept else np.zeros((0, 1), np.float32)
-    copies.fetch([t.id for t, _ in kept], vectors)
+        return [SimilarTrack(t, s, cosine=c) for t, s, c in kept[:k]]
+    vectors = searcher.vectors([t.id for t, _, _ in kept]) if kept else np.zeros((0, 1), np.float32)
+    copies.fetch([t.id for t, _, _ in kept], vectors)
     picked: list[SimilarTrack] = []
     picked_rows: list[int] = []
     query_copy_at = None  # where the (one) entry for the query's own copies sits
-    for row, (t, s) in enumerate(kept):
+    for row, (t, s, c) in enumerate(kept):
         if copies.of_query(t, vectors[row]):  # every other file of the query's recording: one entry
             if query_copy_at is None:
                 query_copy_at = len(picked)
-                picked.append(SimilarTrack(t, s, copy_of_query=True))
+                picked.append(SimilarTrack(t, s, copy_of_query=True, cosine=c))
                 picked_rows.append(row)
             else:
                 first = picked[query_copy_at]
-                picked[query_copy_at] = SimilarTrack(first.track, first.score, True, (*first.copies, t.id))
+                picked[query_copy_at] = replace(first, copies=(*first.copies, t.id))
             continue
         folded = False
         for j, r in enumerate(picked_rows):  # a copy of a track already listed: fold it in
             if copies.of_track(t, vectors[row], picked[j].track, vectors[r]):
                 first = picked[j]
-                picked[j] = SimilarTrack(first.track, first.score, first.copy_of_query, (*first.copies, t.id))
+                picked[j] = replace(first, copies=(*first.copies, t.id))
                 folded = True
                 break
         if folded:
             continue
         if len(picked) >= k:
             break
-        picked.append(SimilarTrack(t, s))
+        picked.append(SimilarTrack(t, s, cosine=c))
         picked_rows.append(row)
     return picked[:k]
 

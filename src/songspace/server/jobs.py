@@ -69,7 +69,7 @@ class IndexJob:
                 r = lib.update(folders, workers=self.workers, report=self._report)  # companion mode's servers too
             report = {"added": r.added, "updated": r.updated, "unchanged": r.unchanged, "removed": r.removed,
                       "failed": len(r.failed), "set_aside": len(r.set_aside), "interrupted": r.interrupted,
-                      "tags": r.tags_note, "notes": [f"{where}: {why}; its {n} tracks stay" for where, why, n in r.unreadable]}
+                      "tags": r.tags_note, "timbre": r.timbre_note, "timbre_added": r.timbre_added, "notes": [f"{where}: {why}; its {n} tracks stay" for where, why, n in r.unreadable]}
         except SongspaceError as e:
             error = str(e)
         except Exception as e:  # a bug: keep the server up, and say what happened

@@ -32,7 +32,7 @@ export function trackRow(t, listName, index) {
     el("div", { class: "meta" },
       el("div", { class: "title", text: titleOf(t), title: t.path || "" }),
       el("div", { class: "sub" }, el("span", { class: "sub-text", text: sub }), ...extras)),
-    t.score !== undefined ? el("span", { class: "score", title: "Similarity (cosine)", text: t.score.toFixed(2) })
+    t.score !== undefined ? el("span", { class: "score", title: t.cosine !== undefined ? `Search's score (the sound fused with timbre); cosine ${t.cosine.toFixed(2)}` : "Similarity (cosine)", text: t.score.toFixed(2) })
       : t.step !== undefined ? el("span", { class: "score step", title: "Step: cosine distance from the previous track", text: index ? `+${t.step.toFixed(3)}` : "start" }) : null,
     t.number !== undefined && t.number !== null ? el("span", { class: "num", title: "Disc and track number", text: t.disc > 1 || (listName === "album" && hasDiscs(listName)) ? `${t.disc}-${t.number}` : `${t.number}` }) : null,
     el("span", { class: "dur", text: clock(t.duration) }),
