@@ -81,7 +81,7 @@ def test_similar_keeps_answering_from_one_model_while_use_reembeds(indexed_libra
                     if r.status_code != 200:
                         rounds.failures.append(f"http: similar {q}: {r.status_code} {r.text}")
                         continue
-                    answers.append(("http", q, [(i["id"], i["score"]) for i in r.json()["items"]]))
+                    answers.append(("http", q, [(i["id"], i["cosine"]) for i in r.json()["items"]]))
                 rounds.finished("http")
 
         def through_searcher():
@@ -93,7 +93,7 @@ def test_similar_keeps_answering_from_one_model_while_use_reembeds(indexed_libra
                     except Exception as e:  # noqa: BLE001 (a QueryError here is what the API answers with 404 or 400)
                         rounds.failures.append(f"searcher: similar {q}: {type(e).__name__}: {e}")
                         continue
-                    answers.append(("searcher", q, [(m.track.id, m.score) for m in found]))
+                    answers.append(("searcher", q, [(m.track.id, m.cosine) for m in found]))
                 rounds.finished("searcher")
 
         def run(name, target):
@@ -136,8 +136,8 @@ def test_similar_keeps_answering_from_one_model_while_use_reembeds(indexed_libra
         for i in ids:
             np.testing.assert_allclose(back[i], models["shipped"][i], atol=1e-4)
 
-    # Every answer: K tracks of the library, the query not among them, each scored with the
-    # vectors of one model, the same model for the query and every hit.
+    # Every answer: K tracks of the library, the query not among them, each at the cosine of the
+    # vectors of one model (the order may be the timbre fusion's: rerank.py), the same model for the query and every hit.
     assert {who for who, _, _ in answers} == {"http", "searcher"}
     by_model = {name: 0 for name in models}
     for who, q, hits in answers:
