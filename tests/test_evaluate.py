@@ -63,7 +63,8 @@ def test_evaluate_puts_model_and_baselines_side_by_side(music, library_dir):
         assert lib.status()["tracks"] == 0  # the labelled music went to a scratch library, not the user's
         assert list((library_dir / "scratch").glob("evaluate-*/catalog.sqlite"))
     scores = results["labels"]["folder"]
-    assert set(scores) == {"songspace", "mfcc", "random"}
+    # search ranks by the CNN fused with the timbre companion; the embedding alone beside it
+    assert set(scores) == {"songspace", "songspace cosine", "mfcc", "random"}
     assert all(s["queries"] == 12 for s in scores.values())
     assert scores["mfcc"]["p@1"] >= 0.75  # four very different synthetic styles
 
@@ -99,7 +100,7 @@ def test_mfcc_as_the_library_embedding(music, library_dir, songspace):
 def test_evaluate_cli_json(music, songspace):
     proc = songspace("evaluate", str(music), "--json", "--workers", "0", check=True)
     results = json.loads(proc.stdout)
-    assert results["tracks"] == 12 and set(results["labels"]["folder"]) == {"songspace", "mfcc", "random"}
+    assert results["tracks"] == 12 and set(results["labels"]["folder"]) == {"songspace", "songspace cosine", "mfcc", "random"}
     table = songspace("evaluate", str(music), "--workers", "0", check=True).stdout
     assert "mAP" in table and "mfcc" in table
     assert json.loads(songspace("status", "--json", check=True).stdout)["tracks"] == 0  # a scratch library

@@ -1,6 +1,6 @@
 """Leave-one-out retrieval quality of a set of track vectors against labels.
 
-For each track, every other track is ranked by cosine similarity; P@k is the share of the top
+For each track, every other track is ranked by cosine similarity (or as search ranks: `evaluate`); P@k is the share of the top
 k that carry the same label, and AP the average precision over the whole ranking (mAP is its
 mean over queries). Queries whose label no other track shares are skipped: they cannot be
 answered right.
@@ -142,6 +142,7 @@ def evaluate(lib, source: str | Path, label_columns: Sequence[str] | None = None
     try:
         target.index([data.root], workers=workers, report=report)
         vectors: dict[str, dict[str, np.ndarray]] = {"songspace": searchable_vectors(target, data.paths)}
+        searched = target.searched_scores(data.paths)  # None: search ranks by cosine alone
     finally:
         if target is not lib:
             target.close()
@@ -167,10 +168,13 @@ def evaluate(lib, source: str | Path, label_columns: Sequence[str] | None = None
         kept = [p for p in common if usable(label_of[p])]
         if not any(n >= 2 for n in Counter(label_of[p] for p in kept).values()):
             continue  # no track has anything to find: nothing to score in this column
-        results["labels"][column] = {
-            method: retrieval_scores(np.stack([v[p] for p in kept]), [label_of[p] for p in kept])
-            for method, v in vectors.items()
-        }
+        labels = [label_of[p] for p in kept]
+        scores = {method: retrieval_scores(np.stack([v[p] for p in kept]), labels) for method, v in vectors.items()}
+        if searched is not None:  # search's own order first, the embedding alone beside it
+            matrix = np.array([[searched[p].get(o, -np.inf) for o in kept] for p in kept])
+            scores = {"songspace": ranking_scores(matrix, labels), "songspace cosine": scores["songspace"],
+                      **{m: sc for m, sc in scores.items() if m != "songspace"}}
+        results["labels"][column] = scores
     if not results["labels"]:
         raise InputError(f"{source}: in no label column ({', '.join(columns)}) do 2 analysed tracks share a label, "
                          "so no track has anything to find")

@@ -121,6 +121,12 @@ class Library:
             self._searcher = Searcher(self.catalog.path)
         return self._searcher
 
+    def searched_scores(self, paths) -> dict[str, dict[str, float]] | None:
+        """How search ranks these tracks among the library's (rerank.among): for `evaluate`."""
+        from . import rerank
+
+        return rerank.among(self.searcher(), paths)
+
     def __enter__(self):
         return self
 

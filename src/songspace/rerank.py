@@ -109,3 +109,20 @@ def _rescored(searcher: Searcher, sample: proximity.Sample, row: list[tuple[int,
     score = fusion.scores(cos, t_dist, q_moments, np.array([stored[i] for i in ids]))
     order = np.argsort(-score, kind="stable")
     return [Hit(ids[j], row[j][1], float(score[j])) for j in order]
+
+
+def among(searcher: Searcher, paths) -> dict[str, dict[str, float]] | None:
+    """{query path: {other path: score}} as search ranks these library tracks among all the
+    searchable ones, higher first (evaluate.py scores it); None when search ranks by cosine
+    alone (then the vectors' cosines are the ranking)."""
+    if not fused(searcher):
+        return None
+    ids, _ = searcher.all_vectors()
+    path_of = {t.id: t.path for t in searcher.tracks(ids)}
+    wanted = set(paths)
+    out = {}
+    for track_id in ids.tolist():
+        if path_of[track_id] in wanted:
+            row = ranked(searcher, searcher.vectors([track_id]), len(ids), query_ids=[track_id]).rows[0]
+            out[path_of[track_id]] = {path_of[h.id]: h.score for h in row if h.id != track_id}
+    return out

@@ -76,8 +76,9 @@ def evaluate(
     baselines computed in the same run: `mfcc` (hand-crafted statistics) and `random` (the
     untrained encoder). Indexes what is not indexed yet, into a scratch library inside yours
     unless --in-library. For each track every other track is
-    ranked by cosine similarity; P@k is the share of the top k with the same label, mAP the
-    mean average precision. Empty or 'unknown…' labels are left out of their column."""
+    ranked as search ranks (`songspace`: the model's cosine fused with the timbre companion;
+    `songspace cosine`: the model alone); P@k is the share of the top k with the same label,
+    mAP the mean average precision. Empty or 'unknown…' labels are left out of their column."""
     from ..evaluate import evaluate as run_evaluation
 
     with open_library() as lib, progress_bar() as progress, clear_errors():
