@@ -45,13 +45,16 @@ class IndexJob:
                 return False
             self._state.update(running=True, done=0, total=0, files=0, phase=Phase.STARTING, note="", started=time.time(),
                                finished=None, report=None, error=None)
-            self._thread = threading.Thread(target=self._run, args=(folders,), name="songspace-index", daemon=True)
-        self._thread.start()
+            thread = threading.Thread(target=self._run, args=(folders,), name="songspace-index", daemon=True)
+            thread.start()  # before it is published: `join` may be called at any moment
+            self._thread = thread
         return True
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
 
     def _report(self, phase: str, done: float, total: float, note: str) -> None:
         with self._lock:
@@ -112,8 +115,9 @@ class MapJob:
                 self._again, self._again_full = True, self._again_full or full
                 return True
             self._state.update(running=True, step=None, full=full, note="", error=None)
-            self._thread = threading.Thread(target=self._run, args=(full,), name="songspace-map", daemon=True)
-        self._thread.start()
+            thread = threading.Thread(target=self._run, args=(full,), name="songspace-map", daemon=True)
+            thread.start()  # before it is published: `stop` may join it at any moment
+            self._thread = thread
         return True
 
     def start_if_needed(self, needed: bool | None = None) -> bool:
@@ -133,12 +137,16 @@ class MapJob:
     def stop(self, timeout: float = 5) -> None:
         """Kill a UMAP run and wait (briefly) for the thread; nothing starts after this."""
         self._cancel.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
 
     def _stamp(self) -> tuple:
         return (self.searcher.catalog.generation, self.searcher.searched_model_id())
