@@ -9,6 +9,9 @@ make it shorter. Prints one line per fold and a table of mean +- sd over folds a
 (and the spread of the per-seed means), and writes every row to --json. Held-out tracks are
 embedded from the segments the corpus keeps of them (see songspace.crossval).
 
+The teacher as an auxiliary loss (docs/results.md, "The teacher as an auxiliary loss"): add
+--teacher-tags data/teacher/corpus-tags.npz --teacher-weight 1.
+
 Does a grown corpus help? Same folds (dealt over the smaller corpus's packages), only the
 training side grows:
 
@@ -49,6 +52,9 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus-cache", type=Path, help="keep the decoded corpus here and reuse it next time")
     ap.add_argument("--json", type=Path, help="write every row here")
     ap.add_argument("--save-models", type=Path, help="write each fold's trained model into this folder")
+    ap.add_argument("--teacher-tags", type=Path, help="the teacher's tags (data/teacher/corpus-tags.npz) for --teacher-weight")
+    ap.add_argument("--teacher-weight", type=float, default=0.0, help="the teacher as an auxiliary loss of this "
+                    "weight (TrainConfig.teacher_weight; rows are named METHOD + teacher W)")
     args = ap.parse_args(argv)
 
     from songspace.crossval import SCORES, cross_validate, paired, summary
@@ -60,7 +66,8 @@ def main(argv=None) -> int:
     try:
         cfg = TrainConfig(objective="contrastive", steps=None if args.minutes else args.steps, minutes=args.minutes,
                           batch_size=args.batch_size, lr=args.lr, cosine_decay=True,
-                          segments_per_track=args.segments_per_track)
+                          segments_per_track=args.segments_per_track, teacher_weight=args.teacher_weight,
+                          teacher_tags=str(args.teacher_tags) if args.teacher_tags else None)
         rows = cross_validate(args.corpus, cfg, args.folds, args.seeds, args.eval, args.fold_seed, args.workers,
                               references=not args.no_references, only_folds=args.only_folds,
                               log=lambda m: print(m, flush=True), base=args.base, corpus_cache=args.corpus_cache,

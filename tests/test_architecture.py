@@ -13,7 +13,8 @@ MAX_LINES = 520  # "about 500"
 # matching prefix; a new module must be placed here (and in the doc) before the test passes.
 FLOORS = [
     ("ground", ["errors", "resample", "audio", "features", "models", "tags", "scan", "synth", "variants",
-                "workers", "augment", "hubness", "timbre", "fusion", "recommend.align", "status", "progress", "remote", "map_layout"]),
+                "workers", "augment", "hubness", "timbre", "fusion", "recommend.align", "status", "progress", "remote", "map_layout",
+                "teacher"]),
     ("storage", ["catalog", "segment_store", "vectors"]),
     ("making vectors", ["embedding", "baselines", "method", "analysis", "training", "fit_check", "evaluate",
                         "crossval", "distributed", "dataset", "gpu", "autotags", "proximity"]),

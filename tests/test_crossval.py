@@ -111,3 +111,23 @@ def test_a_grown_corpus_keeps_the_base_folds_and_only_trains_on_the_rest(mini_co
     assert [r["fold_map"] for r in grown] == [r["fold_map"] for r in rows if r["method"] == "recipe on corpus"]
     with pytest.raises(InputError, match="lacks packages of the base"):
         cross_validate(base, cfg, k=2, workers=0, base=music, log=lambda m: None)
+
+
+def test_the_teacher_term_runs_through_cross_validation(mini_corpus, tmp_path):
+    """Rows with the teacher are named so (to pair them with the recipe's); tracks without a
+    teacher row (here pkg3, like the grown corpus's added tracks) train without the term."""
+    music, _ = mini_corpus
+    rel = [line.split("\t")[1] for line in (music / "MANIFEST.tsv").read_text().splitlines()[1:]]
+    known = [p for p in rel if not p.startswith("pkg3")]
+    npz = tmp_path / "tags.npz"
+    np.savez(npz, paths=np.array(known), probs=np.linspace(0.01, 0.9, 2 * len(known)).reshape(len(known), 2))
+    cfg = TrainConfig(steps=2, minutes=None, batch_size=4, segments_per_track=2, cosine_decay=True,
+                      teacher_weight=0.5, teacher_tags=str(npz))
+    rows = cross_validate(music, cfg, k=2, seeds=(0,), workers=0, references=False, log=lambda m: None)
+    assert {r["method"] for r in rows} == {"recipe + teacher 0.5"}
+    folds = package_folds(sorted(p.split("/")[0] for p in rel), 2)
+    for r in sorted(rows, key=lambda r: r["fold"]):
+        assert r["trained_tracks"] == 6
+        # pkg3 held out: all 6 trained tracks have a target; pkg3 trained on: only the other 3.
+        assert r["teacher_tracks"] == (6 if "pkg3" in folds[r["fold"]] else 3)
+        assert r["teacher_loss"] > 0

@@ -168,6 +168,8 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
         trainings.pop("recipe on base", None)
     if base_only:
         trainings.pop("recipe on corpus", None)
+    if cfg.teacher_weight > 0:  # rows say so, so runs with and without it can be paired (`paired`)
+        trainings = {f"{name} + teacher {cfg.teacher_weight:g}": trains for name, trains in trainings.items()}
     eval_set = read_labels(eval_labels) if eval_labels else None
     eval_cache: dict = {}
     features = FeatureConfig(**read_config(None)["features"])
@@ -218,9 +220,12 @@ def cross_validate(corpus_dir: str | Path, cfg, k: int = 4, seeds: Sequence[int]
                     n, s = scores(model, f)
                     rows.append({"method": method, "seed": seed, "fold": f, "packages": len(folds[f]),
                                  "tracks": n, "trained_tracks": len(train_view), "steps": stats["steps"],
-                                 "final_loss": stats["final_loss"], **s})
+                                 "final_loss": stats["final_loss"],
+                                 **{k: v for k, v in stats.items() if k.startswith("teacher")}, **s})
+                    taught = (f", teacher loss {stats['teacher_loss_first']:.3f} → {stats['teacher_loss']:.3f} on "
+                              f"{stats['teacher_tracks']} tracks" if stats.get("teacher_loss") is not None else "")
                     log(f"{method} seed {seed} fold {f}: {_brief(s)}, {stats['steps']} steps on "
-                        f"{len(train_view)} tracks, loss {stats['final_loss']:.3f} ({time.monotonic() - t:.0f} s)")
+                        f"{len(train_view)} tracks, loss {stats['final_loss']:.3f}{taught} ({time.monotonic() - t:.0f} s)")
         del corpus.data
     return rows
 

@@ -45,6 +45,7 @@ from .models.autoencoder import Autoencoder
 from .models.checkpoint import Model, load_model, save_model
 from .models.contrastive import Contrastive
 from .progress import Phase
+from .teacher import read_targets, standardise
 from .models.encoder import Encoder, EncoderConfig
 from .models.files import read_config
 from .workers import run_parallel, unwind_on_sigterm
@@ -77,6 +78,14 @@ class TrainConfig:
     # scratch has nothing to anchor to.
     anchor_weight: float = 0.0
     channels: tuple[int, ...] = EncoderConfig.channels  # of a new encoder (a model to continue from keeps its own)
+    # The teacher as an auxiliary loss (issue 21 item 4, docs/results.md): a linear head on each
+    # excerpt's embedding learns the teacher's tags of its track (`teacher`: standardised
+    # logits, mean squared error), added with this weight to the contrastive loss, so the
+    # encoder must keep what the teacher hears. `teacher_tags`: the teacher's npz
+    # (scripts/teacher-tags.py); tracks it lacks add no term. 0 turns it off (the tags are then
+    # not read, and training is what it was without them, draw for draw).
+    teacher_weight: float = 0.0
+    teacher_tags: str | None = None
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -101,6 +110,13 @@ class TrainConfig:
             raise InputError(f"channels: 1 to 6 blocks of at least 1 channel each, not {self.channels}")
         if not self.anchor_weight >= 0:  # also refuses NaN
             raise InputError(f"anchor_weight must be 0 or more, not {self.anchor_weight}")
+        if not self.teacher_weight >= 0:
+            raise InputError(f"teacher_weight must be 0 or more, not {self.teacher_weight}")
+        if self.teacher_weight > 0 and not self.teacher_tags:
+            raise InputError("teacher_weight needs the teacher's tags: give teacher_tags (an npz of "
+                             "scripts/teacher-tags.py, e.g. data/teacher/corpus-tags.npz)")
+        if self.teacher_weight > 0 and self.objective != "contrastive":
+            raise InputError("teacher_weight works with the contrastive objective only")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,7 +294,21 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
         objective.load_state_dict({**objective.state_dict(), **init.objective_state})
     # channels_last: 1.7x faster training steps on CPU (measured), same results.
     objective.to(device, memory_format=torch.channels_last).train()
-    optimizer = torch.optim.Adam(objective.parameters(), lr=cfg.lr)
+    params = list(objective.parameters())
+    head = has_target = targets = None
+    taught_losses: list[float] = []
+    if cfg.teacher_weight > 0:
+        # Made after the encoder and its projection (same initial weights as without it); it
+        # draws from torch's generator only here, never from `rng` (same batches and crops).
+        has, targets = read_targets(cfg.teacher_tags, corpus.all_paths)
+        if not has[corpus.rows].any():
+            raise InputError(f"teacher tags {cfg.teacher_tags}: none of the {len(corpus)} training tracks has a "
+                             "row there (rows are matched on the path below the corpus folder, e.g. package/file.ogg)")
+        targets = torch.from_numpy(standardise(targets, has, corpus.rows)).to(device)
+        has_target = torch.from_numpy(has).to(device)
+        head = nn.Linear(objective.encoder.cfg.embed_dim, targets.shape[1]).to(device).train()
+        params += list(head.parameters())
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
     # Where the encoder starts (not the head: it is free to re-learn the task), for L2-SP.
     start_weights = [p.detach().clone() for p in objective.encoder.parameters()]
     batch = min(cfg.batch_size, len(corpus))
@@ -300,12 +330,20 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
         if cfg.augment:  # on the CPU, where `generator` lives: the same crops on any device
             views = [augment(level(v.cpu(), features), features, generator) for v in views]
         a, b = (level(v.to(device), features) for v in views)  # levelled where the model runs
+        taught = None
         if cfg.objective == "contrastive":
             releases = torch.from_numpy(corpus.groups[tracks]).to(device)
-            loss = objective.loss(a, b, releases, cfg.release_weight)
+            if head is None:
+                loss = objective.loss(a, b, releases, cfg.release_weight)
+            else:
+                loss, h = objective.loss_and_embeddings(a, b, releases, cfg.release_weight)
+                taught = teacher_loss(head, h, has_target, targets, tracks)
         else:
             loss = objective.loss(torch.cat([a, b]))
         total = loss + cfg.anchor_weight * drift(objective.encoder, start_weights) if cfg.anchor_weight > 0 else loss
+        if taught is not None:  # `loss` (reported) stays the objective's own
+            total = total + cfg.teacher_weight * taught
+            taught_losses.append(taught.item())
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if cfg.cosine_decay:
@@ -321,7 +359,24 @@ def train_on_corpus(corpus: Corpus, features: FeatureConfig, cfg: TrainConfig, i
         moved = drift(objective.encoder, [p.cpu() for p in start_weights]).item()
     stats = {"steps": step, "seconds": round(time.monotonic() - start, 1), "final_loss": float(np.mean(losses[-20:])),
              "tracks": len(corpus), "device": str(device), "drift": round(moved, 4)}
+    if head is not None:  # the head itself is not kept: it only shaped the encoder
+        stats["teacher_tracks"] = int(has_target.cpu().numpy()[corpus.rows].sum())
+        w = max(1, min(20, len(taught_losses) // 4))  # the first and last 20 steps, or quarters of a short run
+        stats["teacher_loss_first"] = float(np.mean(taught_losses[:w])) if taught_losses else None
+        stats["teacher_loss"] = float(np.mean(taught_losses[-w:])) if taught_losses else None
     return objective, stats
+
+
+def teacher_loss(head: nn.Module, h: torch.Tensor, has: torch.Tensor, targets: torch.Tensor,
+                 tracks: np.ndarray) -> torch.Tensor | None:
+    """Mean squared error of the head's tags from each excerpt's embedding h ((2 * batch, dim):
+    both views) against its track's standardised teacher logits (targets[row], where has[row]);
+    None when no track of the batch has any."""
+    rows = torch.from_numpy(tracks).to(h.device).repeat(2)
+    mask = has[rows]
+    if not mask.any():
+        return None
+    return (head(h[mask]) - targets[rows[mask]]).square().mean()
 
 
 # ---------------------------------------------------------------------------------------------

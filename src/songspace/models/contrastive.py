@@ -27,11 +27,18 @@ class Contrastive(nn.Module):
         """a[i] and b[i] are two excerpts of track i: (batch, n_mels, frames) each. With
         `releases` (batch,), excerpts of other tracks of the same release are positives too,
         in a second term weighted by `release_weight`."""
-        z = F.normalize(self.projection(self.encoder(torch.cat([a, b]))), dim=1)
+        return self.loss_and_embeddings(a, b, releases, release_weight)[0]
+
+    def loss_and_embeddings(self, a: torch.Tensor, b: torch.Tensor, releases: torch.Tensor | None = None,
+                            release_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """`loss`, and the embeddings of the excerpts it came from ((2 * batch, embed_dim): a's,
+        then b's), for another term on the same forward pass (training's teacher loss)."""
+        h = self.encoder(torch.cat([a, b]))
+        z = F.normalize(self.projection(h), dim=1)
         loss = nt_xent(z, self.temperature)
         if releases is not None and release_weight > 0:
             loss = loss + release_weight * release_nce(z, releases.repeat(2), self.temperature)
-        return loss
+        return loss, h
 
 
 def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
