@@ -189,8 +189,12 @@ def paired_table(rows: list[dict]) -> list[dict]:
             for key in KEYS:
                 d = np.array([r[key] - base[(r["model"], r["fold"])][key] for r in mine if key in r])
                 if len(d):
+                    seeds = [r["seed"] for r in mine if key in r]
                     entry[key] = {"mean": float(d.mean()), "sd": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
-                                  "won": int((d > 1e-9).sum()), "lost": int((d < -1e-9).sum()), "diffs": d.tolist()}
+                                  "won": int((d > 1e-9).sum()), "lost": int((d < -1e-9).sum()), "diffs": d.tolist(),
+                                  "per_seed": {str(s): float(np.mean([x for t, x in zip(seeds, d) if t == s]))
+                                               for s in dict.fromkeys(seeds)},
+                                  "value": float(np.mean([r[key] for r in mine if key in r]))}
             out.append(entry)
     return out
 
@@ -314,6 +318,13 @@ def main(argv=None) -> int:
     for e in table:
         cells = [f"{e[k]['mean']:+.3f} ± {e[k]['sd']:.3f} [{e[k]['won']}/{e[k]['lost']}]" if k in e else "–" for k in keys]
         print(f"| {e['group']} | {e['variant']} | {e['runs']} | " + " | ".join(cells) + " |")
+    print("\nmean over the runs (absolute), and the paired difference's mean per seed where there are several")
+    print("| models | rescoring | " + " | ".join(keys) + " |")
+    print("| --- | --- |" + " ---: |" * len(keys))
+    for e in table:
+        cells = [f"{e[k]['value']:.3f}" + (" (" + ", ".join(f"s{s} {m:+.3f}" for s, m in e[k]["per_seed"].items()) + ")"
+                                           if len(e[k]["per_seed"]) > 1 else "") if k in e else "–" for k in keys]
+        print(f"| {e['group']} | {e['variant']} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps({"rows": out_rows, "paired": table, "checks": checks}, indent=1))
     return 1 if any(d >= 6e-4 for _, d in checks) else 0
