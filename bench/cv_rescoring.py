@@ -45,11 +45,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import hubness as hubness_bench  # noqa: E402  bench/hubness.py: the variants measured on v3
-import timbre as timbre_bench  # noqa: E402  bench/timbre.py: the Gaussians' divergence, full-set MP
+import hubness as hubness_bench  # bench/hubness.py: the variants measured on v3
+import timbre as timbre_bench  # bench/timbre.py: the Gaussians' divergence, full-set MP
 
-from songspace import hubness, timbre  # noqa: E402
-from songspace.evaluate import ranking_scores, retrieval_scores, usable  # noqa: E402
+from songspace import hubness, timbre
+from songspace.evaluate import ranking_scores, retrieval_scores, usable
 
 KEYS = ("fold_p@1", "fold_map", "album_p@1", "album_map", "artist_p@1", "artist_map")
 DECIDED_W = 0.7
@@ -271,14 +271,14 @@ def main(argv=None) -> int:
         t = time.monotonic()
         model_id = read_config(path or None)["model_id"]
 
-        def model():
+        def model(path=path):  # loaded only when a cache file is missing, once per model file
             if path not in loaded:
                 loaded.clear()
                 loaded[path] = load_model(path or None)
             return loaded[path]
 
         fv = cached(args.cache / f"{model_id}-fold{f}-{tag(f)}.npz",
-                    lambda: {"vectors": embed_segments(model(), data[held(f)])})["vectors"]
+                    lambda f=f: {"vectors": embed_segments(model(), data[held(f)])})["vectors"]
         ft = fold_timbre(f)
         variants = score_set("fold", fv, ft["means"], ft["covs"], [package_of[paths[r]] for r in held(f)], args,
                              all_usable=True)
