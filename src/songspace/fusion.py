@@ -10,8 +10,11 @@ to a sample of the library), and the two are mixed with weight `WEIGHT` on the c
 
 Search takes the `CANDIDATES` nearest tracks by cosine from the vector index (exact or ANN) and
 re-ranks them by this score (rerank.py), so a query stays a top-N search plus O(N) work.
-Measured in docs/results.md ("A timbre companion"): on package-CV folds fold mAP +0.023 (4 of 4
-folds), P@1 +0.060; ost-dev artist mAP +0.050, album P@1 +0.018. w = 0.7 was chosen there.
+Measured in docs/results.md ("Hubness and timbre on package-CV folds"): with models that never
+heard the held-out packages it won every run (8 of 8 at 120 steps: fold mAP +0.038, ost-dev
+album mAP +0.025; the 1,000-step fold models +0.006 and +0.015 fold mAP); with the shipped v3
+on ost-dev album mAP +0.005, artist mAP +0.046. w = 0.7 was fixed before those runs ("A timbre
+companion").
 """
 
 from __future__ import annotations
