@@ -8,6 +8,8 @@ stores them; written with one SQL transaction, not timed), then times in CPU sec
   full      every track's moments against a new sample of 500 (what a first index, a new model,
             or a library grown by > 10% costs)
   changed   1% of the tracks re-stored, then refreshed (what an ordinary index run costs)
+  query     one query's top 10: the nearest by cosine alone (Searcher.search), and re-ranked by the
+            fusion (rerank.ranked: 50 candidates' blobs and moments read by id), warm, median
 A benchmark, not a test: it prints figures and never fails on speed.
 """
 
@@ -25,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from songspace import method as methods  # noqa: E402
-from songspace import proximity, timbre  # noqa: E402
+from songspace import proximity, rerank, timbre  # noqa: E402
 from songspace.catalog import Catalog  # noqa: E402
+from songspace.query import Searcher  # noqa: E402
 
 
 def synthetic_blobs(rng, n: int) -> list[bytes]:
@@ -80,6 +83,25 @@ def main() -> None:
         print(f"1% changed:      {time.process_time() - cpu:6.1f} s CPU, {time.perf_counter() - wall:6.1f} s wall "
               f"({done.computed} tracks)")
         cat.close()
+        time_queries(path, args.tracks)
+
+
+def time_queries(path: Path, n: int, queries: int = 40) -> None:
+    searcher = Searcher(path, save=False)
+    ids = np.random.default_rng(2).choice(np.arange(1, n + 1), size=queries, replace=False).tolist()
+    vectors = searcher.vectors(ids)  # builds the vector index (not timed)
+    assert rerank.fused(searcher), "the catalog should be ready to fuse"
+    for name, ask in (("cosine", lambda i, v: searcher.search(v[None], 11, {i})),
+                      ("fused", lambda i, v: rerank.ranked(searcher, v[None], 10, {i}, query_ids=[i]))):
+        ask(ids[0], vectors[0])  # warm
+        cpu = []
+        for i, v in zip(ids, vectors):
+            start = time.process_time()
+            ask(i, v)
+            cpu.append(time.process_time() - start)
+        print(f"query, {name}:{' ' * (8 - len(name))}{np.median(cpu) * 1000:6.2f} ms CPU median over {queries} "
+              f"({len(searcher)} tracks, {searcher.space().index.kind} index)")
+    searcher.close()
 
 
 if __name__ == "__main__":

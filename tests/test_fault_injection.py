@@ -59,6 +59,24 @@ getattr(cat, sys.argv[2])(*eval(sys.argv[3]))
 """
 
 
+def counted_run(tmp_path, path, script_text: str, *args: str):
+    """Run `script_text` (catalog path, then `args`) to the end on a copy of the catalog at
+    `path`, every durable step numbered: (the script, the environment to run it again on `path`
+    with a kill added, the steps it took)."""
+    script = tmp_path / "script.py"
+    script.write_text(script_text)
+    env = kit.environment(**{kit.LOG: str(tmp_path / "steps.log"), kit.ROOT: str(tmp_path),
+                             "PYTHONPATH": kit.environment()["PYTHONPATH"] + ":" + str(kit.HERE.parent)})
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    shutil.copy(path, probe)
+    done = subprocess.run([sys.executable, str(script), str(probe / "catalog.sqlite"), *args], check=False,
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    env.pop(kit.LOG)
+    return script, env, kit.steps(tmp_path / "steps.log")
+
+
 @pytest.mark.parametrize("method, args, table", [
     ("star", "('ann', ['1', '2'])", "stars"),
     ("star", "('ann', ['1', '2'], False)", "stars"),
@@ -83,21 +101,11 @@ def test_a_write_of_several_rows_is_applied_whole_or_not_at_all(tmp_path, method
     cat.close()
     before = sorted(kit.held(tmp_path, segments=False).__dict__[table])
 
-    script = tmp_path / "write.py"
-    script.write_text(WRITE)
-    env = kit.environment(**{kit.LOG: str(tmp_path / "steps.log"), kit.ROOT: str(tmp_path),
-                             "PYTHONPATH": kit.environment()["PYTHONPATH"] + ":" + str(kit.HERE.parent)})
-    probe = tmp_path / "probe"
-    probe.mkdir()
-    shutil.copy(path, probe)
-    done = subprocess.run([sys.executable, str(script), str(probe / "catalog.sqlite"), method, args], check=False,
-                          env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    rows = [n for n, s in enumerate(kit.steps(tmp_path / "steps.log"), 1) if table in s and "COMMIT" not in s]
-    assert len(rows) == 2, kit.steps(tmp_path / "steps.log")
+    script, env, steps = counted_run(tmp_path, path, WRITE, method, args)
+    rows = [n for n, s in enumerate(steps, 1) if table in s and "COMMIT" not in s]
+    assert len(rows) == 2, steps
 
     env[kit.KILL_AT] = str(rows[1])  # between the two rows
-    env.pop(kit.LOG)
     died = subprocess.run([sys.executable, str(script), str(path), method, args], check=False, env=env,
                           capture_output=True, text=True)
     assert died.returncode == -signal.SIGKILL, died.stderr
@@ -125,21 +133,10 @@ def test_a_tracks_timbre_is_stored_with_its_vector_or_not_at_all(tmp_path):
 
     path = tmp_path / "catalog.sqlite"
     Catalog(path).close()
-    script = tmp_path / "put.py"
-    script.write_text(PUT)
-    env = kit.environment(**{kit.LOG: str(tmp_path / "steps.log"), kit.ROOT: str(tmp_path),
-                             "PYTHONPATH": kit.environment()["PYTHONPATH"] + ":" + str(kit.HERE.parent)})
-    probe = tmp_path / "probe"
-    probe.mkdir()
-    shutil.copy(path, probe)
-    done = subprocess.run([sys.executable, str(script), str(probe / "catalog.sqlite")], check=False, env=env,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    steps = kit.steps(tmp_path / "steps.log")
+    script, env, steps = counted_run(tmp_path, path, PUT)
     [at] = [n for n, s in enumerate(steps, 1) if "INTO timbre" in s]
     assert any("INTO embeddings" in s for s in steps[: at - 1])  # the vector is written first
     env[kit.KILL_AT] = str(at)
-    env.pop(kit.LOG)
     died = subprocess.run([sys.executable, str(script), str(path)], check=False, env=env, capture_output=True, text=True)
     assert died.returncode == -signal.SIGKILL, died.stderr
     after = kit.held(tmp_path, segments=False)
