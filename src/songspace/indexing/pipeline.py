@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import method as methods
+from .. import proximity
 from ..analysis import Analysis, Task
 from ..catalog import Catalog, Track
 from ..progress import Phase, Report, silent
@@ -164,7 +165,7 @@ def plan_tasks(catalog: Catalog, method: methods.Method, files: list[str], known
     tasks = []
     listings = dict(listings or {})
     # Embedded before the timbre companion (catalog step 13): the Gaussian alone is computed.
-    no_timbre = catalog.without_timbre() if method.kind != "mfcc" else set()
+    no_timbre = catalog.without_timbre() if proximity.applies(method) else set()
     for path in files:
         try:
             st = os.stat(path)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from .. import method as methods
+from .. import proximity
 from ..analysis import Analysis, Task, analyse, remove_stale_temp_files, temp_prefix
 from ..catalog import Catalog, Track
 from ..progress import Phase, Report, silent
@@ -193,7 +194,7 @@ def plan(catalog: Catalog, method: methods.Method, songs: list[Song], known: dic
     """The songs to download; the others counted as unchanged (their entry's tags stored when
     they changed on the server), or as failed or set aside as before."""
     downloads = []
-    no_timbre = catalog.without_timbre() if method.kind != "mfcc" else set()  # embedded before the timbre companion
+    no_timbre = catalog.without_timbre() if proximity.applies(method) else set()  # embedded before the timbre companion
     for song in songs:
         t = known.get(song.path)
         retagged = t is not None and any(getattr(t, k) != v for k, v in stored_form(song.tags).items())
